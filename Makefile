@@ -1,0 +1,45 @@
+# lifeboat — the two commands of the README, and a few helpers.
+#   make run   install what is missing, build, start lifeboatd on etc/lifeboat-local.conf
+#   make test  install what is missing, build under ASan+UBSan, run every test
+.PHONY: all build run test unit integration deps test-deps install clean
+
+BUILD      ?= build
+TESTBUILD  ?= build-test
+JOBS       ?= $(shell nproc)
+PYTHON     ?= /usr/bin/python3
+LOCALCONF  ?= etc/lifeboat-local.conf
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh --test
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLB_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@scripts/run-local.sh $(BUILD) $(LOCALCONF)
+
+$(TESTBUILD)/lifeboatd: test-deps FORCE
+	@cmake -S . -B $(TESTBUILD) -DCMAKE_BUILD_TYPE=Debug -DLB_SANITIZE=ON >/dev/null
+	@cmake --build $(TESTBUILD) -j $(JOBS)
+FORCE:
+
+unit: $(TESTBUILD)/lifeboatd
+	cd $(TESTBUILD) && ctest --output-on-failure -j $(JOBS)
+
+integration: $(TESTBUILD)/lifeboatd
+	LIFEBOAT_BUILD=$(abspath $(TESTBUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+test: $(TESTBUILD)/lifeboatd
+	@scripts/run-tests.sh $(TESTBUILD)
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(TESTBUILD)

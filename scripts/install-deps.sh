@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lifeboat needs to build, run and test.
+# Idempotent and quick when everything is already there: `make run` and
+# `make test` call it on every invocation.
+set -euo pipefail
+
+BUILD_PKGS="build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
+ libgmime-3.0-dev libmicrohttpd-dev libjansson-dev libsodium-dev libldap2-dev
+ libc-ares-dev libzstd-dev libxml2-dev libopendkim-dev libcurl4-openssl-dev libpq-dev openssl"
+TEST_PKGS="libcmocka-dev postfix swaks python3-pytest python3-aiosmtpd"
+
+want="$BUILD_PKGS"
+[ "${1:-}" = "--test" ] && want="$BUILD_PKGS $TEST_PKGS"
+
+missing=()
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# Postfix asks questions at install time; answer them for a local-only setup.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The tests start private Postfix instances; the system one must not hold port 25.
+if [[ " ${missing[*]} " == *" postfix "* ]]; then
+  $SUDO postfix stop >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every suite against the sanitizer build and exits non-zero if any failed.
+# The runners' own summaries (ctest, pytest) are the last lines printed.
+set -uo pipefail
+build=$(cd "$1" && pwd)
+cd "$(dirname "$0")/.."
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+if [ ! -d ../shared/corpora ]; then
+  echo "run-tests: ../shared/corpora not found: the corpus suites will report as skipped-by-absence (see tests/README)."
+fi
+
+rc=0
+(cd "$build" && ctest --output-on-failure -j "$(nproc)") || rc=1
+LIFEBOAT_BUILD="$build" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+prc=$?
+[ $prc -ne 0 ] && rc=1
+exit $rc

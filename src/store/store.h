@@ -1,0 +1,214 @@
+/*
+ * store.h — the only shared state of lifeboat, behind one narrow interface.
+ *
+ * Everything persistent goes through these calls: the directory (customers,
+ * domains, users, aliases), the queue (messages and per-recipient state) and the
+ * blob references. The embedded backend is SQLite in data_dir (WAL, migrations
+ * numbered in store_sqlite.c); a PostgreSQL backend will implement the same calls.
+ *
+ * A struct store is one database connection: use it from one thread at a time.
+ * lifeboatd opens one per thread for reads and does all of its writes through the
+ * group-commit writer (writer.h), which owns its own connection. lifeboatctl opens
+ * one and writes directly (SQLite serialises it against the daemon).
+ *
+ * Return codes: STORE_OK (0), STORE_NOTFOUND, STORE_EXISTS, STORE_ERR (< 0; the
+ * backend has logged the cause). Strings are copied into fixed fields; nothing
+ * returned needs freeing unless a comment says so.
+ */
+#ifndef LB_STORE_STORE_H
+#define LB_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/addr.h"
+#include "util/config.h"
+#include "util/queueid.h"
+
+enum { STORE_OK = 0, STORE_NOTFOUND = 1, STORE_EXISTS = 2, STORE_ERR = -1 };
+
+struct store;
+
+/* Opens (creating data_dir, the database and the blob folders if needed) and
+ * migrates the schema to the current version. */
+int store_open(const struct config *cfg, struct store **out, char *err, size_t errlen);
+void store_close(struct store *st);
+
+/* Explicit transactions (BEGIN IMMEDIATE). Nested calls are an error. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+int store_rollback(struct store *st);
+/* Savepoints inside a transaction, for the writer's per-job isolation. */
+int store_savepoint(struct store *st);
+int store_savepoint_release(struct store *st);
+int store_savepoint_rollback(struct store *st);
+
+/* ---------------------------------------------------------------- directory */
+
+struct store_customer {
+    int64_t id;
+    char name[128];
+    int64_t created;
+    int64_t sub_start; /* 0: never subscribed */
+    int64_t sub_end;   /* end of the committed term */
+    int64_t sub_cancelled; /* 0: active */
+};
+
+struct store_domain {
+    int64_t id;
+    int64_t customer_id;
+    char name[DOMAIN_MAX + 1]; /* lower case */
+    char routes[1024];         /* "host[:port],host[:port]" tried in order */
+    int recipient_check;       /* 1: unknown users get 550 5.1.1 at RCPT */
+    char outbound_from[1024];  /* "CIDR,CIDR": clients allowed to relay out */
+    char webhook[1024];
+    char dkim_selector[64];
+    char dkim_key_file[1024];
+    int continuity;           /* 1: enabled */
+    int outgoing_to_own;      /* --outgoing-to-own-server */
+    int64_t created;
+};
+
+enum store_role { ROLE_USER = 0, ROLE_ADMIN = 1, ROLE_OPERATOR = 2 };
+
+struct store_user {
+    int64_t id;
+    int64_t domain_id;
+    char email[ADDR_MAX + 1]; /* lower case */
+    char name[256];
+    int role;                 /* enum store_role */
+    char pw_hash[256];        /* argon2id string, "" : no password */
+    int active;               /* activated */
+    int suspended;
+    char alt_email[ADDR_MAX + 1];
+    int64_t created;
+};
+
+int store_customer_add(struct store *st, const char *name, int64_t *id_out);
+int store_customer_get(struct store *st, const char *name, struct store_customer *out);
+int store_customer_get_by_id(struct store *st, int64_t id, struct store_customer *out);
+int store_customer_update(struct store *st, const struct store_customer *c);
+int store_customer_list(struct store *st, int (*cb)(const struct store_customer *, void *), void *arg);
+
+int store_domain_add(struct store *st, const struct store_domain *d, int64_t *id_out);
+int store_domain_update(struct store *st, const struct store_domain *d); /* by d->id */
+int store_domain_get(struct store *st, const char *name, struct store_domain *out);
+int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain *out);
+int store_domain_list(struct store *st, int (*cb)(const struct store_domain *, void *), void *arg);
+
+int store_user_add(struct store *st, const struct store_user *u, int64_t *id_out);
+int store_user_update(struct store *st, const struct store_user *u); /* by u->id */
+int store_user_get(struct store *st, const char *email, struct store_user *out);
+int store_user_get_by_id(struct store *st, int64_t id, struct store_user *out);
+int store_user_del(struct store *st, int64_t id); /* also drops the user's aliases */
+/* domain_id 0: all users. */
+int store_user_list(struct store *st, int64_t domain_id, int (*cb)(const struct store_user *, void *),
+                    void *arg);
+
+/* Aliases map an extra address (any hosted domain) to one user. */
+int store_alias_add(struct store *st, int64_t user_id, const char *alias);
+int store_alias_del(struct store *st, const char *alias);
+int store_alias_get(struct store *st, const char *alias, int64_t *user_id_out);
+/* user_id 0: all aliases. */
+int store_alias_list(struct store *st, int64_t user_id,
+                     int (*cb)(const char *alias, const char *user_email, void *), void *arg);
+
+/* -------------------------------------------------------------------- queue */
+
+enum store_rcpt_state {
+    RCPT_QUEUED = 0,      /* waiting for (re)delivery */
+    RCPT_SENT = 1,        /* accepted by the next hop: final */
+    RCPT_BOUNCED = 2,     /* permanent failure or expired, DSN queued: final */
+    RCPT_CONTINUITY = 3,  /* diverted into a continuity mailbox */
+    RCPT_REDELIVERED = 4, /* drained back to the customer's server: final */
+    RCPT_DELETED = 5,     /* deleted by the user, never re-delivered: final */
+};
+
+enum store_direction { DIR_INBOUND = 0, DIR_OUTBOUND = 1 };
+
+#define BLOB_ID_SIZE 65 /* sha256 hex + NUL */
+
+struct store_msg_new {
+    char id[QUEUEID_SIZE];
+    char blob[BLOB_ID_SIZE];  /* already on stable storage (blob_put) */
+    uint64_t size;            /* bytes of the body as received */
+    const char *sender;       /* "" : null sender <> */
+    const char *prefix;       /* header lines prepended on delivery (Received:), CRLF ended */
+    int64_t received;         /* time(NULL) of acceptance */
+    const char *client_addr;
+    const char *helo;
+    int direction;            /* enum store_direction */
+    int is_bounce;            /* a DSN we generated: never bounce it again */
+    size_t nrcpt;
+    const char *const *rcpts; /* canonical addresses */
+};
+
+struct store_msg {
+    char id[QUEUEID_SIZE];
+    char blob[BLOB_ID_SIZE];
+    uint64_t size;
+    char sender[ADDR_MAX + 1];
+    char prefix[2048];
+    int64_t received;
+    char client_addr[64];
+    char helo[256];
+    int direction;
+    int is_bounce;
+};
+
+struct store_rcpt {
+    int64_t id;
+    char msg_id[QUEUEID_SIZE];
+    char rcpt[ADDR_MAX + 1];
+    char domain[DOMAIN_MAX + 1];
+    int state;             /* enum store_rcpt_state */
+    unsigned attempts;
+    int64_t next_attempt;  /* time(NULL) */
+    int64_t received;      /* of the message */
+    char last_reply[512];
+};
+
+/* Inserts the message and its recipients (state queued, next_attempt = received)
+ * and takes one reference on the blob. Call inside a transaction. */
+int store_message_insert(struct store *st, const struct store_msg_new *m);
+int store_message_get(struct store *st, const char *id, struct store_msg *out);
+
+/* Recipients in state queued with next_attempt <= now, soonest first, at most
+ * limit of them. The callback returns non-zero to stop early. */
+int store_rcpt_due(struct store *st, int64_t now, size_t limit,
+                   int (*cb)(const struct store_rcpt *, void *), void *arg);
+/* Earliest next_attempt among queued recipients; STORE_NOTFOUND when none. */
+int store_rcpt_next_due(struct store *st, int64_t *when_out);
+int store_rcpt_get(struct store *st, int64_t id, struct store_rcpt *out);
+/* Records an attempt's outcome: one transition, one statement. */
+int store_rcpt_update(struct store *st, int64_t id, int state, unsigned attempts, int64_t next_attempt,
+                      const char *last_reply);
+/* All recipients of one message. */
+int store_rcpt_list(struct store *st, const char *msg_id, int (*cb)(const struct store_rcpt *, void *),
+                    void *arg);
+/* Makes every queued recipient due now (lifeboatctl queue flush). */
+int store_queue_flush(struct store *st);
+
+/* When no recipient of the message is left in a non-final state, deletes the
+ * message and drops its blob reference. *released is set to 1 when that
+ * happened. Call inside a transaction. */
+int store_message_release_if_done(struct store *st, const char *id, int *released);
+/* Deletes a message and all of its recipients regardless of state (queue delete). */
+int store_message_delete(struct store *st, const char *id);
+
+/* Messages that still have queued recipients, oldest first (queue list). */
+int store_queue_list(struct store *st, int (*cb)(const struct store_msg *, void *), void *arg);
+
+/* -------------------------------------------------------------------- blobs */
+
+/* Reference counts of blobs (the files live in blob.h's store). */
+int store_blob_ref(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size);
+int store_blob_unref(struct store *st, const char *blob_id);
+/* Blobs whose count fell to zero: the caller unlinks the files, then forgets them. */
+int store_blob_unreferenced(struct store *st, size_t limit, int (*cb)(const char *blob_id, void *),
+                            void *arg);
+int store_blob_forget(struct store *st, const char *blob_id);
+/* 1 if the store has a row for the blob (used by start-up recovery). */
+int store_blob_known(struct store *st, const char *blob_id);
+
+#endif

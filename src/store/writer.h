@@ -1,0 +1,46 @@
+/*
+ * writer.h — the group-commit writer: the one thread of lifeboatd that writes
+ * to the store.
+ *
+ * Callers on an event loop submit jobs. The writer takes every job waiting,
+ * runs them in one transaction (each inside its own savepoint, so one failing
+ * job does not undo the others), commits once — one fsync for the whole group —
+ * and then hands each job's result back to the submitting loop, where done() runs.
+ * While one group commits, the next one gathers: under load many SMTP sessions
+ * share one fsync. A job may also write blobs (blob_put) before its rows.
+ *
+ * If the commit fails every job of the group reports STORE_ERR: the callers
+ * answer 451 and the sender retries, nothing half-written survives.
+ */
+#ifndef LB_STORE_WRITER_H
+#define LB_STORE_WRITER_H
+
+#include <event2/event.h>
+
+#include "store/blob.h"
+#include "store/store.h"
+
+struct store_writer;
+
+/* Runs on the writer thread inside the group's transaction. Return STORE_OK or an error. */
+typedef int (*store_job_fn)(struct store *st, struct blobstore *bs, void *arg);
+/* Runs on the submitting event loop with the job's final result (STORE_ERR if the
+ * group's commit failed). May be NULL. */
+typedef void (*store_done_fn)(int rc, void *arg);
+
+/* Starts the writer thread with its own connection and blob store.
+ * done_base: the loop on which done callbacks run (evthread must be enabled). */
+struct store_writer *store_writer_start(const struct config *cfg, struct event_base *done_base,
+                                        char *err, size_t errlen);
+
+/* Queues a job. Thread-safe. Returns 0, or -1 if the writer is stopping. */
+int store_writer_submit(struct store_writer *w, store_job_fn job, store_done_fn done, void *arg);
+
+/* Runs every queued job, stops the thread, then calls the pending done callbacks
+ * directly on the calling thread (which must be done_base's loop thread), frees w. */
+void store_writer_stop(struct store_writer *w);
+
+/* The writer's blob store, for read access from other threads (blob_get is thread-safe). */
+struct blobstore *store_writer_blobs(struct store_writer *w);
+
+#endif
