@@ -1,0 +1,2 @@
+/* lifeboatd.c — placeholder until the wiring lands. */
+int main(void) { return 0; }
