@@ -22,6 +22,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
+	@scripts/install-deps.sh --demo
 	@scripts/run-local.sh $(BUILD) $(LOCALCONF)
 
 $(TESTBUILD)/lifeboatd: test-deps FORCE

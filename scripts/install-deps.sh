@@ -10,7 +10,10 @@ BUILD_PKGS="build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-
 TEST_PKGS="libcmocka-dev postfix swaks python3-pytest python3-aiosmtpd"
 
 want="$BUILD_PKGS"
-[ "${1:-}" = "--test" ] && want="$BUILD_PKGS $TEST_PKGS"
+case "${1:-}" in
+  --test) want="$BUILD_PKGS $TEST_PKGS" ;;
+  --demo) want="$BUILD_PKGS python3-aiosmtpd swaks" ;;
+esac
 
 missing=()
 for p in $want; do
