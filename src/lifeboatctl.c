@@ -1,2 +1,177 @@
-/* lifeboatd.c — placeholder until the wiring lands. */
-int main(void) { return 0; }
+/*
+ * lifeboatctl.c — the administration command (SPEC.md "Administration"):
+ *
+ *   lifeboatctl [-c FILE] [--json] NOUN VERB [ARGS...]
+ *
+ * It reads the same config file as lifeboatd, opens the same store and works on
+ * it directly, also while the daemon runs (SQLite serialises the writers). The
+ * command groups live in src/ctl/; this file parses the global options, loads
+ * the config and dispatches.
+ *
+ * Exit status: 0 done, 1 refused or failed (one line on stderr saying why),
+ * 2 bad usage or a config file that does not load.
+ */
+#include "ctl/ctl.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_CONFIG "/etc/lifeboat/lifeboat.conf"
+
+struct command {
+    const char *noun, *verb;
+    int (*run)(struct ctl *c, int argc, char **argv);
+    const char *args; /* for the usage line */
+};
+
+static const struct command commands[] = {
+    {"customer", "add", ctl_customer_add, "NAME"},
+    {"customer", "list", ctl_customer_list, "[--json]"},
+    {"domain", "add", ctl_domain_add, "DOMAIN --customer NAME --route HOST[:PORT][,HOST[:PORT]...]"},
+    {"domain", "set", ctl_domain_set,
+     "DOMAIN [--route ...] [--recipient-check on|off] [--outbound-from CIDR,...] [--webhook URL] "
+     "[--dkim-selector S --dkim-key FILE]"},
+    {"domain", "list", ctl_domain_list, "[--json]"},
+    {"user", "add", ctl_user_add,
+     "EMAIL [--name N] [--role user|admin|operator] [--password-stdin] [--activate]"},
+    {"user", "set", ctl_user_set,
+     "EMAIL [--password-stdin] [--activate|--suspend] [--alt-email EMAIL] [--role R]"},
+    {"user", "del", ctl_user_del, "EMAIL"},
+    {"user", "list", ctl_user_list, "[--domain D] [--json]"},
+    {"alias", "add", ctl_alias_add, "EMAIL ALIAS"},
+    {"alias", "del", ctl_alias_del, "ALIAS"},
+    {"alias", "list", ctl_alias_list, "[EMAIL] [--json]"},
+    {"queue", "list", ctl_queue_list, "[--json]"},
+    {"queue", "show", ctl_queue_show, "ID [--json]"},
+    {"queue", "flush", ctl_queue_flush, ""},
+    {"queue", "delete", ctl_queue_delete, "ID"},
+    {"config", "check", ctl_config_check, ""},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* Usage of every command, or of one noun's commands when noun is set. */
+static void usage(FILE *f, const char *noun)
+{
+    fprintf(f, "usage: lifeboatctl [-c FILE] [--json] NOUN VERB [ARGS...]\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!noun || !strcmp(noun, commands[i].noun))
+            fprintf(f, "  %s %s%s%s\n", commands[i].noun, commands[i].verb, *commands[i].args ? " " : "",
+                    commands[i].args);
+    if (!noun)
+        fprintf(f, "-c FILE defaults to %s. Passwords are read from standard input only.\n"
+                   "Exit status: 0 done, 1 refused or failed, 2 bad usage or bad config.\n",
+                DEFAULT_CONFIG);
+}
+
+static void usage_of(FILE *f, const struct command *cmd)
+{
+    fprintf(f, "usage: lifeboatctl %s %s%s%s\n", cmd->noun, cmd->verb, *cmd->args ? " " : "", cmd->args);
+}
+
+int ctl_config_check(struct ctl *c, int argc, char **argv)
+{
+    int n;
+    if (ctl_getopt(argc, argv, NULL, NULL, 0, 0, &n) != CTL_OK)
+        return CTL_USAGE;
+    /* main has loaded the file already: reaching here means it is good. */
+    printf("%s: configuration OK\n", c->config_path);
+    return CTL_OK;
+}
+
+static int is_help(const char *a)
+{
+    return !strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "help");
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl c;
+    memset(&c, 0, sizeof c);
+    c.config_path = DEFAULT_CONFIG;
+
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) {
+            usage(stdout, NULL);
+            return CTL_OK;
+        } else if (!strcmp(a, "--json")) {
+            c.json = 1;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+            if (++i == argc) {
+                fprintf(stderr, "lifeboatctl: %s needs a file\n", a);
+                usage(stderr, NULL);
+                return CTL_USAGE;
+            }
+            c.config_path = argv[i];
+        } else if (!strncmp(a, "--config=", 9)) {
+            c.config_path = a + 9;
+        } else if (!strncmp(a, "-c", 2)) {
+            c.config_path = a + 2;
+        } else {
+            fprintf(stderr, "lifeboatctl: unknown option \"%s\"\n", a);
+            usage(stderr, NULL);
+            return CTL_USAGE;
+        }
+    }
+    if (i == argc) {
+        usage(stderr, NULL);
+        return CTL_USAGE;
+    }
+    const char *noun = argv[i], *verb = i + 1 < argc ? argv[i + 1] : NULL;
+    const struct command *cmd = NULL;
+    int noun_known = 0;
+    for (size_t k = 0; k < NCOMMANDS; k++) {
+        if (strcmp(commands[k].noun, noun) != 0)
+            continue;
+        noun_known = 1;
+        if (verb && !strcmp(commands[k].verb, verb))
+            cmd = &commands[k];
+    }
+    if (!noun_known) {
+        fprintf(stderr, "lifeboatctl: unknown command \"%s\"\n", noun);
+        usage(stderr, NULL);
+        return CTL_USAGE;
+    }
+    if (verb && is_help(verb)) {
+        usage(stdout, noun);
+        return CTL_OK;
+    }
+    if (!cmd) {
+        if (verb)
+            fprintf(stderr, "lifeboatctl: unknown command \"%s %s\"\n", noun, verb);
+        usage(stderr, noun);
+        return CTL_USAGE;
+    }
+    for (int k = i + 2; k < argc; k++) {
+        if (!strcmp(argv[k], "--"))
+            break;
+        if (!strcmp(argv[k], "--help")) {
+            usage_of(stdout, cmd);
+            return CTL_OK;
+        }
+    }
+
+    char err[1024];
+    if (config_load(&c.cfg, c.config_path, err, sizeof err) != 0) {
+        fprintf(stderr, "lifeboatctl: %s\n", err);
+        return CTL_USAGE;
+    }
+    /* Warnings and errors of the modules below (the store's causes) go to
+     * stderr; routine information would only clutter an administrator's
+     * terminal or a script's output. */
+    log_init("lifeboatctl", c.cfg.hostname, 1);
+    log_set_level(c.cfg.log_level > LOG_LEVEL_WARN ? c.cfg.log_level : LOG_LEVEL_WARN);
+
+    int rc = cmd->run(&c, argc - i - 2, argv + i + 2);
+    if (rc == CTL_USAGE)
+        usage_of(stderr, cmd);
+    if (c.st)
+        store_close(c.st);
+    if (fflush(stdout) != 0 && rc == CTL_OK) {
+        fprintf(stderr, "lifeboatctl: cannot write the output\n");
+        rc = CTL_FAIL;
+    }
+    return rc;
+}

@@ -38,15 +38,39 @@ struct route {
     struct route_host hosts[ROUTE_MAX_HOSTS];
 };
 
-/* Parses "host[:port],host[:port]" (default port 25). 0 or -1. */
+/* Parses "host[:port],host[:port]" (default port 25; "[v6]:port" for IPv6
+ * literals; spaces around commas allowed). Host names are lower-cased.
+ * 0 or -1 (empty list, empty entry, bad host or port, more than ROUTE_MAX_HOSTS). */
 int route_parse(const char *s, struct route *out);
+/* Writes the canonical text of a route ("mx1.acme.test:25,[2001:db8::1]:2525"),
+ * the form store_domain.routes keeps. 0, or -1 if it does not fit. */
+int route_format(const struct route *r, char *out, size_t outlen);
 
 /* ---------------------------------------------------------------- CIDR lists */
 
+/* One network: an address and a prefix length (32 or 128 for a bare address).
+ * IPv4 is kept as such (family AF_INET, 4 bytes used). Host bits beyond the
+ * prefix are cleared when parsing, so "192.0.2.7/24" means 192.0.2.0/24. */
+struct cidr {
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    unsigned prefix;
+};
+
+/* Parses one "address[/prefix]" entry (no spaces). 0 or -1. */
+int cidr_parse(const char *s, struct cidr *out);
+/* "192.0.2.0/24", "2001:db8::/32", or the bare address for a /32 or /128. 0 or -1. */
+int cidr_format(const struct cidr *c, char *out, size_t outlen);
+/* 1 if ip (numeric text) is inside c. An IPv4-mapped IPv6 client address
+ * (::ffff:192.0.2.7, as a dual-stack socket reports it) matches IPv4 networks;
+ * an IPv6 zone ("%eth0") is ignored. */
+int cidr_match(const struct cidr *c, const char *ip);
+
 /* 1 if ip (IPv4 or IPv6 text) is inside one of the comma-separated CIDRs in list
- * ("192.0.2.0/24,2001:db8::/32,198.51.100.7"). */
+ * ("192.0.2.0/24,2001:db8::/32,198.51.100.7"). Invalid entries never match. */
 int cidr_list_match(const char *list, const char *ip);
-/* 0 if every entry of list is a valid address or CIDR. */
+/* 0 if every entry of list is a valid address or CIDR (an empty list is valid:
+ * it matches nothing), -1 otherwise. */
 int cidr_list_validate(const char *list);
 
 /* ---------------------------------------------------------------- recipients */
@@ -73,18 +97,57 @@ int directory_client_may_relay(struct store *st, const char *client_ip);
 
 /* ---------------------------------------------------------------- administration */
 
+/* Each of these validates its inputs, checks and changes the store inside one
+ * transaction (so a check and the change it guards cannot be split by another
+ * writer), and returns 0 or -1 with a one-line reason in err, e.g.
+ * "domain acme.test: customer acme does not exist". Addresses and domains are
+ * canonicalised (lower case) before anything is looked up or stored. */
+
+/* "user", "admin", "operator" -> enum store_role; -1 for anything else. */
+int directory_role_parse(const char *s);
+const char *directory_role_name(int role);
+
 int directory_customer_add(struct store *st, const char *name, char *err, size_t errlen);
 
 /* domain add: customer must exist, route must parse. */
 int directory_domain_add(struct store *st, const char *domain, const char *customer,
                          const char *routes, char *err, size_t errlen);
 
+/* domain set: NULL (or -1) leaves a setting alone. "" clears outbound_from,
+ * webhook and the DKIM pair; the DKIM selector and key file are set together. */
+struct directory_domain_changes {
+    const char *routes;
+    int recipient_check;        /* 0, 1, or -1: unchanged */
+    const char *outbound_from;  /* CIDR list */
+    const char *webhook;        /* http:// or https:// URL */
+    const char *dkim_selector;
+    const char *dkim_key_file;  /* must be a readable file; stored as an absolute path */
+};
+int directory_domain_set(struct store *st, const char *domain, const struct directory_domain_changes *ch,
+                         char *err, size_t errlen);
+
 /* User creation and changes: the domain must be hosted; password (may be NULL)
- * is hashed here. role: "user", "admin" or "operator". */
+ * is hashed here. role: "user", "admin" or "operator" (NULL: "user"). */
 int directory_user_add(struct store *st, const char *email, const char *name, const char *role,
                        const char *password, int activate, char *err, size_t errlen);
 
+/* user set: NULL (or -1) leaves a setting alone. active 1 also lifts a
+ * suspension (--activate); suspended 1 suspends (--suspend). alt_email "" clears. */
+struct directory_user_changes {
+    const char *password;
+    int active;          /* 1 or -1 */
+    int suspended;       /* 1 or -1 */
+    const char *alt_email;
+    const char *role;
+};
+int directory_user_set(struct store *st, const char *email, const struct directory_user_changes *ch,
+                       char *err, size_t errlen);
+/* Deletes the user and the user's aliases. */
+int directory_user_del(struct store *st, const char *email, char *err, size_t errlen);
+
+/* The alias's domain must be hosted and the alias must not be a user's address. */
 int directory_alias_add(struct store *st, const char *user_email, const char *alias, char *err,
                         size_t errlen);
+int directory_alias_del(struct store *st, const char *alias, char *err, size_t errlen);
 
 #endif

@@ -144,27 +144,36 @@ int config_parse_hostport(const char *s, const char *default_port, struct config
     return 0;
 }
 
-static int parse_listen_list(const char *v, const char *default_port, struct config_listen_list *l)
+/* may_be_off: "off"/"none" is an empty list (submission and HTTP may be off; an MX
+ * without SMTP listeners is a mistake). */
+static int parse_listen_list(const char *v, const char *default_port, int may_be_off,
+                             struct config_listen_list *l)
 {
     memset(l, 0, sizeof *l);
     if (!strcmp(v, "off") || !strcmp(v, "none"))
-        return 0;
-    char buf[2048];
-    snprintf(buf, sizeof buf, "%s", v);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok))
-            tok++;
-        char *e = tok + strlen(tok);
-        while (e > tok && isspace((unsigned char)e[-1]))
+        return may_be_off ? 0 : -1;
+    const char *p = v;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char tok[300];
+        if (n >= sizeof tok || l->count == CONFIG_MAX_LISTEN)
+            return -1;
+        memcpy(tok, p, n);
+        tok[n] = 0;
+        char *t = tok;
+        while (isspace((unsigned char)*t))
+            t++;
+        char *e = t + strlen(t);
+        while (e > t && isspace((unsigned char)e[-1]))
             *--e = 0;
-        if (l->count == CONFIG_MAX_LISTEN)
-            return -1;
-        if (config_parse_hostport(tok, default_port, &l->addr[l->count]) != 0)
-            return -1;
+        if (!*t || config_parse_hostport(t, default_port, &l->addr[l->count]) != 0)
+            return -1; /* an empty entry ("a:25,") is a typo, not a wish */
         l->count++;
+        if (!comma)
+            return 0;
+        p = comma + 1;
     }
-    return l->count ? 0 : -1;
 }
 
 enum key_type { K_STRING, K_PATH, K_LISTEN, K_UINT, K_DURATION, K_SIZE, K_HOSTPORT, K_STORE, K_LEVEL };
@@ -222,7 +231,8 @@ static int set_value(struct config *cfg, const struct key_def *k, const char *v)
         memcpy(field, v, strlen(v) + 1);
         return 0;
     case K_LISTEN:
-        return parse_listen_list(v, k->default_port, (struct config_listen_list *)field);
+        return parse_listen_list(v, k->default_port, k->offset != offsetof(struct config, smtp_listen),
+                                 (struct config_listen_list *)field);
     case K_UINT: {
         if (!isdigit((unsigned char)*v))
             return -1;
@@ -350,8 +360,15 @@ int config_parse(struct config *cfg, const char *name, const char *text, size_t 
                  name);
         return -1;
     }
-    if (cfg->delivery_concurrency == 0)
-        cfg->delivery_concurrency = 1;
+    if (cfg->delivery_concurrency == 0 || cfg->dr_probe_interval == 0 || cfg->smtp_timeout == 0 ||
+        cfg->smtp_data_timeout == 0 || cfg->delivery_timeout == 0 || cfg->queue_lifetime == 0 ||
+        cfg->archive_retention == 0) {
+        snprintf(err, errlen,
+                 "%s: delivery_concurrency, dr_probe_interval, the timeouts, queue_lifetime and "
+                 "archive_retention must be above 0",
+                 name);
+        return -1;
+    }
     return 0;
 }
 

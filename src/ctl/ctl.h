@@ -1,0 +1,121 @@
+/*
+ * ctl.h — what the command groups of lifeboatctl share: the run context, the
+ * option parser, exit codes, output helpers (text and --json through jansson)
+ * and reading a password from stdin.
+ *
+ * Each command is a function over the arguments after NOUN VERB. It prints its
+ * result on stdout, one clear line on stderr when it fails, and returns one of
+ * the CTL_* exit codes; lifeboatctl.c maps NOUN VERB to the function.
+ */
+#ifndef LB_CTL_CTL_H
+#define LB_CTL_CTL_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "store/store.h"
+#include "util/config.h"
+
+enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
+
+struct ctl {
+    const char *config_path;
+    struct config cfg;
+    struct store *st; /* opened on first use by ctl_store */
+    int json;         /* --json given before NOUN */
+};
+
+/* The store connection, opened on first use; NULL after printing why not. */
+struct store *ctl_store(struct ctl *c);
+
+/* Prints "lifeboatctl: <message>" on stderr; returns CTL_FAIL. */
+int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "lifeboatctl: <message>" on stderr; returns CTL_USAGE. The caller adds
+ * the usage line of the command. */
+int ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* --------------------------------------------------------------- options */
+
+/* One option of a command: "--name VALUE" / "--name=VALUE" when value is set,
+ * a flag ("--name") when flag is set. */
+struct ctl_opt {
+    const char *name; /* without the dashes */
+    const char **value;
+    int *flag;
+};
+
+/*
+ * Splits argv (the words after NOUN VERB) into the options of opts and
+ * positional words, which are stored in pos[0..]. Accepts options anywhere,
+ * "--" ends them. Refuses an unknown or repeated option, a missing value, and a
+ * positional count outside [min, max] (printing why). Returns CTL_OK or
+ * CTL_USAGE; *npos gets the positional count.
+ */
+int ctl_getopt(int argc, char **argv, const struct ctl_opt *opts, const char **pos, int min, int max,
+               int *npos);
+
+/* ---------------------------------------------------------------- output */
+
+/* What the store callbacks of a listing fill: the rows, a lookup table (names
+ * by id), and whether building them failed (out of memory). A callback that
+ * fails sets failed and returns non-zero, which stops the store's iteration,
+ * so the caller must check failed as well as the store's result. */
+struct ctl_list {
+    json_t *rows;
+    json_t *map;
+    int failed;
+};
+/* Appends o (stealing it) to l->rows; returns 0, or 1 after setting failed. */
+int ctl_list_add(struct ctl_list *l, json_t *o);
+/* Sets key (an id) to value (stolen) in l->map; same result as ctl_list_add. */
+int ctl_list_map(struct ctl_list *l, int64_t id, json_t *value);
+/* The value stored for id (borrowed), or JSON null. */
+json_t *ctl_list_lookup(struct ctl_list *l, int64_t id);
+void ctl_list_free(struct ctl_list *l);
+
+/* A JSON string for s, which need not be valid UTF-8 (bytes that are not
+ * become '?'): replies from remote servers and message headers are arbitrary. */
+json_t *ctl_jstr(const char *s);
+/* Dumps j (indented) and a newline on stdout, then releases it. CTL_OK, or
+ * CTL_FAIL if it could not be written. */
+int ctl_json_print(json_t *j);
+/* Writes s to f with control characters (other than \n and \t) shown as '?',
+ * so a hostile header cannot drive the administrator's terminal. */
+void ctl_put_safe(FILE *f, const char *s);
+/* The canonical (lower-case) spelling of an address or domain, as the
+ * directory stored it, for confirmation messages. Returns buf, or s if it
+ * does not fit. */
+const char *ctl_canon(const char *s, char buf[ADDR_MAX + 1]);
+/* "2026-11-27 21:53:37" in local time, or "-" for 0. */
+const char *ctl_time(int64_t t, char buf[32]);
+
+/* ---------------------------------------------------------------- input */
+
+/* Reads one line from stdin for --password-stdin (without echo and with a
+ * prompt when stdin is a terminal), without its line end. Returns a malloc'd
+ * string the caller wipes and frees with ctl_password_free, or NULL after
+ * printing why. */
+char *ctl_read_password(void);
+void ctl_password_free(char *pw);
+
+/* ---------------------------------------------------------------- commands */
+
+int ctl_customer_add(struct ctl *c, int argc, char **argv);
+int ctl_customer_list(struct ctl *c, int argc, char **argv);
+int ctl_domain_add(struct ctl *c, int argc, char **argv);
+int ctl_domain_set(struct ctl *c, int argc, char **argv);
+int ctl_domain_list(struct ctl *c, int argc, char **argv);
+int ctl_user_add(struct ctl *c, int argc, char **argv);
+int ctl_user_set(struct ctl *c, int argc, char **argv);
+int ctl_user_del(struct ctl *c, int argc, char **argv);
+int ctl_user_list(struct ctl *c, int argc, char **argv);
+int ctl_alias_add(struct ctl *c, int argc, char **argv);
+int ctl_alias_del(struct ctl *c, int argc, char **argv);
+int ctl_alias_list(struct ctl *c, int argc, char **argv);
+int ctl_queue_list(struct ctl *c, int argc, char **argv);
+int ctl_queue_show(struct ctl *c, int argc, char **argv);
+int ctl_queue_flush(struct ctl *c, int argc, char **argv);
+int ctl_queue_delete(struct ctl *c, int argc, char **argv);
+int ctl_config_check(struct ctl *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,230 @@
+/*
+ * ctl_domain.c — lifeboatctl's customer and domain commands. The rules live in
+ * the directory module; this file turns arguments into calls and results into
+ * text or --json. Listings are built as JSON first and printed from it, so the
+ * two forms always show the same data.
+ */
+#include "ctl/ctl.h"
+#include "directory/directory.h"
+
+#include <string.h>
+
+/* ---------------------------------------------------------------- customers */
+
+int ctl_customer_add(struct ctl *c, int argc, char **argv)
+{
+    const char *pos[1];
+    int n;
+    if (ctl_getopt(argc, argv, NULL, pos, 1, 1, &n) != CTL_OK)
+        return CTL_USAGE;
+    struct store *st = ctl_store(c);
+    if (!st)
+        return CTL_FAIL;
+    char err[512];
+    if (directory_customer_add(st, pos[0], err, sizeof err) != 0)
+        return ctl_fail("%s", err);
+    printf("customer %s added\n", pos[0]);
+    return CTL_OK;
+}
+
+static json_t *jtime(int64_t t)
+{
+    return t ? json_integer(t) : json_null();
+}
+
+static int customer_to_json(const struct store_customer *cu, void *arg)
+{
+    return ctl_list_add(arg, json_pack("{s:o, s:I, s:o, s:o, s:o}", "name", ctl_jstr(cu->name), "created",
+                          (json_int_t)cu->created, "subscription_start", jtime(cu->sub_start),
+                          "subscription_end", jtime(cu->sub_end), "subscription_cancelled",
+                          jtime(cu->sub_cancelled)));
+}
+
+int ctl_customer_list(struct ctl *c, int argc, char **argv)
+{
+    int json = c->json, n;
+    const struct ctl_opt opts[] = {{"json", NULL, &json}, {0}};
+    if (ctl_getopt(argc, argv, opts, NULL, 0, 0, &n) != CTL_OK)
+        return CTL_USAGE;
+    struct store *st = ctl_store(c);
+    if (!st)
+        return CTL_FAIL;
+    struct ctl_list l = {json_array(), NULL, 0};
+    if (store_customer_list(st, customer_to_json, &l) != STORE_OK || l.failed || !l.rows) {
+        ctl_list_free(&l);
+        return ctl_fail("cannot list customers: %s", l.failed ? "out of memory" : "store error");
+    }
+    json_t *rows = json_incref(l.rows);
+    ctl_list_free(&l);
+    if (json)
+        return ctl_json_print(rows);
+    size_t i;
+    json_t *o;
+    json_array_foreach(rows, i, o) {
+        char t1[32], t2[32];
+        json_int_t start = json_integer_value(json_object_get(o, "subscription_start"));
+        json_int_t end = json_integer_value(json_object_get(o, "subscription_end"));
+        json_int_t cancelled = json_integer_value(json_object_get(o, "subscription_cancelled"));
+        ctl_put_safe(stdout, json_string_value(json_object_get(o, "name")));
+        printf("  created %s", ctl_time(json_integer_value(json_object_get(o, "created")), t1));
+        if (!start)
+            printf("  no subscription\n");
+        else if (cancelled)
+            printf("  subscription cancelled, ends %s\n", ctl_time(end, t2));
+        else
+            printf("  subscribed until %s\n", ctl_time(end, t2));
+    }
+    json_decref(rows);
+    return CTL_OK;
+}
+
+/* ---------------------------------------------------------------- domains */
+
+int ctl_domain_add(struct ctl *c, int argc, char **argv)
+{
+    const char *pos[1], *customer = NULL, *route = NULL;
+    int n;
+    const struct ctl_opt opts[] = {{"customer", &customer, NULL}, {"route", &route, NULL}, {0}};
+    if (ctl_getopt(argc, argv, opts, pos, 1, 1, &n) != CTL_OK)
+        return CTL_USAGE;
+    if (!customer || !route)
+        return ctl_usage_error("domain add needs --customer and --route");
+    struct store *st = ctl_store(c);
+    if (!st)
+        return CTL_FAIL;
+    char err[512], canon[ADDR_MAX + 1];
+    if (directory_domain_add(st, pos[0], customer, route, err, sizeof err) != 0)
+        return ctl_fail("%s", err);
+    printf("domain %s added\n", ctl_canon(pos[0], canon));
+    return CTL_OK;
+}
+
+int ctl_domain_set(struct ctl *c, int argc, char **argv)
+{
+    const char *pos[1], *rcheck = NULL;
+    struct directory_domain_changes ch = {.recipient_check = -1};
+    int n;
+    const struct ctl_opt opts[] = {
+        {"route", &ch.routes, NULL},
+        {"recipient-check", &rcheck, NULL},
+        {"outbound-from", &ch.outbound_from, NULL},
+        {"webhook", &ch.webhook, NULL},
+        {"dkim-selector", &ch.dkim_selector, NULL},
+        {"dkim-key", &ch.dkim_key_file, NULL},
+        {0},
+    };
+    if (ctl_getopt(argc, argv, opts, pos, 1, 1, &n) != CTL_OK)
+        return CTL_USAGE;
+    if (rcheck) {
+        if (!strcmp(rcheck, "on"))
+            ch.recipient_check = 1;
+        else if (!strcmp(rcheck, "off"))
+            ch.recipient_check = 0;
+        else
+            return ctl_usage_error("--recipient-check takes on or off, not \"%s\"", rcheck);
+    }
+    if (!!ch.dkim_selector != !!ch.dkim_key_file)
+        return ctl_usage_error("--dkim-selector and --dkim-key go together");
+    if (!ch.routes && !rcheck && !ch.outbound_from && !ch.webhook && !ch.dkim_selector)
+        return ctl_usage_error("domain set: nothing to change");
+    struct store *st = ctl_store(c);
+    if (!st)
+        return CTL_FAIL;
+    char err[512], canon[ADDR_MAX + 1];
+    if (directory_domain_set(st, pos[0], &ch, err, sizeof err) != 0)
+        return ctl_fail("%s", err);
+    printf("domain %s updated\n", ctl_canon(pos[0], canon));
+    return CTL_OK;
+}
+
+/* Customer names by id, for listings that show whose a domain is. */
+static int customer_name_by_id(const struct store_customer *cu, void *arg)
+{
+    return ctl_list_map(arg, cu->id, ctl_jstr(cu->name));
+}
+
+/* A comma-separated list as a JSON array ("" -> []). */
+static json_t *split_list(const char *s)
+{
+    json_t *a = json_array();
+    if (!a)
+        return NULL;
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        json_array_append_new(a, json_stringn(s, len));
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+    return a;
+}
+
+static int domain_to_json(const struct store_domain *d, void *arg)
+{
+    struct ctl_list *l = arg;
+    return ctl_list_add(l, json_pack("{s:o, s:O, s:o, s:b, s:o, s:o, s:o, s:o, s:b, s:b, s:I}", "name",
+                          ctl_jstr(d->name), "customer", ctl_list_lookup(l, d->customer_id), "routes",
+                          split_list(d->routes), "recipient_check", d->recipient_check, "outbound_from",
+                          split_list(d->outbound_from), "webhook",
+                          d->webhook[0] ? ctl_jstr(d->webhook) : json_null(), "dkim_selector",
+                          d->dkim_selector[0] ? ctl_jstr(d->dkim_selector) : json_null(), "dkim_key",
+                          d->dkim_key_file[0] ? ctl_jstr(d->dkim_key_file) : json_null(), "continuity",
+                          d->continuity, "outgoing_to_own_server", d->outgoing_to_own, "created",
+                          (json_int_t)d->created));
+}
+
+static void print_domain(json_t *o)
+{
+    size_t i;
+    json_t *v;
+    ctl_put_safe(stdout, json_string_value(json_object_get(o, "name")));
+    printf("  customer=");
+    json_t *cu = json_object_get(o, "customer");
+    ctl_put_safe(stdout, json_is_string(cu) ? json_string_value(cu) : "?");
+    printf("  route=");
+    json_array_foreach(json_object_get(o, "routes"), i, v) printf("%s%s", i ? "," : "", json_string_value(v));
+    printf("  recipient-check=%s", json_is_true(json_object_get(o, "recipient_check")) ? "on" : "off");
+    printf("  outbound-from=");
+    json_t *of = json_object_get(o, "outbound_from");
+    if (json_array_size(of) == 0)
+        printf("none");
+    json_array_foreach(of, i, v) printf("%s%s", i ? "," : "", json_string_value(v));
+    printf("  continuity=%s", json_is_true(json_object_get(o, "continuity")) ? "on" : "off");
+    if (json_is_string(json_object_get(o, "webhook"))) {
+        printf("  webhook=");
+        ctl_put_safe(stdout, json_string_value(json_object_get(o, "webhook")));
+    }
+    if (json_is_string(json_object_get(o, "dkim_selector"))) {
+        printf("  dkim=");
+        ctl_put_safe(stdout, json_string_value(json_object_get(o, "dkim_selector")));
+        printf(":");
+        ctl_put_safe(stdout, json_string_value(json_object_get(o, "dkim_key")));
+    }
+    printf("\n");
+}
+
+int ctl_domain_list(struct ctl *c, int argc, char **argv)
+{
+    int json = c->json, n;
+    const struct ctl_opt opts[] = {{"json", NULL, &json}, {0}};
+    if (ctl_getopt(argc, argv, opts, NULL, 0, 0, &n) != CTL_OK)
+        return CTL_USAGE;
+    struct store *st = ctl_store(c);
+    if (!st)
+        return CTL_FAIL;
+    struct ctl_list l = {json_array(), json_object(), 0};
+    if (store_customer_list(st, customer_name_by_id, &l) != STORE_OK ||
+        store_domain_list(st, domain_to_json, &l) != STORE_OK || l.failed || !l.rows) {
+        ctl_list_free(&l);
+        return ctl_fail("cannot list domains: %s", l.failed ? "out of memory" : "store error");
+    }
+    json_t *rows = json_incref(l.rows);
+    ctl_list_free(&l);
+    if (json)
+        return ctl_json_print(rows);
+    size_t i;
+    json_t *o;
+    json_array_foreach(rows, i, o) print_domain(o);
+    json_decref(rows);
+    return CTL_OK;
+}

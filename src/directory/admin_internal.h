@@ -1,0 +1,27 @@
+/*
+ * admin_internal.h — helpers shared by the administration files of the
+ * directory module (customer_admin.c, user_admin.c). Not a public interface.
+ */
+#ifndef LB_DIRECTORY_ADMIN_INTERNAL_H
+#define LB_DIRECTORY_ADMIN_INTERNAL_H
+
+#include <stddef.h>
+
+#include "store/store.h"
+
+/* Formats the one-line reason into err; always returns -1. */
+int admin_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* BEGIN IMMEDIATE, or -1 with a reason. */
+int admin_begin(struct store *st, char *err, size_t errlen);
+/* Commits when rc is 0, rolls back otherwise; returns the final 0 or -1. */
+int admin_end(struct store *st, int rc, char *err, size_t errlen);
+
+/* Lower-cases an address or a domain into out; -1 if it does not fit. */
+int admin_canonical(const char *s, char *out, size_t outlen);
+
+/* 1 if s is 1..maxlen-1 bytes with no control characters (a display name,
+ * a customer name). */
+int admin_text_ok(const char *s, size_t maxlen);
+
+#endif

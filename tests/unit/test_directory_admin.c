@@ -1,0 +1,405 @@
+/*
+ * test_directory_admin.c — the directory on a real (temporary) SQLite store:
+ * administration rules and their one-line errors, recipient lookup with aliases
+ * and case differences, and who may relay.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "directory/directory.h"
+#include "util/log.h"
+
+struct fixture {
+    char dir[64];
+    struct config cfg;
+    struct store *st;
+    char err[512];
+};
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_directory_XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    config_defaults(&f->cfg);
+    snprintf(f->cfg.data_dir, sizeof f->cfg.data_dir, "%s/data", f->dir);
+    char err[512];
+    if (store_open(&f->cfg, &f->st, err, sizeof err) != STORE_OK) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->st);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* Runs an administration call that must succeed, showing its error if not. */
+#define assert_ok(call)                                                                \
+    do {                                                                               \
+        f->err[0] = 0;                                                                 \
+        if ((call) != 0)                                                               \
+            fail_msg("%s failed: %s", #call, f->err);                                  \
+    } while (0)
+
+/* Runs a call that must be refused with exactly the given message. */
+#define assert_refused(call, message)                                                  \
+    do {                                                                               \
+        f->err[0] = 0;                                                                 \
+        assert_int_equal((call), -1);                                                  \
+        assert_string_equal(f->err, (message));                                        \
+    } while (0)
+
+#define ERR f->err, sizeof f->err
+
+/* acme (acme.test, acme.example) and other (other.test), a few users. */
+static void populate(struct fixture *f)
+{
+    assert_ok(directory_customer_add(f->st, "acme", ERR));
+    assert_ok(directory_customer_add(f->st, "other", ERR));
+    assert_ok(directory_domain_add(f->st, "Acme.TEST", "acme", "mx.acme.test", ERR));
+    assert_ok(directory_domain_add(f->st, "acme.example", "acme", "mx.acme.test:2525", ERR));
+    assert_ok(directory_domain_add(f->st, "other.test", "other", "[192.0.2.25]:25", ERR));
+    assert_ok(directory_user_add(f->st, "Bob@Acme.Test", "Bob Builder", "user", "s3cret", 1, ERR));
+    assert_ok(directory_user_add(f->st, "carol@acme.test", NULL, NULL, NULL, 0, ERR));
+    assert_ok(directory_user_add(f->st, "dave@other.test", NULL, "admin", NULL, 1, ERR));
+}
+
+static void test_customers(void **state)
+{
+    struct fixture *f = *state;
+    assert_ok(directory_customer_add(f->st, "acme", ERR));
+    assert_refused(directory_customer_add(f->st, "acme", ERR), "customer acme already exists");
+    assert_ok(directory_customer_add(f->st, "Acme Corp", ERR));
+    assert_refused(directory_customer_add(f->st, "", ERR),
+                   "customer name must be 1 to 127 characters, no control characters");
+    assert_refused(directory_customer_add(f->st, "bad\nname", ERR),
+                   "customer name must be 1 to 127 characters, no control characters");
+    assert_refused(directory_customer_add(f->st, " acme", ERR), "customer \" acme\": name starts or ends with a space");
+    struct store_customer c;
+    assert_int_equal(store_customer_get(f->st, "Acme Corp", &c), STORE_OK);
+}
+
+static void test_domains(void **state)
+{
+    struct fixture *f = *state;
+    assert_refused(directory_domain_add(f->st, "example.com", "acme", "mx.example.com", ERR),
+                   "domain example.com: customer acme does not exist");
+    assert_ok(directory_customer_add(f->st, "acme", ERR));
+    assert_refused(directory_domain_add(f->st, "bad domain", "acme", "mx.example.com", ERR),
+                   "\"bad domain\" is not a valid domain name");
+    assert_refused(directory_domain_add(f->st, "example.com", "acme", "mx.example.com:99999", ERR),
+                   "domain example.com: bad route \"mx.example.com:99999\" (expected HOST[:PORT][,HOST[:PORT]...], at most 8 hosts)");
+    assert_ok(directory_domain_add(f->st, "Example.COM", "acme", "MX1.example.com, mx2.example.com:2525", ERR));
+    assert_refused(directory_domain_add(f->st, "example.com", "acme", "mx.example.com", ERR),
+                   "domain example.com already exists");
+
+    struct store_domain d;
+    assert_int_equal(store_domain_get(f->st, "example.com", &d), STORE_OK);
+    assert_string_equal(d.name, "example.com");
+    assert_string_equal(d.routes, "mx1.example.com:25,mx2.example.com:2525");
+    assert_int_equal(d.recipient_check, 0);
+    assert_string_equal(d.outbound_from, "");
+}
+
+static void test_domain_set(void **state)
+{
+    struct fixture *f = *state;
+    populate(f);
+    struct directory_domain_changes ch = {.recipient_check = -1};
+    assert_refused(directory_domain_set(f->st, "nowhere.test", &ch, ERR), "domain nowhere.test is not hosted");
+
+    ch.routes = "[2001:db8::25]:2525,mx9.acme.test";
+    ch.recipient_check = 1;
+    ch.outbound_from = " 192.0.2.77/24 , 2001:DB8::/32,198.51.100.7";
+    ch.webhook = "https://hooks.acme.test/lifeboat";
+    assert_ok(directory_domain_set(f->st, "ACME.test", &ch, ERR));
+    struct store_domain d;
+    assert_int_equal(store_domain_get(f->st, "acme.test", &d), STORE_OK);
+    assert_string_equal(d.routes, "[2001:db8::25]:2525,mx9.acme.test:25");
+    assert_int_equal(d.recipient_check, 1);
+    assert_string_equal(d.outbound_from, "192.0.2.0/24,2001:db8::/32,198.51.100.7");
+    assert_string_equal(d.webhook, "https://hooks.acme.test/lifeboat");
+
+    /* Only what is given changes. */
+    struct directory_domain_changes only_check = {.recipient_check = 0};
+    assert_ok(directory_domain_set(f->st, "acme.test", &only_check, ERR));
+    assert_int_equal(store_domain_get(f->st, "acme.test", &d), STORE_OK);
+    assert_int_equal(d.recipient_check, 0);
+    assert_string_equal(d.outbound_from, "192.0.2.0/24,2001:db8::/32,198.51.100.7");
+
+    /* Bad values are refused and nothing changes. */
+    struct directory_domain_changes bad = {.recipient_check = 1, .outbound_from = "192.0.2.0/24,10.0.0.0/33"};
+    assert_refused(directory_domain_set(f->st, "acme.test", &bad, ERR),
+                   "domain acme.test: bad --outbound-from entry \"10.0.0.0/33\" (expected an address or a CIDR like 192.0.2.0/24)");
+    bad.outbound_from = "192.0.2.0/24,";
+    assert_refused(directory_domain_set(f->st, "acme.test", &bad, ERR),
+                   "domain acme.test: bad --outbound-from \"192.0.2.0/24,\": empty or overlong entry");
+    assert_int_equal(store_domain_get(f->st, "acme.test", &d), STORE_OK);
+    assert_int_equal(d.recipient_check, 0);
+    struct directory_domain_changes hook = {.recipient_check = -1, .webhook = "ftp://x.test/"};
+    assert_refused(directory_domain_set(f->st, "acme.test", &hook, ERR),
+                   "domain acme.test: bad webhook URL \"ftp://x.test/\" (expected http:// or https://)");
+    hook.webhook = "";
+    assert_ok(directory_domain_set(f->st, "acme.test", &hook, ERR));
+    struct directory_domain_changes clear = {.recipient_check = -1, .outbound_from = ""};
+    assert_ok(directory_domain_set(f->st, "acme.test", &clear, ERR));
+    assert_int_equal(store_domain_get(f->st, "acme.test", &d), STORE_OK);
+    assert_string_equal(d.outbound_from, "");
+    assert_string_equal(d.webhook, "");
+
+    /* DKIM: selector and key together, the key a readable file, kept absolute. */
+    struct directory_domain_changes dkim = {.recipient_check = -1, .dkim_selector = "s1"};
+    assert_refused(directory_domain_set(f->st, "acme.test", &dkim, ERR),
+                   "domain acme.test: --dkim-selector and --dkim-key go together");
+    char key[128], want[256];
+    snprintf(key, sizeof key, "%s/dkim.key", f->dir);
+    snprintf(want, sizeof want, "domain acme.test: DKIM key %s is not a readable file", key);
+    dkim.dkim_key_file = key;
+    assert_refused(directory_domain_set(f->st, "acme.test", &dkim, ERR), want);
+    FILE *kf = fopen(key, "w");
+    assert_non_null(kf);
+    fputs("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", kf);
+    fclose(kf);
+    assert_ok(directory_domain_set(f->st, "acme.test", &dkim, ERR));
+    assert_int_equal(store_domain_get(f->st, "acme.test", &d), STORE_OK);
+    assert_string_equal(d.dkim_selector, "s1");
+    assert_string_equal(d.dkim_key_file, key);
+    dkim.dkim_selector = "bad selector";
+    assert_refused(directory_domain_set(f->st, "acme.test", &dkim, ERR),
+                   "domain acme.test: bad DKIM selector \"bad selector\"");
+}
+
+static void test_users(void **state)
+{
+    struct fixture *f = *state;
+    populate(f);
+    assert_refused(directory_user_add(f->st, "eve@nowhere.test", NULL, NULL, NULL, 0, ERR),
+                   "user eve@nowhere.test: domain nowhere.test is not hosted");
+    assert_refused(directory_user_add(f->st, "not-an-address", NULL, NULL, NULL, 0, ERR),
+                   "user \"not-an-address\" is not a valid address");
+    assert_refused(directory_user_add(f->st, "BOB@acme.test", NULL, NULL, NULL, 0, ERR),
+                   "user bob@acme.test already exists");
+    assert_refused(directory_user_add(f->st, "eve@acme.test", NULL, "root", NULL, 0, ERR),
+                   "user eve@acme.test: unknown role \"root\" (expected user, admin or operator)");
+    assert_refused(directory_user_add(f->st, "eve@acme.test", NULL, NULL, "", 0, ERR),
+                   "user eve@acme.test: the password is empty");
+
+    struct store_user u;
+    assert_int_equal(store_user_get(f->st, "bob@acme.test", &u), STORE_OK);
+    assert_string_equal(u.email, "bob@acme.test");
+    assert_string_equal(u.name, "Bob Builder");
+    assert_int_equal(u.role, ROLE_USER);
+    assert_int_equal(u.active, 1);
+    assert_int_equal(u.suspended, 0);
+    assert_int_equal(strncmp(u.pw_hash, "$argon2id$", 10), 0);
+    assert_true(password_verify(u.pw_hash, "s3cret"));
+    assert_int_equal(store_user_get(f->st, "carol@acme.test", &u), STORE_OK);
+    assert_string_equal(u.pw_hash, "");
+    assert_int_equal(u.active, 0);
+    assert_int_equal(store_user_get(f->st, "dave@other.test", &u), STORE_OK);
+    assert_int_equal(u.role, ROLE_ADMIN);
+
+    /* user set */
+    struct directory_user_changes ch = {.active = 1, .suspended = -1, .password = "n3w", .alt_email = "Carol@Home.example",
+                                        .role = "operator"};
+    assert_ok(directory_user_set(f->st, "CAROL@acme.test", &ch, ERR));
+    assert_int_equal(store_user_get(f->st, "carol@acme.test", &u), STORE_OK);
+    assert_int_equal(u.active, 1);
+    assert_int_equal(u.role, ROLE_OPERATOR);
+    assert_string_equal(u.alt_email, "carol@home.example");
+    assert_true(password_verify(u.pw_hash, "n3w"));
+
+    struct directory_user_changes suspend = {.active = -1, .suspended = 1};
+    assert_ok(directory_user_set(f->st, "carol@acme.test", &suspend, ERR));
+    assert_int_equal(store_user_get(f->st, "carol@acme.test", &u), STORE_OK);
+    assert_int_equal(u.suspended, 1);
+    assert_int_equal(u.active, 1);
+    assert_true(password_verify(u.pw_hash, "n3w")); /* untouched */
+    struct directory_user_changes activate = {.active = 1, .suspended = -1};
+    assert_ok(directory_user_set(f->st, "carol@acme.test", &activate, ERR));
+    assert_int_equal(store_user_get(f->st, "carol@acme.test", &u), STORE_OK);
+    assert_int_equal(u.suspended, 0);
+
+    struct directory_user_changes bad = {.active = -1, .suspended = -1, .alt_email = "nope"};
+    assert_refused(directory_user_set(f->st, "carol@acme.test", &bad, ERR),
+                   "alternate address \"nope\" is not a valid address");
+    bad.alt_email = "carol@ACME.test";
+    assert_refused(directory_user_set(f->st, "carol@acme.test", &bad, ERR),
+                   "user carol@acme.test: the alternate address must be another address");
+    bad.alt_email = "";
+    assert_ok(directory_user_set(f->st, "carol@acme.test", &bad, ERR));
+    assert_int_equal(store_user_get(f->st, "carol@acme.test", &u), STORE_OK);
+    assert_string_equal(u.alt_email, "");
+    assert_refused(directory_user_set(f->st, "nobody@acme.test", &activate, ERR), "user nobody@acme.test does not exist");
+
+    /* user del */
+    assert_ok(directory_user_del(f->st, "Carol@Acme.Test", ERR));
+    assert_int_equal(store_user_get(f->st, "carol@acme.test", &u), STORE_NOTFOUND);
+    assert_refused(directory_user_del(f->st, "carol@acme.test", ERR), "user carol@acme.test does not exist");
+}
+
+static void test_aliases(void **state)
+{
+    struct fixture *f = *state;
+    populate(f);
+    assert_ok(directory_alias_add(f->st, "BOB@acme.test", "Sales@ACME.test", ERR));
+    assert_ok(directory_alias_add(f->st, "bob@acme.test", "bob@acme.example", ERR)); /* same customer */
+    assert_refused(directory_alias_add(f->st, "bob@acme.test", "sales@acme.test", ERR),
+                   "alias sales@acme.test already exists (for bob@acme.test)");
+    assert_refused(directory_alias_add(f->st, "carol@acme.test", "SALES@acme.test", ERR),
+                   "alias sales@acme.test already exists (for bob@acme.test)");
+    assert_refused(directory_alias_add(f->st, "bob@acme.test", "Carol@acme.test", ERR),
+                   "alias carol@acme.test: the address is a user's own address");
+    assert_refused(directory_alias_add(f->st, "bob@acme.test", "x@nowhere.test", ERR),
+                   "alias x@nowhere.test: domain nowhere.test is not hosted");
+    assert_refused(directory_alias_add(f->st, "bob@acme.test", "bob@other.test", ERR),
+                   "alias bob@other.test: domain other.test belongs to another customer than user bob@acme.test");
+    assert_refused(directory_alias_add(f->st, "nobody@acme.test", "x@acme.test", ERR),
+                   "alias x@acme.test: user nobody@acme.test does not exist");
+    assert_refused(directory_alias_add(f->st, "bob@acme.test", "no at sign", ERR),
+                   "alias \"no at sign\" is not a valid address");
+    /* An address that is an alias cannot become a user. */
+    assert_refused(directory_user_add(f->st, "sales@acme.test", NULL, NULL, NULL, 0, ERR),
+                   "user sales@acme.test: the address is already an alias");
+
+    int64_t owner;
+    struct store_user bob;
+    assert_int_equal(store_user_get(f->st, "bob@acme.test", &bob), STORE_OK);
+    assert_int_equal(store_alias_get(f->st, "sales@acme.test", &owner), STORE_OK);
+    assert_int_equal(owner, bob.id);
+
+    assert_ok(directory_alias_del(f->st, "SALES@acme.test", ERR));
+    assert_int_equal(store_alias_get(f->st, "sales@acme.test", &owner), STORE_NOTFOUND);
+    assert_refused(directory_alias_del(f->st, "sales@acme.test", ERR), "alias sales@acme.test does not exist");
+
+    /* Deleting a user drops the user's aliases. */
+    assert_ok(directory_user_del(f->st, "bob@acme.test", ERR));
+    assert_int_equal(store_alias_get(f->st, "bob@acme.example", &owner), STORE_NOTFOUND);
+}
+
+static void test_lookup_rcpt(void **state)
+{
+    struct fixture *f = *state;
+    populate(f);
+    assert_ok(directory_alias_add(f->st, "bob@acme.test", "info@acme.example", ERR));
+    struct rcpt_lookup l;
+
+    assert_int_equal(directory_lookup_rcpt(f->st, "someone@example.org", &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_NOT_HOSTED);
+    assert_int_equal(directory_lookup_rcpt(f->st, "postmaster", &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_NOT_HOSTED);
+    assert_int_equal(directory_lookup_rcpt(f->st, "", &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_NOT_HOSTED);
+    /* A subdomain of a hosted domain is not hosted. */
+    assert_int_equal(directory_lookup_rcpt(f->st, "bob@sub.acme.test", &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_NOT_HOSTED);
+
+    assert_int_equal(directory_lookup_rcpt(f->st, "nobody@ACME.test", &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_UNKNOWN);
+    assert_string_equal(l.domain.name, "acme.test");
+
+    assert_int_equal(directory_lookup_rcpt(f->st, "BoB@aCmE.TeSt", &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_USER);
+    assert_int_equal(l.via_alias, 0);
+    assert_string_equal(l.user.email, "bob@acme.test");
+    assert_string_equal(l.domain.name, "acme.test");
+
+    assert_int_equal(directory_lookup_rcpt(f->st, "INFO@Acme.Example", &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_USER);
+    assert_int_equal(l.via_alias, 1);
+    assert_string_equal(l.user.email, "bob@acme.test");
+    assert_string_equal(l.domain.name, "acme.example"); /* the recipient's domain, for routing */
+
+    /* Inactive users are still users; the caller decides what that means. */
+    assert_int_equal(directory_lookup_rcpt(f->st, "carol@acme.test", &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_USER);
+    assert_int_equal(l.user.active, 0);
+
+    /* After the user goes, neither the address nor the alias is known. */
+    assert_ok(directory_user_del(f->st, "bob@acme.test", ERR));
+    assert_int_equal(directory_lookup_rcpt(f->st, "bob@acme.test", &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_UNKNOWN);
+    assert_int_equal(directory_lookup_rcpt(f->st, "info@acme.example", &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_UNKNOWN);
+
+    /* Overlong input is classified, not overflowed. */
+    char longaddr[1200];
+    memset(longaddr, 'a', sizeof longaddr);
+    memcpy(longaddr + sizeof longaddr - 11, "@acme.test", 11);
+    assert_int_equal(directory_lookup_rcpt(f->st, longaddr, &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_UNKNOWN);
+    memset(longaddr, 'a', sizeof longaddr - 1);
+    longaddr[10] = '@';
+    longaddr[sizeof longaddr - 1] = 0;
+    assert_int_equal(directory_lookup_rcpt(f->st, longaddr, &l), STORE_OK);
+    assert_int_equal(l.kind, RCPT_KIND_NOT_HOSTED);
+}
+
+static void test_client_may_relay(void **state)
+{
+    struct fixture *f = *state;
+    populate(f);
+    assert_int_equal(directory_client_may_relay(f->st, "192.0.2.7"), 0);
+    struct directory_domain_changes a = {.recipient_check = -1, .outbound_from = "192.0.2.0/24"};
+    struct directory_domain_changes b = {.recipient_check = -1, .outbound_from = "2001:db8:1::/48,203.0.113.9"};
+    assert_ok(directory_domain_set(f->st, "acme.test", &a, ERR));
+    assert_ok(directory_domain_set(f->st, "other.test", &b, ERR));
+
+    assert_int_equal(directory_client_may_relay(f->st, "192.0.2.7"), 1);
+    assert_int_equal(directory_client_may_relay(f->st, "::ffff:192.0.2.7"), 1);
+    assert_int_equal(directory_client_may_relay(f->st, "192.0.3.7"), 0);
+    assert_int_equal(directory_client_may_relay(f->st, "203.0.113.9"), 1);
+    assert_int_equal(directory_client_may_relay(f->st, "203.0.113.10"), 0);
+    assert_int_equal(directory_client_may_relay(f->st, "2001:db8:1:ffff::1"), 1);
+    assert_int_equal(directory_client_may_relay(f->st, "2001:db8:2::1"), 0);
+    assert_int_equal(directory_client_may_relay(f->st, "127.0.0.1"), 0);
+    assert_int_equal(directory_client_may_relay(f->st, ""), 0);
+    assert_int_equal(directory_client_may_relay(f->st, "garbage"), 0);
+    assert_int_equal(directory_client_may_relay(f->st, NULL), 0);
+
+    struct directory_domain_changes none = {.recipient_check = -1, .outbound_from = ""};
+    assert_ok(directory_domain_set(f->st, "acme.test", &none, ERR));
+    assert_int_equal(directory_client_may_relay(f->st, "192.0.2.7"), 0);
+}
+
+int main(void)
+{
+    log_init("test", "localhost", 1);
+    log_set_level(LOG_LEVEL_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_customers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_domain_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_rcpt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_may_relay, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
