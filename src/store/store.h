@@ -4,7 +4,7 @@
  * Everything persistent goes through these calls: the directory (customers,
  * domains, users, aliases), the queue (messages and per-recipient state) and the
  * blob references. The embedded backend is SQLite in data_dir (WAL, migrations
- * numbered in store_sqlite.c); a PostgreSQL backend will implement the same calls.
+ * numbered in store_schema.c); a PostgreSQL backend will implement the same calls.
  *
  * A struct store is one database connection: use it from one thread at a time.
  * lifeboatd opens one per thread for reads and does all of its writes through the
@@ -12,7 +12,10 @@
  * one and writes directly (SQLite serialises it against the daemon).
  *
  * Return codes: STORE_OK (0), STORE_NOTFOUND, STORE_EXISTS, STORE_ERR (< 0; the
- * backend has logged the cause). Strings are copied into fixed fields; nothing
+ * backend has logged the cause). An add or update that names a missing row
+ * (a domain's customer_id, an alias's user) is STORE_NOTFOUND; an update or
+ * delete that matches no row is STORE_NOTFOUND too. Listing callbacks may call
+ * other store functions on the same connection. Strings are copied into fixed fields; nothing
  * returned needs freeing unless a comment says so.
  */
 #ifndef LB_STORE_STORE_H
@@ -42,6 +45,8 @@ int store_rollback(struct store *st);
 int store_savepoint(struct store *st);
 int store_savepoint_release(struct store *st);
 int store_savepoint_rollback(struct store *st);
+/* 1 while a transaction is open on this connection. */
+int store_in_transaction(struct store *st);
 
 /* ---------------------------------------------------------------- directory */
 
@@ -169,12 +174,14 @@ struct store_rcpt {
 };
 
 /* Inserts the message and its recipients (state queued, next_attempt = received)
- * and takes one reference on the blob. Call inside a transaction. */
+ * and takes one reference on the blob, which must be recorded already
+ * (store_blob_add; STORE_NOTFOUND otherwise). Recipients are stored lower-case.
+ * STORE_EXISTS if the queue ID is taken. Call inside a transaction. */
 int store_message_insert(struct store *st, const struct store_msg_new *m);
 int store_message_get(struct store *st, const char *id, struct store_msg *out);
 
 /* Recipients in state queued with next_attempt <= now, soonest first, at most
- * limit of them. The callback returns non-zero to stop early. */
+ * limit of them (0: no limit). The callback returns non-zero to stop early. */
 int store_rcpt_due(struct store *st, int64_t now, size_t limit,
                    int (*cb)(const struct store_rcpt *, void *), void *arg);
 /* Earliest next_attempt among queued recipients; STORE_NOTFOUND when none. */
@@ -201,7 +208,14 @@ int store_queue_list(struct store *st, int (*cb)(const struct store_msg *, void 
 
 /* -------------------------------------------------------------------- blobs */
 
-/* Reference counts of blobs (the files live in blob.h's store). */
+/* Reference counts of blobs (the files live in blob.h's store).
+ *
+ * store_blob_add records a blob just written by blob_put (no reference yet; a
+ * no-op when it is known). The row that uses it must then take its reference
+ * in the same transaction (store_message_insert does), or the GC collects it.
+ * store_blob_ref records it if new and takes one reference, for rows that keep
+ * their own count (mailbox and archive entries). */
+int store_blob_add(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size);
 int store_blob_ref(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size);
 int store_blob_unref(struct store *st, const char *blob_id);
 /* Blobs whose count fell to zero: the caller unlinks the files, then forgets them. */

@@ -15,6 +15,8 @@
 #ifndef LB_STORE_WRITER_H
 #define LB_STORE_WRITER_H
 
+#include <stdint.h>
+
 #include <event2/event.h>
 
 #include "store/blob.h"
@@ -22,7 +24,10 @@
 
 struct store_writer;
 
-/* Runs on the writer thread inside the group's transaction. Return STORE_OK or an error. */
+/* Runs on the writer thread inside the group's transaction (and its own
+ * savepoint: do not begin or commit). Return STORE_OK, or an error and the job's
+ * writes are rolled back. Blobs it blob_put()s are made durable with the group
+ * (blob.h batches); the ones no row references in the end are removed. */
 typedef int (*store_job_fn)(struct store *st, struct blobstore *bs, void *arg);
 /* Runs on the submitting event loop with the job's final result (STORE_ERR if the
  * group's commit failed). May be NULL. */
@@ -42,5 +47,19 @@ void store_writer_stop(struct store_writer *w);
 
 /* The writer's blob store, for read access from other threads (blob_get is thread-safe). */
 struct blobstore *store_writer_blobs(struct store_writer *w);
+
+/* Asks for a blob GC round now instead of within the next few seconds (after
+ * a bulk delete; tests). Thread-safe. */
+void store_writer_gc_soon(struct store_writer *w);
+
+/* Counters since start, for metrics and tests (jobs / groups = jobs per commit). */
+struct store_writer_stats {
+    uint64_t groups;        /* transactions committed or failed */
+    uint64_t jobs;
+    uint64_t failed_jobs;   /* rolled back alone, or with a failed group */
+    uint64_t largest_group; /* jobs */
+    uint64_t blobs_removed; /* by the GC */
+};
+void store_writer_stats(struct store_writer *w, struct store_writer_stats *out);
 
 #endif

@@ -1,0 +1,461 @@
+/*
+ * store_queue.c — store.h's queue and blob references on SQLite.
+ *
+ * A message row holds the envelope and the prefix (the Received: header), a
+ * recipient row per address holds that copy's delivery state, and the body is
+ * a blob file named in the row. Every message holds one reference on its blob
+ * (taken by store_message_insert, dropped when the message goes), so identical
+ * bodies share one file and the writer's GC removes a file once nothing uses it.
+ *
+ * Each call that touches several rows runs as one unit (op_begin/op_end): a
+ * savepoint inside the caller's transaction, or its own transaction when
+ * lifeboatctl calls it outside one.
+ */
+#include <string.h>
+
+#include "store/store_internal.h"
+#include "util/addr.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+/* Recipient states that still wait for something (store.h: the others are final). */
+#define RCPT_PENDING_STATES "(0, 3)" /* RCPT_QUEUED, RCPT_CONTINUITY */
+
+_Static_assert(RCPT_QUEUED == 0 && RCPT_CONTINUITY == 3, "RCPT_PENDING_STATES out of date");
+
+/* ------------------------------------------------------------------- blobs */
+
+static int blob_refs_add(struct store *st, const char *blob_id, int delta)
+{
+    static const char sql_up[] = "UPDATE blobs SET refs = refs + 1 WHERE id = ?1";
+    static const char sql_down[] = "UPDATE blobs SET refs = refs - 1 WHERE id = ?1 AND refs > 0";
+    const char *sql = delta > 0 ? sql_up : sql_down;
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, blob_id);
+    int rc = stmt_run(st, sql, s, "blob reference");
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+        log_err("store: blob %s: %s a reference, but the blob is %s", blob_id,
+                delta > 0 ? "taking" : "dropping", delta > 0 ? "not recorded" : "unreferenced");
+        return STORE_NOTFOUND;
+    }
+    return rc;
+}
+
+int store_blob_add(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size)
+{
+    static const char sql[] = "INSERT INTO blobs (id, size, stored_size, refs) VALUES (?1, ?2, ?3, 0) "
+                              "ON CONFLICT (id) DO NOTHING";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, blob_id);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)stored_size);
+    return stmt_run(st, sql, s, "blob add");
+}
+
+int store_blob_ref(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size)
+{
+    static const char sql[] = "INSERT INTO blobs (id, size, stored_size, refs) VALUES (?1, ?2, ?3, 1) "
+                              "ON CONFLICT (id) DO UPDATE SET refs = refs + 1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, blob_id);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)stored_size);
+    return stmt_run(st, sql, s, "blob reference");
+}
+
+int store_blob_unref(struct store *st, const char *blob_id)
+{
+    return blob_refs_add(st, blob_id, -1);
+}
+
+struct blob_each {
+    int (*cb)(const char *blob_id, void *);
+    void *arg;
+};
+
+static int blob_each(sqlite3_stmt *s, void *ctx)
+{
+    struct blob_each *e = ctx;
+    char id[BLOB_ID_SIZE];
+    col_text(s, 0, id, sizeof id);
+    return e->cb(id, e->arg);
+}
+
+int store_blob_unreferenced(struct store *st, size_t limit, int (*cb)(const char *blob_id, void *),
+                            void *arg)
+{
+    static const char sql[] = "SELECT id FROM blobs WHERE refs = 0 LIMIT ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, limit ? (sqlite3_int64)limit : -1);
+    struct blob_each e = {cb, arg};
+    return stmt_each(st, sql, s, blob_each, &e, "unreferenced blobs");
+}
+
+int store_blob_forget(struct store *st, const char *blob_id)
+{
+    /* refs = 0: a blob that was referenced again meanwhile stays. */
+    static const char sql[] = "DELETE FROM blobs WHERE id = ?1 AND refs = 0";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, blob_id);
+    int rc = stmt_run(st, sql, s, "blob forget");
+    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+}
+
+static void read_nothing(sqlite3_stmt *s, void *out)
+{
+    (void)s;
+    (void)out;
+}
+
+int store_blob_known(struct store *st, const char *blob_id)
+{
+    static const char sql[] = "SELECT 1 FROM blobs WHERE id = ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, blob_id);
+    int rc = stmt_fetch_one(st, sql, s, read_nothing, NULL, "blob known");
+    return rc == STORE_OK ? 1 : rc == STORE_NOTFOUND ? 0 : STORE_ERR;
+}
+
+/* ---------------------------------------------------------------- messages */
+
+#define MSG_COLS                                                                                    \
+    "m.id, m.blob, m.size, m.sender, m.prefix, m.received, m.client_addr, m.helo, m.direction, "   \
+    "m.is_bounce"
+
+static void read_msg(sqlite3_stmt *s, void *out)
+{
+    struct store_msg *m = out;
+    memset(m, 0, sizeof *m);
+    col_text(s, 0, m->id, sizeof m->id);
+    col_text(s, 1, m->blob, sizeof m->blob);
+    m->size = (uint64_t)sqlite3_column_int64(s, 2);
+    col_text(s, 3, m->sender, sizeof m->sender);
+    col_text(s, 4, m->prefix, sizeof m->prefix);
+    m->received = sqlite3_column_int64(s, 5);
+    col_text(s, 6, m->client_addr, sizeof m->client_addr);
+    col_text(s, 7, m->helo, sizeof m->helo);
+    m->direction = sqlite3_column_int(s, 8);
+    m->is_bounce = sqlite3_column_int(s, 9);
+}
+
+/* Binds s truncated to what a struct store_msg field of fieldsize can give back. */
+static void bind_text_max(sqlite3_stmt *stmt, int idx, const char *s, size_t fieldsize)
+{
+    s = s ? s : "";
+    size_t n = strnlen(s, fieldsize - 1);
+    sqlite3_bind_text(stmt, idx, s, (int)n, SQLITE_STATIC);
+}
+
+/* Refuses what could not be read back whole (sender, prefix, recipients). */
+static int msg_new_valid(const struct store_msg_new *m)
+{
+    const struct store_msg *none = NULL;
+    const char *why = NULL;
+    if (!m->id[0] || !m->blob[0])
+        why = "no queue ID or blob";
+    else if (m->nrcpt == 0 || !m->rcpts)
+        why = "no recipients";
+    else if (m->sender && strlen(m->sender) >= sizeof none->sender)
+        why = "sender address too long";
+    else if (m->prefix && strlen(m->prefix) >= sizeof none->prefix)
+        why = "header prefix too long";
+    for (size_t i = 0; !why && i < m->nrcpt; i++)
+        if (!m->rcpts[i] || strlen(m->rcpts[i]) > ADDR_MAX)
+            why = "recipient address missing or too long";
+    if (why)
+        log_err("%s: store: cannot queue the message: %s", m->id, why);
+    return !why;
+}
+
+static int insert_rcpt(struct store *st, const struct store_msg_new *m, const char *rcpt)
+{
+    static const char sql[] = "INSERT INTO recipients (msg_id, rcpt, domain, state, attempts, "
+                              "next_attempt, last_reply) VALUES (?1, ?2, ?3, 0, 0, ?4, '')";
+    char canon[ADDR_MAX + 1];
+    addr_canonical(rcpt, canon, sizeof canon); /* fits: checked by msg_new_valid */
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, m->id);
+    bind_text(s, 2, canon);
+    bind_text(s, 3, addr_domain(canon));
+    sqlite3_bind_int64(s, 4, m->received);
+    return stmt_run(st, sql, s, "recipient insert");
+}
+
+static int insert_msg(struct store *st, const struct store_msg_new *m)
+{
+    static const char sql[] = "INSERT INTO messages (id, blob, size, sender, prefix, received, "
+                              "client_addr, helo, direction, is_bounce) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    const struct store_msg *none = NULL;
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, m->id);
+    bind_text(s, 2, m->blob);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)m->size);
+    bind_text(s, 4, m->sender);
+    bind_text(s, 5, m->prefix);
+    sqlite3_bind_int64(s, 6, m->received);
+    bind_text_max(s, 7, m->client_addr, sizeof none->client_addr);
+    bind_text_max(s, 8, m->helo, sizeof none->helo);
+    sqlite3_bind_int(s, 9, m->direction);
+    sqlite3_bind_int(s, 10, m->is_bounce ? 1 : 0);
+    return stmt_run(st, sql, s, "message insert");
+}
+
+int store_message_insert(struct store *st, const struct store_msg_new *m)
+{
+    if (!msg_new_valid(m))
+        return STORE_ERR;
+    struct store_op op;
+    int rc = op_begin(st, &op);
+    if (rc != STORE_OK)
+        return rc;
+    rc = blob_refs_add(st, m->blob, +1);
+    if (rc == STORE_OK && (rc = insert_msg(st, m)) == STORE_EXISTS)
+        log_err("%s: store: queue ID already in use", m->id);
+    for (size_t i = 0; rc == STORE_OK && i < m->nrcpt; i++)
+        rc = insert_rcpt(st, m, m->rcpts[i]);
+    return op_end(st, &op, rc);
+}
+
+int store_message_get(struct store *st, const char *id, struct store_msg *out)
+{
+    static const char sql[] = "SELECT " MSG_COLS " FROM messages m WHERE m.id = ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, id);
+    return stmt_fetch_one(st, sql, s, read_msg, out, "message get");
+}
+
+struct msg_each {
+    int (*cb)(const struct store_msg *, void *);
+    void *arg;
+};
+
+static int msg_each(sqlite3_stmt *s, void *ctx)
+{
+    struct msg_each *e = ctx;
+    struct store_msg m;
+    read_msg(s, &m);
+    return e->cb(&m, e->arg);
+}
+
+int store_queue_list(struct store *st, int (*cb)(const struct store_msg *, void *), void *arg)
+{
+    static const char sql[] = "SELECT " MSG_COLS " FROM messages m WHERE EXISTS "
+                              "(SELECT 1 FROM recipients r WHERE r.msg_id = m.id AND r.state = 0) "
+                              "ORDER BY m.received, m.id";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    struct msg_each e = {cb, arg};
+    return stmt_each(st, sql, s, msg_each, &e, "queue list");
+}
+
+static void read_blob_name(sqlite3_stmt *s, void *out)
+{
+    col_text(s, 0, out, BLOB_ID_SIZE);
+}
+
+/* Deletes the message (its recipients cascade) and drops its blob reference. */
+static int msg_remove(struct store *st, const char *id, const char *blob)
+{
+    static const char sql[] = "DELETE FROM messages WHERE id = ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, id);
+    int rc = stmt_run(st, sql, s, "message delete");
+    return rc == STORE_OK ? store_blob_unref(st, blob) : rc;
+}
+
+static int msg_blob(struct store *st, const char *id, char blob[BLOB_ID_SIZE])
+{
+    static const char sql[] = "SELECT blob FROM messages WHERE id = ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, id);
+    return stmt_fetch_one(st, sql, s, read_blob_name, blob, "message get");
+}
+
+static void read_int(sqlite3_stmt *s, void *out)
+{
+    *(int *)out = sqlite3_column_int(s, 0);
+}
+
+int store_message_release_if_done(struct store *st, const char *id, int *released)
+{
+    static const char sql_pending[] = "SELECT EXISTS (SELECT 1 FROM recipients WHERE msg_id = ?1 "
+                                      "AND state IN " RCPT_PENDING_STATES ")";
+    *released = 0;
+    struct store_op op;
+    int rc = op_begin(st, &op);
+    if (rc != STORE_OK)
+        return rc;
+    char blob[BLOB_ID_SIZE];
+    int pending = 1;
+    rc = msg_blob(st, id, blob);
+    if (rc == STORE_OK) {
+        sqlite3_stmt *s = stmt_get(st, sql_pending);
+        if (s) {
+            bind_text(s, 1, id);
+            rc = stmt_fetch_one(st, sql_pending, s, read_int, &pending, "message pending");
+        } else {
+            rc = STORE_ERR;
+        }
+    }
+    if (rc == STORE_OK && !pending && (rc = msg_remove(st, id, blob)) == STORE_OK)
+        *released = 1;
+    rc = op_end(st, &op, rc);
+    if (rc != STORE_OK)
+        *released = 0;
+    return rc;
+}
+
+int store_message_delete(struct store *st, const char *id)
+{
+    struct store_op op;
+    int rc = op_begin(st, &op);
+    if (rc != STORE_OK)
+        return rc;
+    char blob[BLOB_ID_SIZE];
+    rc = msg_blob(st, id, blob);
+    if (rc == STORE_OK)
+        rc = msg_remove(st, id, blob);
+    return op_end(st, &op, rc);
+}
+
+/* -------------------------------------------------------------- recipients */
+
+#define RCPT_COLS                                                                                   \
+    "r.id, r.msg_id, r.rcpt, r.domain, r.state, r.attempts, r.next_attempt, m.received, "          \
+    "r.last_reply FROM recipients r JOIN messages m ON m.id = r.msg_id"
+
+static void read_rcpt(sqlite3_stmt *s, void *out)
+{
+    struct store_rcpt *r = out;
+    memset(r, 0, sizeof *r);
+    r->id = sqlite3_column_int64(s, 0);
+    col_text(s, 1, r->msg_id, sizeof r->msg_id);
+    col_text(s, 2, r->rcpt, sizeof r->rcpt);
+    col_text(s, 3, r->domain, sizeof r->domain);
+    r->state = sqlite3_column_int(s, 4);
+    r->attempts = (unsigned)sqlite3_column_int64(s, 5);
+    r->next_attempt = sqlite3_column_int64(s, 6);
+    r->received = sqlite3_column_int64(s, 7);
+    col_text(s, 8, r->last_reply, sizeof r->last_reply);
+}
+
+struct rcpt_each {
+    int (*cb)(const struct store_rcpt *, void *);
+    void *arg;
+};
+
+static int rcpt_each(sqlite3_stmt *s, void *ctx)
+{
+    struct rcpt_each *e = ctx;
+    struct store_rcpt r;
+    read_rcpt(s, &r);
+    return e->cb(&r, e->arg);
+}
+
+int store_rcpt_due(struct store *st, int64_t now, size_t limit,
+                   int (*cb)(const struct store_rcpt *, void *), void *arg)
+{
+    /* Walks recipients_due in order: no sort, stops after limit rows. */
+    static const char sql[] = "SELECT " RCPT_COLS " WHERE r.state = 0 AND r.next_attempt <= ?1 "
+                              "ORDER BY r.next_attempt, r.id LIMIT ?2";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
+    struct rcpt_each e = {cb, arg};
+    return stmt_each(st, sql, s, rcpt_each, &e, "due recipients");
+}
+
+static void read_int64(sqlite3_stmt *s, void *out)
+{
+    *(int64_t *)out = sqlite3_column_int64(s, 0);
+}
+
+int store_rcpt_next_due(struct store *st, int64_t *when_out)
+{
+    static const char sql[] = "SELECT next_attempt FROM recipients WHERE state = 0 "
+                              "ORDER BY next_attempt LIMIT 1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    return stmt_fetch_one(st, sql, s, read_int64, when_out, "next due recipient");
+}
+
+int store_rcpt_get(struct store *st, int64_t id, struct store_rcpt *out)
+{
+    static const char sql[] = "SELECT " RCPT_COLS " WHERE r.id = ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    return stmt_fetch_one(st, sql, s, read_rcpt, out, "recipient get");
+}
+
+int store_rcpt_update(struct store *st, int64_t id, int state, unsigned attempts, int64_t next_attempt,
+                      const char *last_reply)
+{
+    static const char sql[] = "UPDATE recipients SET state = ?2, attempts = ?3, next_attempt = ?4, "
+                              "last_reply = ?5 WHERE id = ?1";
+    const struct store_rcpt *none = NULL;
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, state);
+    sqlite3_bind_int64(s, 3, attempts);
+    sqlite3_bind_int64(s, 4, next_attempt);
+    bind_text_max(s, 5, last_reply, sizeof none->last_reply);
+    int rc = stmt_run(st, sql, s, "recipient update");
+    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+}
+
+int store_rcpt_list(struct store *st, const char *msg_id, int (*cb)(const struct store_rcpt *, void *),
+                    void *arg)
+{
+    static const char sql[] = "SELECT " RCPT_COLS " WHERE r.msg_id = ?1 ORDER BY r.id";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, msg_id);
+    struct rcpt_each e = {cb, arg};
+    return stmt_each(st, sql, s, rcpt_each, &e, "recipient list");
+}
+
+int store_queue_flush(struct store *st)
+{
+    static const char sql[] = "UPDATE recipients SET next_attempt = ?1 "
+                              "WHERE state = 0 AND next_attempt > ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, time_now());
+    int rc = stmt_run(st, sql, s, "queue flush");
+    if (rc == STORE_OK)
+        log_info("queue flush: %d recipient(s) made due now", sqlite3_changes(st->db));
+    return rc;
+}

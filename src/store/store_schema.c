@@ -1,0 +1,199 @@
+/*
+ * store_schema.c — the database schema and its numbered migrations.
+ *
+ * The schema only ever moves forward: migration N turns version N-1 into N and
+ * is applied in one transaction together with the new number in schema_version,
+ * so a crash leaves either the old or the new schema, never half of one.
+ * Opening an up-to-date database costs one read and takes no write lock (the
+ * daemon and lifeboatctl open the file all the time). Two processes opening an
+ * old database at once are serialised by BEGIN IMMEDIATE and the version is
+ * re-read inside the transaction, so each migration runs exactly once.
+ *
+ * To change the schema, append a migration; never edit one that has shipped.
+ * Later ones are expected for continuity mailboxes (entries referencing a blob),
+ * domain state and events, and the archive (an FTS5 index).
+ *
+ * Addresses and domain names are stored lower-case and compared with COLLATE
+ * NOCASE (ASCII folding, like util/addr.h), so a lookup by any spelling hits the
+ * unique index.
+ */
+#include "store/store_internal.h"
+
+#include <stdio.h>
+
+#include "util/log.h"
+
+struct migration {
+    int version;
+    const char *what;
+    const char *sql;
+};
+
+static const struct migration migrations[] = {
+    {1, "directory, queue and blob references",
+     /* The directory. */
+     "CREATE TABLE customers ("
+     "  id INTEGER PRIMARY KEY,"
+     "  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+     "  created INTEGER NOT NULL,"
+     "  sub_start INTEGER NOT NULL DEFAULT 0,"
+     "  sub_end INTEGER NOT NULL DEFAULT 0,"
+     "  sub_cancelled INTEGER NOT NULL DEFAULT 0);"
+     "CREATE TABLE domains ("
+     "  id INTEGER PRIMARY KEY,"
+     "  customer_id INTEGER NOT NULL REFERENCES customers(id),"
+     "  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+     "  routes TEXT NOT NULL DEFAULT '',"
+     "  recipient_check INTEGER NOT NULL DEFAULT 0,"
+     "  outbound_from TEXT NOT NULL DEFAULT '',"
+     "  webhook TEXT NOT NULL DEFAULT '',"
+     "  dkim_selector TEXT NOT NULL DEFAULT '',"
+     "  dkim_key_file TEXT NOT NULL DEFAULT '',"
+     "  continuity INTEGER NOT NULL DEFAULT 0,"
+     "  outgoing_to_own INTEGER NOT NULL DEFAULT 0,"
+     "  created INTEGER NOT NULL);"
+     "CREATE INDEX domains_customer ON domains(customer_id);"
+     "CREATE TABLE users ("
+     "  id INTEGER PRIMARY KEY,"
+     "  domain_id INTEGER NOT NULL REFERENCES domains(id),"
+     "  email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+     "  name TEXT NOT NULL DEFAULT '',"
+     "  role INTEGER NOT NULL DEFAULT 0,"
+     "  pw_hash TEXT NOT NULL DEFAULT '',"
+     "  active INTEGER NOT NULL DEFAULT 0,"
+     "  suspended INTEGER NOT NULL DEFAULT 0,"
+     "  alt_email TEXT NOT NULL DEFAULT '',"
+     "  created INTEGER NOT NULL);"
+     "CREATE INDEX users_domain ON users(domain_id);"
+     "CREATE TABLE aliases ("
+     "  alias TEXT PRIMARY KEY COLLATE NOCASE,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX aliases_user ON aliases(user_id);"
+     /* Message bodies: one row per blob file, counting the rows that use it. */
+     "CREATE TABLE blobs ("
+     "  id TEXT PRIMARY KEY,"
+     "  size INTEGER NOT NULL,"
+     "  stored_size INTEGER NOT NULL,"
+     "  refs INTEGER NOT NULL DEFAULT 0 CHECK (refs >= 0)"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX blobs_unreferenced ON blobs(id) WHERE refs = 0;"
+     /* The queue. Queue IDs sort by arrival, so messages append at the end. */
+     "CREATE TABLE messages ("
+     "  id TEXT PRIMARY KEY,"
+     "  blob TEXT NOT NULL REFERENCES blobs(id),"
+     "  size INTEGER NOT NULL,"
+     "  sender TEXT NOT NULL,"
+     "  prefix TEXT NOT NULL,"
+     "  received INTEGER NOT NULL,"
+     "  client_addr TEXT NOT NULL,"
+     "  helo TEXT NOT NULL,"
+     "  direction INTEGER NOT NULL,"
+     "  is_bounce INTEGER NOT NULL"
+     ") WITHOUT ROWID;"
+     "CREATE TABLE recipients ("
+     "  id INTEGER PRIMARY KEY,"
+     "  msg_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+     "  rcpt TEXT NOT NULL,"
+     "  domain TEXT NOT NULL,"
+     "  state INTEGER NOT NULL DEFAULT 0,"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  next_attempt INTEGER NOT NULL,"
+     "  last_reply TEXT NOT NULL DEFAULT '');"
+     "CREATE INDEX recipients_msg ON recipients(msg_id);"
+     /* The queue runner's question: who is due (state queued, next_attempt <= now)? */
+     "CREATE INDEX recipients_due ON recipients(state, next_attempt);"},
+};
+
+#define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+int store_schema_version(void)
+{
+    return migrations[NMIGRATIONS - 1].version;
+}
+
+/* The schema version recorded in the database, 0 for a new one, -1 on error. */
+static int current_version(struct store *st)
+{
+    static const char sql_has[] =
+        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'";
+    static const char sql_get[] = "SELECT max(version) FROM schema_version";
+    sqlite3_stmt *stmt = stmt_get(st, sql_has);
+    if (!stmt)
+        return -1;
+    int rc = sqlite3_step(stmt);
+    stmt_put(st, sql_has, stmt);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW) {
+        store_sqlite_rc(st, rc, "read schema version");
+        return -1;
+    }
+    if (!(stmt = stmt_get(st, sql_get)))
+        return -1;
+    rc = sqlite3_step(stmt);
+    int version = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
+    if (rc != SQLITE_ROW)
+        store_sqlite_rc(st, rc, "read schema version");
+    stmt_put(st, sql_get, stmt);
+    return version;
+}
+
+static int apply(struct store *st, const struct migration *m, char *err, size_t errlen)
+{
+    if (store_begin(st) != STORE_OK) {
+        snprintf(err, errlen, "schema migration %d: cannot start a transaction: %s", m->version,
+                 sqlite3_errmsg(st->db));
+        return -1;
+    }
+    /* Another process may have migrated while we waited for the lock. */
+    int version = current_version(st);
+    if (version < 0 || version >= m->version) {
+        store_rollback(st);
+        if (version < 0)
+            snprintf(err, errlen, "schema migration %d: cannot read the schema version", m->version);
+        return version < 0 ? -1 : 0;
+    }
+    char sql_version[192];
+    snprintf(sql_version, sizeof sql_version,
+             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+             "INSERT INTO schema_version VALUES (%d)",
+             m->version);
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, m->sql, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(st->db, sql_version, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "schema migration %d (%s) failed: %s", m->version, m->what,
+                 msg ? msg : sqlite3_errmsg(st->db));
+        sqlite3_free(msg);
+        store_rollback(st);
+        return -1;
+    }
+    if (store_commit(st) != STORE_OK) {
+        snprintf(err, errlen, "schema migration %d: commit failed: %s", m->version,
+                 sqlite3_errmsg(st->db));
+        store_rollback(st);
+        return -1;
+    }
+    log_info("store: schema migrated to version %d (%s)", m->version, m->what);
+    return 0;
+}
+
+int store_migrate(struct store *st, char *err, size_t errlen)
+{
+    int version = current_version(st);
+    if (version < 0) {
+        snprintf(err, errlen, "cannot read the schema version: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
+    if (version > store_schema_version()) {
+        snprintf(err, errlen,
+                 "the database has schema version %d, newer than this lifeboat knows (%d): "
+                 "run the newer lifeboat or restore a backup",
+                 version, store_schema_version());
+        return -1;
+    }
+    for (size_t i = 0; i < NMIGRATIONS; i++)
+        if (migrations[i].version > version && apply(st, &migrations[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}

@@ -1,0 +1,355 @@
+/*
+ * writer.c — the group-commit writer of writer.h.
+ *
+ * Submitters append jobs to a list under a mutex and signal a condition
+ * variable. The writer thread takes every job waiting, opens one transaction
+ * (BEGIN IMMEDIATE), runs each job inside its own savepoint (a failing job is
+ * rolled back alone), makes the group's new blobs durable with one sync
+ * (blob.h batches), commits once, and moves the jobs to a finished list. One
+ * libevent event on the submitters' loop, made active from this thread (the
+ * daemon enables evthread, so that is safe and wakes the loop), drains that list
+ * and runs each done() there. While a group commits the next one gathers, so
+ * under load many SMTP sessions share one fsync.
+ *
+ * Between groups, at most every WRITER_GC_INTERVAL_MS, the writer also removes
+ * blobs whose reference count fell to zero: it lists them, unlinks each file and
+ * then forgets its row, all while holding the write lock, so nobody can take a
+ * new reference to a blob that is being deleted.
+ */
+#include "store/writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#define WRITER_GC_INTERVAL_MS 5000
+#define WRITER_GC_BATCH 256
+
+struct writer_job {
+    store_job_fn fn;
+    store_done_fn done;
+    void *arg;
+    int rc;
+    struct writer_job *next;
+};
+
+struct store_writer {
+    struct store *st;     /* the writer thread's own connection */
+    struct blobstore *bs; /* its blob store; blob_get from other threads is fine */
+    struct event *done_ev;
+    pthread_t thread;
+    int64_t next_gc_ms; /* monotonic; writer thread only */
+
+    pthread_mutex_t lock; /* everything below */
+    pthread_cond_t wake;
+    struct writer_job *pending, **pending_tail;
+    struct writer_job *finished, **finished_tail;
+    int stopping;
+    int gc_requested;
+    struct store_writer_stats stats;
+};
+
+/* ------------------------------------------------------------- the group */
+
+/* Removes a blob file the group wrote when no row references it (its job
+ * failed, or the whole group did). */
+static int drop_unrecorded(const char *id, void *arg)
+{
+    struct store_writer *w = arg;
+    if (store_blob_known(w->st, id) == 0)
+        blob_unlink(w->bs, id);
+    return 0;
+}
+
+static void run_job(struct store_writer *w, struct writer_job *job)
+{
+    /* After some errors (disk full, I/O) SQLite rolls the whole transaction
+     * back by itself. A savepoint then would open a transaction of its own that
+     * commits at RELEASE, before the group's blobs are durable: fail instead. */
+    if (!store_in_transaction(w->st) || store_savepoint(w->st) != STORE_OK) {
+        job->rc = STORE_ERR;
+        return;
+    }
+    job->rc = job->fn(w->st, w->bs, job->arg);
+    if (job->rc == STORE_OK && store_savepoint_release(w->st) == STORE_OK)
+        return;
+    if (job->rc == STORE_OK)
+        job->rc = STORE_ERR;
+    store_savepoint_rollback(w->st);
+}
+
+/* Runs one group; returns the number of jobs that failed. */
+static size_t run_group(struct store_writer *w, struct writer_job *jobs, size_t njobs)
+{
+    if (store_begin(w->st) != STORE_OK) {
+        log_err("writer: cannot start a transaction; %zu job(s) fail", njobs);
+        for (struct writer_job *j = jobs; j; j = j->next)
+            j->rc = STORE_ERR;
+        return njobs;
+    }
+    blob_batch_begin(w->bs);
+    for (struct writer_job *j = jobs; j; j = j->next)
+        run_job(w, j);
+    blob_batch_created(w->bs, drop_unrecorded, w);
+
+    int ok = store_in_transaction(w->st) && blob_batch_sync(w->bs) == 0 &&
+             store_commit(w->st) == STORE_OK;
+    size_t failed = 0;
+    if (!ok) {
+        log_err("writer: commit of a group of %zu job(s) failed; all of them fail", njobs);
+        store_rollback(w->st);
+        blob_batch_created(w->bs, drop_unrecorded, w);
+    }
+    for (struct writer_job *j = jobs; j; j = j->next) {
+        if (!ok)
+            j->rc = STORE_ERR;
+        if (j->rc != STORE_OK)
+            failed++;
+    }
+    blob_batch_end(w->bs);
+    return failed;
+}
+
+/* ----------------------------------------------------------------- the GC */
+
+struct gc_batch {
+    char ids[WRITER_GC_BATCH][BLOB_ID_SIZE];
+    size_t n;
+};
+
+static int gc_collect(const char *id, void *arg)
+{
+    struct gc_batch *b = arg;
+    if (b->n < WRITER_GC_BATCH)
+        memcpy(b->ids[b->n++], id, BLOB_ID_SIZE);
+    return 0;
+}
+
+static void writer_gc(struct store_writer *w)
+{
+    w->next_gc_ms = time_mono_ms() + WRITER_GC_INTERVAL_MS;
+    struct gc_batch *b = malloc(sizeof *b);
+    if (!b)
+        return;
+    b->n = 0;
+    size_t forgotten = 0;
+    if (store_begin(w->st) != STORE_OK) {
+        free(b);
+        return;
+    }
+    int rc = store_blob_unreferenced(w->st, WRITER_GC_BATCH, gc_collect, b);
+    for (size_t i = 0; rc == STORE_OK && i < b->n; i++)
+        if (blob_unlink(w->bs, b->ids[i]) == 0 && store_blob_forget(w->st, b->ids[i]) == STORE_OK)
+            forgotten++;
+    /* A file is gone even if this commit fails: the row stays at zero and the
+     * next round forgets it (unlinking a missing file is not an error). */
+    if (store_commit(w->st) != STORE_OK) {
+        store_rollback(w->st);
+        forgotten = 0;
+    }
+    if (b->n == WRITER_GC_BATCH)
+        w->next_gc_ms = time_mono_ms(); /* more waiting: go on after the next group */
+    free(b);
+    if (forgotten) {
+        log_debug("writer: removed %zu unreferenced blob(s)", forgotten);
+        pthread_mutex_lock(&w->lock);
+        w->stats.blobs_removed += forgotten;
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+/* ---------------------------------------------------------------- threads */
+
+static void deadline(struct timespec *ts, int64_t mono_ms)
+{
+    ts->tv_sec = (time_t)(mono_ms / 1000);
+    ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
+}
+
+static void *writer_main(void *arg)
+{
+    struct store_writer *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->pending && !w->stopping && !w->gc_requested) {
+            struct timespec ts;
+            deadline(&ts, w->next_gc_ms);
+            if (pthread_cond_timedwait(&w->wake, &w->lock, &ts) == ETIMEDOUT)
+                break; /* idle: time for the GC */
+        }
+        struct writer_job *jobs = w->pending;
+        w->pending = NULL;
+        w->pending_tail = &w->pending;
+        int stopping = w->stopping, gc = w->gc_requested;
+        w->gc_requested = 0;
+        pthread_mutex_unlock(&w->lock);
+
+        if (jobs) {
+            size_t njobs = 0;
+            struct writer_job *last = jobs;
+            for (struct writer_job *j = jobs; j; j = j->next, njobs++)
+                last = j;
+            size_t failed = run_group(w, jobs, njobs);
+
+            pthread_mutex_lock(&w->lock);
+            *w->finished_tail = jobs;
+            w->finished_tail = &last->next;
+            w->stats.groups++;
+            w->stats.jobs += njobs;
+            w->stats.failed_jobs += failed;
+            if (njobs > w->stats.largest_group)
+                w->stats.largest_group = njobs;
+            pthread_mutex_unlock(&w->lock);
+            event_active(w->done_ev, EV_READ, 0);
+        }
+        if (!stopping && (gc || time_mono_ms() >= w->next_gc_ms))
+            writer_gc(w);
+
+        pthread_mutex_lock(&w->lock);
+        if (stopping && !w->pending)
+            break; /* every job is done */
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Runs done() for every finished job; on the submitters' loop thread. */
+static void run_finished(struct store_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    struct writer_job *jobs = w->finished;
+    w->finished = NULL;
+    w->finished_tail = &w->finished;
+    pthread_mutex_unlock(&w->lock);
+    while (jobs) {
+        struct writer_job *next = jobs->next;
+        if (jobs->done)
+            jobs->done(jobs->rc, jobs->arg);
+        free(jobs);
+        jobs = next;
+    }
+}
+
+static void on_finished(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_finished(arg);
+}
+
+/* ------------------------------------------------------------------ API */
+
+static void writer_free(struct store_writer *w)
+{
+    if (w->done_ev)
+        event_free(w->done_ev);
+    store_close(w->st);
+    blobstore_close(w->bs);
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
+
+struct store_writer *store_writer_start(const struct config *cfg, struct event_base *done_base,
+                                        char *err, size_t errlen)
+{
+    struct store_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the GC timer ignores wall-clock jumps */
+    pthread_cond_init(&w->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    w->pending_tail = &w->pending;
+    w->finished_tail = &w->finished;
+    w->next_gc_ms = time_mono_ms() + WRITER_GC_INTERVAL_MS;
+
+    if (store_open(cfg, &w->st, err, errlen) != STORE_OK ||
+        blobstore_open(cfg->data_dir, &w->bs, err, errlen) != 0) {
+        writer_free(w);
+        return NULL;
+    }
+    w->done_ev = event_new(done_base, -1, 0, on_finished, w);
+    if (!w->done_ev) {
+        snprintf(err, errlen, "cannot create the writer's completion event");
+        writer_free(w);
+        return NULL;
+    }
+    /* Signals are the main loop's business: the thread starts with all blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&w->thread, NULL, writer_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the writer thread: %s", strerror(rc));
+        writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+int store_writer_submit(struct store_writer *w, store_job_fn job, store_done_fn done, void *arg)
+{
+    struct writer_job *j = malloc(sizeof *j);
+    if (!j)
+        return -1;
+    *j = (struct writer_job){.fn = job, .done = done, .arg = arg, .rc = STORE_ERR};
+    pthread_mutex_lock(&w->lock);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->lock);
+        free(j);
+        return -1;
+    }
+    int was_idle = !w->pending;
+    *w->pending_tail = j;
+    w->pending_tail = &j->next;
+    if (was_idle) /* otherwise the writer is busy and will look again */
+        pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+void store_writer_stop(struct store_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    run_finished(w);
+    writer_free(w);
+}
+
+void store_writer_gc_soon(struct store_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->gc_requested = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+}
+
+struct blobstore *store_writer_blobs(struct store_writer *w)
+{
+    return w->bs;
+}
+
+void store_writer_stats(struct store_writer *w, struct store_writer_stats *out)
+{
+    pthread_mutex_lock(&w->lock);
+    *out = w->stats;
+    pthread_mutex_unlock(&w->lock);
+}
