@@ -1,0 +1,838 @@
+"""
+lbtest.py — the machinery of the integration suite: a lifeboatd under test, switchable
+aiosmtpd destinations, private Postfix instances, a raw SMTP client and message helpers.
+
+conftest.py turns these into pytest fixtures; the test files use the helpers directly.
+Everything listens on 127.0.0.1 on free ports, and everything a test starts is stopped
+by its fixture, also when the test fails.
+"""
+import asyncio
+import email
+import email.policy
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from aiosmtpd.controller import Controller
+
+BUILD = os.environ.get("LIFEBOAT_BUILD", "/work/main/build-test")
+LIFEBOATD = os.path.join(BUILD, "lifeboatd")
+LIFEBOATCTL = os.path.join(BUILD, "lifeboatctl")
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+
+def sanitizer_env():
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
+
+
+def sanitizer_findings(text):
+    return [m for m in SANITIZER_MARKERS if m in text]
+
+
+def free_port():
+    """A port nobody listens on right now (the kernel's choice for an ephemeral bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=15.0, interval=0.1, what="condition"):
+    """Polls predicate until it returns a truthy value, which is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def read_banner(port, host="127.0.0.1", timeout=2.0):
+    """Connects and returns the greeting line, or None when nothing answers yet."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return None
+                data += chunk
+            try:
+                s.sendall(b"QUIT\r\n")
+                s.recv(4096)
+            except OSError:
+                pass
+            return data.split(b"\r\n", 1)[0].decode("latin-1")
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------- lifeboatd
+
+
+class Lifeboat:
+    """One lifeboatd under test: its own directory, config, data_dir and ports."""
+
+    DEFAULTS = {
+        "hostname": "lifeboat.test",
+        "retry_min_backoff": "1s",
+        "retry_max_backoff": "2s",
+        "queue_lifetime": "1h",
+        "smtp_timeout": "30s",
+        "smtp_data_timeout": "30s",
+        "delivery_timeout": "10s",
+        "max_message_size": "10M",
+        "log_level": "info",
+    }
+
+    def __init__(self, workdir, overrides=None):
+        self.dir = str(workdir)
+        os.makedirs(self.dir, exist_ok=True)
+        self.smtp_port = free_port()
+        self.http_port = free_port()
+        self.conf = os.path.join(self.dir, "lifeboat.conf")
+        self.data_dir = os.path.join(self.dir, "data")
+        self.settings = dict(self.DEFAULTS)
+        self.settings.update(
+            {
+                "data_dir": self.data_dir,
+                "smtp_listen": f"127.0.0.1:{self.smtp_port}",
+                "http_listen": f"127.0.0.1:{self.http_port}",
+            }
+        )
+        self.settings.update(overrides or {})
+        self.write_config()
+        self.proc = None
+        self.runs = 0
+        self.logfiles = []
+        self.expected_exit_failures = []
+
+    def write_config(self):
+        with open(self.conf, "w") as f:
+            f.write("# written by tests/integration\n")
+            for k, v in self.settings.items():
+                f.write(f"{k} = {v}\n")
+
+    # -- process control
+
+    def start(self, timeout=30.0):
+        assert self.proc is None, "lifeboatd already running"
+        self.runs += 1
+        logpath = os.path.join(self.dir, f"lifeboatd.{self.runs}.log")
+        self.logfiles.append(logpath)
+        logf = open(logpath, "wb")
+        self.proc = subprocess.Popen(
+            [LIFEBOATD, "-c", self.conf, "--foreground"],
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            env=sanitizer_env(),
+        )
+        logf.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.proc = None
+                raise AssertionError(f"lifeboatd exited with {rc} during start-up:\n{self.log()[-4000:]}")
+            banner = read_banner(self.smtp_port)
+            if banner and banner.startswith("220"):
+                return banner
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"lifeboatd gave no 220 banner within {timeout}s:\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=25.0):
+        """SIGTERM, and the daemon must exit 0 (SPEC: nothing lost, exit 0)."""
+        assert self.proc is not None, "lifeboatd not running"
+        proc, self.proc = self.proc, None
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"lifeboatd did not exit within {timeout}s of SIGTERM")
+        assert rc == 0, f"lifeboatd exited with {rc} after SIGTERM:\n{self.log()[-4000:]}"
+        return rc
+
+    def kill(self):
+        """SIGKILL: the crash case."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.kill()
+        proc.wait()
+
+    def signal(self, sig):
+        assert self.proc is not None, "lifeboatd not running"
+        self.proc.send_signal(sig)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    # -- output
+
+    def log(self):
+        out = []
+        for p in self.logfiles:
+            try:
+                with open(p, "rb") as f:
+                    out.append(f.read().decode("utf-8", "replace"))
+            except FileNotFoundError:
+                pass
+        return "".join(out)
+
+    def check_sanitizers(self):
+        found = sanitizer_findings(self.log())
+        assert not found, f"sanitizer report in lifeboatd's stderr ({found}):\n{self.log()[-6000:]}"
+
+    # -- lifeboatctl
+
+    def ctl(self, *args, input=None, conf=None, timeout=60):
+        cp = subprocess.run(
+            [LIFEBOATCTL, "-c", conf or self.conf, *[str(a) for a in args]],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=sanitizer_env(),
+        )
+        found = sanitizer_findings(cp.stderr)
+        assert not found, f"sanitizer report from lifeboatctl {' '.join(map(str, args))}:\n{cp.stderr[-6000:]}"
+        return cp
+
+    def ctl_ok(self, *args, input=None):
+        cp = self.ctl(*args, input=input)
+        assert cp.returncode == 0, (
+            f"lifeboatctl {' '.join(map(str, args))} exited {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
+        )
+        return cp
+
+    def ctl_json(self, *args):
+        cp = self.ctl_ok(*args, "--json")
+        try:
+            return json.loads(cp.stdout)
+        except ValueError as e:
+            raise AssertionError(f"lifeboatctl {' '.join(args)} --json printed no JSON ({e}): {cp.stdout!r}")
+
+    def queue(self):
+        return self.ctl_json("queue", "list")
+
+    def wait_queue_empty(self, timeout=30.0):
+        return wait_for(lambda: self.queue() == [], timeout=timeout, interval=0.2, what="an empty queue")
+
+    # -- directory set-up
+
+    def add_customer(self, name):
+        self.ctl_ok("customer", "add", name)
+
+    def add_domain(self, domain, customer, route, recipient_check=None, outbound_from=None, create_customer=True):
+        if create_customer:
+            cp = self.ctl("customer", "list", "--json")
+            names = json.dumps(json.loads(cp.stdout)) if cp.returncode == 0 else ""
+            if f'"{customer}"' not in names:
+                self.add_customer(customer)
+        self.ctl_ok("domain", "add", domain, "--customer", customer, "--route", route)
+        opts = []
+        if recipient_check is not None:
+            opts += ["--recipient-check", "on" if recipient_check else "off"]
+        if outbound_from is not None:
+            opts += ["--outbound-from", outbound_from]
+        if opts:
+            self.ctl_ok("domain", "set", domain, *opts)
+
+    def add_user(self, email_addr, password="correct horse 9 battery", activate=True, name=None):
+        args = ["user", "add", email_addr, "--password-stdin"]
+        if name:
+            args += ["--name", name]
+        if activate:
+            args.append("--activate")
+        self.ctl_ok(*args, input=password + "\n")
+
+
+# --------------------------------------------------------------------------- aiosmtpd sink
+
+
+@dataclass
+class Delivered:
+    mail_from: str
+    rcpt_tos: list
+    data: bytes
+    mail_options: list = field(default_factory=list)
+    when: float = 0.0
+
+    def message(self):
+        return email.message_from_bytes(self.data, policy=email.policy.compat32)
+
+    def header(self, name):
+        return self.message().get(name)
+
+
+class SinkHandler:
+    """aiosmtpd handler whose answers a test can switch while lifeboatd talks to it."""
+
+    MODES = ("accept", "mail4xx", "rcpt4xx", "data4xx", "rcpt5xx", "data5xx")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.mode = "accept"
+        self.temp_fail_rcpts = set()  # lower-case addresses answered 451 at RCPT
+        self.perm_fail_rcpts = set()  # lower-case addresses answered 550 at RCPT
+        self.data_delay = 0.0
+        self.messages = []
+        self.rcpt_attempts = []  # (address, monotonic time) of every RCPT, accepted or not
+        self.sessions = 0  # EHLOs seen: one per SMTP session of a well-behaved client
+        self.data_active = 0  # DATA commands being answered right now (see data_delay)
+        self.data_active_max = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        with self.lock:
+            self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.mode == "mail4xx":
+            return "451 4.3.0 sink: MAIL deferred"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            self.rcpt_attempts.append((address, time.monotonic()))
+        low = address.lower()
+        if self.mode == "rcpt4xx" or low in self.temp_fail_rcpts:
+            return "451 4.3.0 sink: try again later"
+        if self.mode == "rcpt5xx" or low in self.perm_fail_rcpts:
+            return "550 5.1.1 sink: no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.mode == "data4xx":
+            return "451 4.3.0 sink: DATA deferred"
+        if self.mode == "data5xx":
+            return "554 5.6.0 sink: content rejected"
+        with self.lock:
+            self.data_active += 1
+            self.data_active_max = max(self.data_active_max, self.data_active)
+        try:
+            if self.data_delay:
+                await asyncio.sleep(self.data_delay)
+        finally:
+            with self.lock:
+                self.data_active -= 1
+        d = Delivered(
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            data=bytes(envelope.original_content),
+            mail_options=list(envelope.mail_options),
+            when=time.monotonic(),
+        )
+        with self.lock:
+            self.messages.append(d)
+        return "250 2.0.0 sink: queued"
+
+
+class Sink:
+    """An aiosmtpd destination on a fixed free port. close() makes the port refuse
+    connections; open() starts a new Controller on the same port (a Controller
+    cannot be restarted)."""
+
+    def __init__(self, name="sink"):
+        self.name = name
+        self.port = free_port()
+        self.handler = SinkHandler()
+        self.controller = None
+        self.open()
+
+    @property
+    def route(self):
+        return f"127.0.0.1:{self.port}"
+
+    def open(self):
+        if self.controller is not None:
+            return
+        deadline = time.monotonic() + 10
+        while True:
+            c = Controller(self.handler, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True,
+                           ready_timeout=10)
+            try:
+                c.start()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.controller = c
+
+    def close(self):
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def set_mode(self, mode):
+        assert mode in SinkHandler.MODES, mode
+        self.handler.mode = mode
+
+    @property
+    def messages(self):
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    def wait_messages(self, count, timeout=30.0):
+        return wait_for(lambda: len(self.messages) >= count and self.messages, timeout=timeout,
+                        what=f"{count} message(s) at {self.name}")
+
+    def with_message_id(self, msgid):
+        return [m for m in self.messages if (m.header("Message-ID") or "").strip() == msgid]
+
+
+# --------------------------------------------------------------------------- Postfix
+
+
+POSTFIX_UID = pwd.getpwnam("postfix").pw_uid if shutil.which("postfix") else None
+POSTFIX_GID = pwd.getpwnam("postfix").pw_gid if shutil.which("postfix") else None
+
+
+class Postfix:
+    """A private Postfix instance (never the system one): its own config, queue and data
+    directories, one smtpd on 127.0.0.1:port, a maillog_file. kind is a short name used
+    in myhostname and the directory name."""
+
+    def __init__(self, kind, main_extra):
+        self.kind = kind
+        self.base = tempfile.mkdtemp(prefix=f"lb-postfix-{kind}-")
+        os.chmod(self.base, 0o755)  # postfix must traverse it
+        self.etc = os.path.join(self.base, "etc")
+        self.spool = os.path.join(self.base, "spool")
+        self.datadir = os.path.join(self.base, "data")
+        self.mail = os.path.join(self.base, "mail")
+        self.logfile = os.path.join(self.base, "postfix.log")
+        for d in (self.etc, self.spool, self.datadir, self.mail):
+            os.makedirs(d, mode=0o755)
+        for d in (self.datadir, self.mail):
+            os.chown(d, POSTFIX_UID, POSTFIX_GID)
+        self.port = free_port()
+        self._write_master()
+        main = {
+            "compatibility_level": "3.6",
+            "queue_directory": self.spool,
+            "data_directory": self.datadir,
+            "mail_owner": "postfix",
+            "myhostname": f"{kind}.postfix.test",
+            "mydomain": "postfix.test",
+            "myorigin": "$myhostname",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            "mynetworks": "127.0.0.0/8",
+            "mydestination": "",
+            "relay_domains": "",
+            "alias_maps": "",
+            "alias_database": "",
+            "local_recipient_maps": "",
+            "maillog_file": self.logfile,
+            "maillog_file_prefixes": self.base,
+            "smtpd_banner": "$myhostname ESMTP",
+            "biff": "no",
+            "append_dot_mydomain": "no",
+            "smtp_tls_security_level": "none",
+            "smtpd_tls_security_level": "none",
+            "smtp_dns_support_level": "disabled",
+            "queue_run_delay": "1s",
+            "minimal_backoff_time": "1s",
+            "maximal_backoff_time": "2s",
+        }
+        main.update(main_extra)
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            for k, v in main.items():
+                f.write(f"{k} = {v}\n")
+        self.started = False
+
+    def _write_master(self):
+        out = []
+        with open("/etc/postfix/master.cf") as f:
+            for line in f:
+                if line.startswith("#") or not line.strip() or line[0].isspace():
+                    out.append(line)
+                    continue
+                fields = line.split()
+                if len(fields) >= 8 and fields[0] == "smtp" and fields[1] == "inet":
+                    out.append(f"127.0.0.1:{self.port} inet n - n - - smtpd\n")
+                    continue
+                if len(fields) >= 8:
+                    fields[4] = "n"  # no chroot
+                    out.append(" ".join(fields[:8]) + (" " + " ".join(fields[8:]) if len(fields) > 8 else "") + "\n")
+                else:
+                    out.append(line)
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.writelines(out)
+
+    def postfix(self, *args, check=True):
+        cp = subprocess.run(["postfix", "-c", self.etc, *args], capture_output=True, text=True, timeout=60)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"postfix {' '.join(args)} failed ({cp.returncode}): {cp.stdout}{cp.stderr}\n"
+                                 f"{self.log()[-3000:]}")
+        return cp
+
+    def start(self):
+        self.postfix("start")
+        self.started = True
+        wait_for(lambda: (read_banner(self.port) or "").startswith("220"), timeout=30,
+                 what=f"postfix {self.kind} on port {self.port}")
+
+    def stop(self):
+        if self.started:
+            self.postfix("stop", check=False)
+            self.started = False
+            pidfile = os.path.join(self.spool, "pid", "master.pid")
+            try:
+                wait_for(lambda: not os.path.exists(pidfile) or not _pid_alive(pidfile), timeout=15,
+                         what="postfix master to exit")
+            except AssertionError:
+                _kill_pidfile(pidfile)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def log(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def queue_empty(self):
+        for sub in ("incoming", "active", "deferred", "hold", "maildrop"):
+            d = os.path.join(self.spool, sub)
+            for _root, _dirs, files in os.walk(d):
+                if files:
+                    return False
+        return True
+
+
+def _pid_alive(pidfile):
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _kill_pidfile(pidfile):
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
+class PostfixDestination(Postfix):
+    """The customer's own server: every address of the virtual domains goes into one
+    Maildir, mail/<domain>/."""
+
+    def __init__(self, domains=("acme.test",)):
+        self.domains = list(domains)
+        super().__init__(
+            "dest",
+            {
+                "virtual_mailbox_domains": " ".join(self.domains),
+                "virtual_mailbox_base": "",  # set below, needs self.mail
+                "virtual_mailbox_maps": "static:acme/",
+                "virtual_uid_maps": f"static:{POSTFIX_UID}",
+                "virtual_gid_maps": f"static:{POSTFIX_GID}",
+            },
+        )
+        path = os.path.join(self.etc, "main.cf")
+        with open(path) as f:
+            text = f.read()
+        text = text.replace("virtual_mailbox_base = \n", f"virtual_mailbox_base = {self.mail}\n")
+        with open(path, "w") as f:
+            f.write(text)
+
+    @property
+    def route(self):
+        return f"127.0.0.1:{self.port}"
+
+    def delivered(self):
+        """Raw bytes of every message in the Maildir (Maildir files use LF line ends)."""
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(self.mail, "acme", sub)
+            if not os.path.isdir(d):
+                continue
+            for name in sorted(os.listdir(d)):
+                with open(os.path.join(d, name), "rb") as f:
+                    out.append(f.read())
+        return out
+
+    def wait_delivered(self, count, timeout=30.0):
+        return wait_for(lambda: len(self.delivered()) >= count and self.delivered(), timeout=timeout,
+                        what=f"{count} message(s) in the Postfix destination's Maildir")
+
+
+class PostfixSender(Postfix):
+    """A sending MTA whose relayhost is lifeboatd."""
+
+    def __init__(self, relay_port):
+        super().__init__("sender", {"relayhost": f"[127.0.0.1]:{relay_port}"})
+
+
+# --------------------------------------------------------------------------- raw SMTP client
+
+
+class SMTPClosed(Exception):
+    pass
+
+
+class RawSMTP:
+    """A byte-exact SMTP client for protocol tests: send exactly what a test says, read
+    replies one at a time."""
+
+    def __init__(self, port, host="127.0.0.1", source=None, timeout=10.0, read_banner=True):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.banner = self.reply() if read_banner else None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise SMTPClosed(f"connection closed; unparsed: {self.buf!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self, timeout=None):
+        """One (possibly multi-line) reply: (code, text of all lines joined by newlines)."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        lines = []
+        while True:
+            line = self._line()
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                break
+        code = int(lines[0][:3]) if lines[0][:3].isdigit() else -1
+        return code, "\n".join(lines)
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def ehlo(self, name="client.example.org"):
+        code, text = self.cmd(f"EHLO {name}")
+        assert code == 250, text
+        return [ln[4:] for ln in text.split("\n")]
+
+    def is_closed(self, timeout=5.0):
+        """True when the server closes the connection (after anything still buffered)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def send_raw_message(port, sender, rcpts, data, source=None, ehlo="client.example.org"):
+    """A whole transaction over RawSMTP; data is the dot-stuffed body without the final
+    dot. Returns (mail code, [rcpt codes], data code)."""
+    with RawSMTP(port, source=source) as c:
+        c.ehlo(ehlo)
+        mcode, _ = c.cmd(f"MAIL FROM:<{sender}>")
+        rcodes = [c.cmd(f"RCPT TO:<{r}>")[0] for r in rcpts]
+        if 250 not in rcodes:
+            c.cmd("QUIT")
+            return mcode, rcodes, None
+        code, text = c.cmd("DATA")
+        assert code == 354, text
+        c.send(data + b".\r\n")
+        dcode, _ = c.reply()
+        c.cmd("QUIT")
+        return mcode, rcodes, dcode
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def make_message(msgid, sender="alice@example.org", to="bob@acme.test", subject="integration test", body=None):
+    """A message (CRLF lines, not dot-stuffed) with the awkward parts a relay must carry
+    unchanged: leading dots, a lone '..', trailing white space, tabs, 8-bit UTF-8,
+    a 990-character line, an empty last line."""
+    if body is None:
+        body = (
+            "Hello Bob,\r\n"
+            ".a line with a leading dot\r\n"
+            "..\r\n"
+            ".\r\n"
+            ".\tdot and tab\r\n"
+            "trailing spaces   \r\n"
+            "\ttab-indented line\r\n"
+            "UTF-8: Grüße, ÅÆØ, 日本語\r\n"
+            + ("x" * 990) + "\r\n"
+            "From the start of a line\r\n"
+            "\r\n"
+            "-- \r\n"
+            "Alice\r\n"
+            "\r\n"
+        )
+    headers = (
+        f"From: Alice Example <{sender}>\r\n"
+        f"To: Bob <{to}>\r\n"
+        f"Subject: {subject}\r\n"
+        f"Date: Fri, 27 Nov 2026 22:00:00 +0000\r\n"
+        f"Message-ID: {msgid}\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "X-Folded: first part\r\n"
+        "\tsecond part\r\n"
+        "\r\n"
+    )
+    return (headers + body).encode("utf-8")
+
+
+def new_msgid(tag="t"):
+    return f"<{tag}.{time.time_ns()}.{os.getpid()}@integration.test>"
+
+
+_HEADER_NAME = re.compile(rb"^([!-9;-~]+):")
+
+
+def split_leading_headers(data, names):
+    """Removes the leading header fields whose (case-insensitive) names are in names,
+    with their folded continuation lines. Returns (removed field texts, rest)."""
+    names = {n.lower() for n in names}
+    removed = []
+    rest = data
+    while True:
+        m = _HEADER_NAME.match(rest)
+        if not m or m.group(1).decode().lower() not in names:
+            return removed, rest
+        # the field runs to the first line end not followed by white space
+        pos = 0
+        while True:
+            nl = rest.find(b"\n", pos)
+            if nl < 0:
+                return removed + [rest], b""
+            if rest[nl + 1:nl + 2] in (b" ", b"\t"):
+                pos = nl + 1
+                continue
+            removed.append(rest[:nl + 1])
+            rest = rest[nl + 1:]
+            break
+
+
+def strip_added_received(data):
+    """(Received: fields removed from the top, the rest)."""
+    return split_leading_headers(data, ["Received"])
+
+
+def smtp_unstuffed(dotted):
+    """For tests that build dot-stuffed DATA by hand."""
+    return b"".join(ln[1:] if ln.startswith(b".") else ln for ln in dotted.splitlines(keepends=True))
+
+
+def dot_stuff(data):
+    return b"".join(b"." + ln if ln.startswith(b".") else ln for ln in data.splitlines(keepends=True))
+
+
+# --------------------------------------------------------------------------- comparisons
+
+POSTFIX_ADDED = ["Return-Path", "X-Original-To", "Delivered-To", "Received"]
+
+
+def assert_relayed_unchanged(arrived, sent, hostname="lifeboat.test", upstream_received=0):
+    """arrived must be sent with lifeboat's Received: field on top (and upstream_received
+    more Received: fields below it, added by a sending MTA before lifeboat), nothing else."""
+    removed, rest = strip_added_received(arrived)
+    assert len(removed) == 1 + upstream_received, (
+        f"expected {1 + upstream_received} Received: field(s) added on top, found {len(removed)}: {removed!r}"
+    )
+    assert hostname.encode() in removed[0], f"the top Received: field is not lifeboat's: {removed[0]!r}"
+    if rest != sent:
+        raise AssertionError("message changed in transit:\n" + byte_diff(sent, rest))
+
+
+def assert_postfix_delivered_unchanged(arrived, sent, hostname="lifeboat.test"):
+    """For a message out of the Postfix destination's Maildir (LF line ends; Postfix adds
+    Return-Path, X-Original-To, Delivered-To and its own Received): what remains after
+    those and lifeboat's Received is the message as sent."""
+    removed, rest = split_leading_headers(arrived, POSTFIX_ADDED)
+    received = [r for r in removed if r.lower().startswith(b"received:")]
+    assert any(hostname.encode() in r for r in received), f"no Received: by {hostname} in {removed!r}"
+    expected = sent.replace(b"\r\n", b"\n")
+    if rest != expected:
+        raise AssertionError("message changed in transit:\n" + byte_diff(expected, rest))
+
+
+def byte_diff(expected, got):
+    exp_lines = expected.splitlines(keepends=True)
+    got_lines = got.splitlines(keepends=True)
+    out = [f"expected {len(expected)} bytes, got {len(got)} bytes"]
+    for i, (a, b) in enumerate(zip(exp_lines, got_lines)):
+        if a != b:
+            out.append(f"first difference at line {i + 1}:\n  expected {a[:200]!r}\n  got      {b[:200]!r}")
+            break
+    else:
+        out.append(f"one is a prefix of the other; line counts {len(exp_lines)} vs {len(got_lines)}")
+    return "\n".join(out)
+
+
+def message_ids(messages):
+    out = []
+    for m in messages:
+        mid = m.header("Message-ID")
+        if mid:
+            out.append(mid.strip())
+    return out
