@@ -1,0 +1,216 @@
+/*
+ * smtpd_int.h — what the files of the SMTP server share, and the seams the
+ * unit tests use. Not for other modules: they use smtpd.h.
+ *
+ *   smtpd.c          listeners, connection limits, reload, the session list
+ *   session.c        one connection: I/O, timeouts, pipelining, STARTTLS, closing
+ *   session_cmd.c    the commands: the SMTP state machine and the RCPT policy
+ *   session_txn.c    the mail transaction: recipients, end of data, queue_submit
+ *   tls.c            the server's SSL_CTX
+ *   client_table.c   sessions per client address
+ */
+#ifndef LB_SMTPD_SMTPD_INT_H
+#define LB_SMTPD_SMTPD_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "directory/directory.h"
+#include "mail/received.h"
+#include "queue/queue.h"
+#include "smtpd/client_table.h"
+#include "smtpd/smtp_data.h"
+#include "smtpd/smtp_parse.h"
+#include "smtpd/smtpd.h"
+#include "util/config.h"
+#include "util/queueid.h"
+
+/* The server's view of the rest of lifeboat. smtpd_start wires it to
+ * directory_lookup_rcpt, directory_client_may_relay and queue_submit; the unit
+ * tests put their own in. */
+struct smtpd_backend {
+    int (*lookup_rcpt)(void *arg, const char *addr, struct rcpt_lookup *out); /* STORE_OK/ERR */
+    int (*may_relay)(void *arg, const char *client_ip);                       /* 1, 0, STORE_ERR */
+    int (*submit)(void *arg, const struct queue_message *m, queue_submit_done done, void *done_arg);
+    void *arg;
+};
+
+/* After this many error replies in one session: 421 and close (Postfix's
+ * smtpd_hard_error_limit). */
+#define SMTPD_HARD_ERROR_LIMIT 20
+/* NOOP, RSET, VRFY, HELP... beyond this many, each counts as an error. */
+#define SMTPD_JUNK_COMMAND_LIMIT 100
+/* Replies waiting for a client that does not read them: past this, commands
+ * are not processed until it has read some (and the write timeout applies). */
+#define SMTPD_OUTPUT_MAX (64 * 1024)
+/* Input read ahead of processing (pipelined commands, DATA in flight). */
+#define SMTPD_INPUT_MAX (256 * 1024)
+
+#define SMTPD_MAX_LISTENERS (2 * CONFIG_MAX_LISTEN * 4)
+
+struct session;
+
+struct smtpd_listener {
+    struct evconnlistener *l;
+    struct smtpd *srv;
+    int submission;
+};
+
+struct smtpd {
+    struct event_base *base;
+    struct config cfg; /* our copy: reload replaces it */
+    struct smtpd_deps deps;
+    struct smtpd_backend backend;
+    SSL_CTX *tls; /* NULL: no certificate, no STARTTLS */
+
+    struct smtpd_listener listeners[SMTPD_MAX_LISTENERS];
+    size_t nlisteners;
+    struct event *accept_pause; /* re-enables the listeners after accept() failed */
+
+    struct session *sessions; /* every live session, doubly linked */
+    unsigned nsessions;       /* live session structures */
+    unsigned nconnections;    /* open client connections (the limit counts these) */
+    struct client_table clients;
+
+    unsigned hard_error_limit;
+    int draining; /* smtpd_stop_accepting was called */
+};
+
+/* smtpd_start with a chosen backend (NULL: the directory and the queue). */
+struct smtpd *smtpd_start_with(struct event_base *base, const struct config *cfg,
+                               const struct smtpd_deps *deps, const struct smtpd_backend *backend,
+                               char *err, size_t errlen);
+
+/* Takes over an accepted, connected socket as a new session, applying the
+ * connection limits first (past them the client gets 421 and fd is closed).
+ * Used by the listeners and by the tests (with a socketpair). 0 or -1. */
+int smtpd_accept_fd(struct smtpd *s, evutil_socket_t fd, const struct sockaddr *sa, socklen_t salen,
+                    int submission);
+
+/* Called by a session when its connection closes, and when it is freed. */
+void smtpd_connection_closed(struct smtpd *s, struct session *sess, const char *ip);
+void smtpd_session_freed(struct smtpd *s, struct session *sess);
+
+/* ------------------------------------------------------------------ tls.c */
+
+/* A server context for cert_file/key_file (PEM). NULL with err filled. */
+SSL_CTX *smtpd_tls_context(const char *cert_file, const char *key_file, char *err, size_t errlen);
+/* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384" for the Received header and logs. */
+void smtpd_tls_describe(SSL *ssl, char *out, size_t outlen);
+
+/* ------------------------------------------------------------------ sessions */
+
+/* The mail transaction, from MAIL to the 250 after the data. */
+struct txn {
+    int active;                  /* MAIL was accepted */
+    char sender[ADDR_MAX + 1];   /* "" : null sender */
+    uint64_t size_hint;
+    int smtputf8;
+    char queue_id[QUEUEID_SIZE]; /* "" until the first accepted recipient */
+
+    /* Recipients (canonical): strings in one arena, found by offset. */
+    char *arena;
+    size_t arena_len, arena_cap;
+    size_t *rcpt_off;
+    size_t nrcpt, rcpt_cap;
+    uint32_t *slots;      /* hash set of recipient indexes, for duplicates */
+    size_t nslots;
+    size_t nhosted;       /* distinct recipients in hosted domains */
+    size_t accepted;      /* RCPT commands accepted, duplicates included */
+    unsigned overshoot;   /* RCPTs refused for max_recipients */
+
+    int data_used;        /* DATA was given */
+    int bdat_used;        /* BDAT was given */
+    struct smtp_data data;
+
+    /* Alive from queue_submit until its done callback. */
+    const char **rcpt_ptrs;
+    char prefix[RECEIVED_MAX];
+    struct queue_message qm;
+};
+
+enum session_state {
+    SS_CMD,     /* reading commands */
+    SS_DATA,    /* reading a DATA body */
+    SS_BDAT,    /* reading a BDAT chunk */
+    SS_SKIP,    /* reading a BDAT chunk that has no transaction, to discard it */
+    SS_SUBMIT,  /* the message is with the writer; input is not read */
+};
+
+struct session {
+    struct session *prev, *next;
+    struct smtpd *srv;  /* NULL once smtpd_free has let go of a session still submitting */
+    struct bufferevent *bev; /* NULL once the connection is closed */
+    struct event *close_timer;
+    int64_t close_deadline_ms;
+
+    char ip[64];
+    int submission;      /* the submission port: AUTH required (a later issue) */
+    int tls;
+    int authenticated;
+    char tls_info[128];
+
+    enum session_state state;
+    int helo;            /* 0: none yet, 1: HELO, 2: EHLO */
+    char helo_name[SMTP_DOMAIN_MAX + 1];
+    int closing;         /* the last reply is being flushed, then the connection goes */
+    int output_blocked;  /* reading paused until the client reads its replies */
+    int discarding_line; /* inside a command line that was too long */
+    uint64_t chunk_size; /* the current BDAT chunk, for its reply */
+    uint64_t skip_left;  /* SS_SKIP: octets still to discard */
+    const char *skip_reply;
+    int connection_closed; /* the socket is gone; free when the writer is done */
+    int may_relay;       /* -1: not asked yet */
+
+    unsigned errors, junk;
+    unsigned messages;
+    unsigned count[SMTP_AUTH + 1], failed[SMTP_AUTH + 1]; /* per verb, for the disconnect line */
+    unsigned unknown;
+    const char *last_verb; /* for "lost connection after X" */
+
+    struct txn txn;
+};
+
+/* session.c */
+struct session *session_new(struct smtpd *srv, evutil_socket_t fd, const char *ip, int submission);
+/* Graceful shutdown: 421 now if idle, else after the current transaction. */
+void session_drain(struct session *s);
+/* Closes the connection at once (smtpd_free). Frees s unless a submit is pending. */
+void session_abort(struct session *s);
+/* Frees a session whose connection is already closed. */
+void session_destroy(struct session *s);
+/* Output helpers: a reply line (without CRLF), counted as an error if it is one. */
+void session_reply(struct session *s, const char *text);
+void session_replyf(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void session_error(struct session *s, const char *text);
+/* One more error; at the hard limit: 421 and close. */
+void session_count_error(struct session *s);
+/* Flush what is queued, then close (QUIT, 421). */
+void session_close_after_flush(struct session *s);
+/* Read timeout for the current state (commands or data). */
+void session_set_timeouts(struct session *s);
+/* Processes buffered input until it runs out or the session must wait. */
+void session_process(struct session *s);
+/* After the writer's done callback: read and process again. */
+void session_resume(struct session *s);
+int session_start_tls(struct session *s);
+
+/* session_cmd.c */
+void session_command(struct session *s, const char *line, size_t len);
+
+/* session_txn.c */
+void txn_reset(struct txn *t);
+void txn_free(struct txn *t);
+/* Adds a canonical address: 1 added, 0 already there, -1 out of memory. */
+int txn_add_rcpt(struct txn *t, const char *addr, int hosted);
+const char *txn_rcpt(const struct txn *t, size_t i);
+/* The body (or the current BDAT chunk) has been read completely. */
+void session_data_segment_done(struct session *s);
+
+#endif
