@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/timeutil.h"
 
@@ -86,4 +87,24 @@ int received_build(const struct received_info *ri, char *out, size_t outlen)
         return -1;
     }
     return (int)o.len;
+}
+
+unsigned received_count_hops(const unsigned char *msg, size_t len)
+{
+    static const char name[] = "received:";
+    const size_t nl = sizeof name - 1;
+    unsigned hops = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        /* An empty line ends the header section. */
+        if (msg[pos] == '\r' || msg[pos] == '\n')
+            break;
+        if (len - pos >= nl && strncasecmp((const char *)msg + pos, name, nl) == 0)
+            hops++;
+        const unsigned char *eol = memchr(msg + pos, '\n', len - pos);
+        if (!eol)
+            break;
+        pos = (size_t)(eol - msg) + 1;
+    }
+    return hops;
 }

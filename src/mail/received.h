@@ -45,4 +45,12 @@ const char *received_protocol(const struct received_info *ri);
  */
 int received_build(const struct received_info *ri, char *out, size_t outlen);
 
+/* The hop limit past which a message is taken for a mail loop (as Postfix's hopcount_limit: no legitimate path has 50 relays, a
+ * loop reaches it in seconds; RFC 5321 6.3 asks MTAs to detect loops this way). */
+#define RECEIVED_HOP_LIMIT 50
+
+/* Counts the Received: trace headers in the header
+ * section of msg (up to the first empty line), case-insensitively. Pure. */
+unsigned received_count_hops(const unsigned char *msg, size_t len);
+
 #endif

@@ -239,5 +239,13 @@ void session_data_segment_done(struct session *s)
         session_replyf(s, "250 2.0.0 Ok: %llu octets received", (unsigned long long)s->chunk_size);
         return;
     }
+    unsigned hops = received_count_hops(d->buf ? d->buf : (const unsigned char *)"", d->len);
+    if (hops >= RECEIVED_HOP_LIMIT) {
+        log_info("%s: reject: %s from [%s]: 554 5.4.6 too many hops (%u Received headers); from=<%s>",
+                 t->queue_id, t->bdat_used ? "BDAT" : "END-OF-MESSAGE", s->ip, hops, t->sender);
+        txn_reset(t);
+        session_error(s, "554 5.4.6 Error: too many hops (mail loop?)");
+        return;
+    }
     submit(s);
 }

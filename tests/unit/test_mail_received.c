@@ -152,6 +152,19 @@ static void test_refuses_unsafe_or_too_long(void **state)
     assert_int_equal(received_build(&ri, out, sizeof out), -1);
 }
 
+static void test_count_hops(void **state)
+{
+    (void)state;
+    const char *m = "Received: from a\r\n\tby b; x\r\nRECEIVED: from c\r\nSubject: hi\r\n"
+                    "X-Received: no\r\n\r\nReceived: in the body does not count\r\n";
+    assert_int_equal(received_count_hops((const unsigned char *)m, strlen(m)), 2);
+    assert_int_equal(received_count_hops((const unsigned char *)"", 0), 0);
+    /* No header end and no final newline: still counted, never read past len. */
+    const char *cut = "Received: x\r\nReceived: y";
+    assert_int_equal(received_count_hops((const unsigned char *)cut, strlen(cut)), 2);
+    assert_int_equal(received_count_hops((const unsigned char *)cut, 5), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_protocol_names),
         cmocka_unit_test(test_every_line_crlf_and_short),
         cmocka_unit_test(test_refuses_unsafe_or_too_long),
+        cmocka_unit_test(test_count_hops),
     };
     return cmocka_run_group_tests(tests, setup_utc, NULL);
 }
