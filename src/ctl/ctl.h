@@ -102,6 +102,8 @@ void ctl_password_free(char *pw);
 
 int ctl_customer_add(struct ctl *c, int argc, char **argv);
 int ctl_customer_list(struct ctl *c, int argc, char **argv);
+int ctl_subscription_start(struct ctl *c, int argc, char **argv);
+int ctl_subscription_cancel(struct ctl *c, int argc, char **argv);
 int ctl_domain_add(struct ctl *c, int argc, char **argv);
 int ctl_domain_set(struct ctl *c, int argc, char **argv);
 int ctl_domain_list(struct ctl *c, int argc, char **argv);
@@ -116,6 +118,11 @@ int ctl_queue_list(struct ctl *c, int argc, char **argv);
 int ctl_queue_show(struct ctl *c, int argc, char **argv);
 int ctl_queue_flush(struct ctl *c, int argc, char **argv);
 int ctl_queue_delete(struct ctl *c, int argc, char **argv);
+int ctl_continuity_enable(struct ctl *c, int argc, char **argv);
+int ctl_continuity_disable(struct ctl *c, int argc, char **argv);
+int ctl_continuity_status(struct ctl *c, int argc, char **argv);
+int ctl_continuity_events(struct ctl *c, int argc, char **argv);
+int ctl_mailbox_list(struct ctl *c, int argc, char **argv);
 int ctl_config_check(struct ctl *c, int argc, char **argv);
 
 #endif

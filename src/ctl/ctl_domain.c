@@ -1,12 +1,17 @@
 /*
- * ctl_domain.c — lifeboatctl's customer and domain commands. The rules live in
- * the directory module; this file turns arguments into calls and results into
- * text or --json. Listings are built as JSON first and printed from it, so the
- * two forms always show the same data.
+ * ctl_domain.c — lifeboatctl's customer, subscription and domain commands. The
+ * rules live in the directory module; this file turns arguments into calls and
+ * results into text or --json. Listings are built as JSON first and printed
+ * from it, so the two forms always show the same data.
  */
 #include "ctl/ctl.h"
 #include "directory/directory.h"
+#include "util/timeutil.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- customers */
@@ -32,12 +37,18 @@ static json_t *jtime(int64_t t)
     return t ? json_integer(t) : json_null();
 }
 
+/* "none", "active" or "cancelled". */
+static const char *subscription_state(const struct store_customer *cu)
+{
+    return directory_subscription_active(cu) ? "active" : cu->sub_start ? "cancelled" : "none";
+}
+
 static int customer_to_json(const struct store_customer *cu, void *arg)
 {
-    return ctl_list_add(arg, json_pack("{s:o, s:I, s:o, s:o, s:o}", "name", ctl_jstr(cu->name), "created",
-                          (json_int_t)cu->created, "subscription_start", jtime(cu->sub_start),
-                          "subscription_end", jtime(cu->sub_end), "subscription_cancelled",
-                          jtime(cu->sub_cancelled)));
+    return ctl_list_add(arg, json_pack("{s:o, s:I, s:s, s:o, s:o, s:o}", "name", ctl_jstr(cu->name), "created",
+                          (json_int_t)cu->created, "subscription", subscription_state(cu),
+                          "subscription_start", jtime(cu->sub_start), "subscription_end", jtime(cu->sub_end),
+                          "subscription_cancelled", jtime(cu->sub_cancelled)));
 }
 
 int ctl_customer_list(struct ctl *c, int argc, char **argv)
@@ -61,20 +72,87 @@ int ctl_customer_list(struct ctl *c, int argc, char **argv)
     size_t i;
     json_t *o;
     json_array_foreach(rows, i, o) {
-        char t1[32], t2[32];
+        char t1[32], t2[32], t3[32];
         json_int_t start = json_integer_value(json_object_get(o, "subscription_start"));
         json_int_t end = json_integer_value(json_object_get(o, "subscription_end"));
         json_int_t cancelled = json_integer_value(json_object_get(o, "subscription_cancelled"));
         ctl_put_safe(stdout, json_string_value(json_object_get(o, "name")));
         printf("  created %s", ctl_time(json_integer_value(json_object_get(o, "created")), t1));
         if (!start)
-            printf("  no subscription\n");
+            printf("  subscription none\n");
         else if (cancelled)
-            printf("  subscription cancelled, ends %s\n", ctl_time(end, t2));
+            printf("  subscription cancelled %s (started %s)\n", ctl_time(cancelled, t3), ctl_time(start, t2));
         else
-            printf("  subscribed until %s\n", ctl_time(end, t2));
+            printf("  subscription active since %s, minimum term until %s\n", ctl_time(start, t2),
+                   ctl_time(end, t3));
     }
     json_decref(rows);
+    return CTL_OK;
+}
+
+/* ---------------------------------------------------------------- subscriptions */
+
+/* --months N: digits only, or a usage error. Out of range values stay numbers
+ * for the directory to refuse with its reason. */
+static int parse_months(const char *s, int *out)
+{
+    const char *p = *s == '-' || *s == '+' ? s + 1 : s;
+    if (!*p)
+        return -1;
+    for (; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return -1;
+    errno = 0;
+    long v = strtol(s, NULL, 10);
+    if (errno == ERANGE || v > INT_MAX || v < INT_MIN)
+        v = v < 0 ? INT_MIN : INT_MAX;
+    *out = (int)v;
+    return 0;
+}
+
+int ctl_subscription_start(struct ctl *c, int argc, char **argv)
+{
+    const char *pos[1], *months_arg = NULL;
+    int n, months = SUBSCRIPTION_MIN_MONTHS;
+    const struct ctl_opt opts[] = {{"months", &months_arg, NULL}, {0}};
+    if (ctl_getopt(argc, argv, opts, pos, 1, 1, &n) != CTL_OK)
+        return CTL_USAGE;
+    if (months_arg && parse_months(months_arg, &months) != 0)
+        return ctl_usage_error("--months takes a whole number of months, not \"%.40s\"", months_arg);
+    struct store *st = ctl_store(c);
+    if (!st)
+        return CTL_FAIL;
+    char err[512];
+    if (directory_subscription_start(st, pos[0], months, time_now(), err, sizeof err) != 0)
+        return ctl_fail("%s", err);
+    struct store_customer cu;
+    if (store_customer_get(st, pos[0], &cu) != STORE_OK)
+        return ctl_fail("customer %s: subscription started, but it cannot be read back", pos[0]);
+    char t1[32], t2[32];
+    time_iso8601((time_t)cu.sub_start, t1, sizeof t1);
+    time_iso8601((time_t)cu.sub_end, t2, sizeof t2);
+    printf("subscription of customer ");
+    ctl_put_safe(stdout, cu.name);
+    printf(" started %s, minimum term %d months until %s; continuity and archive begin now\n", t1, months, t2);
+    return CTL_OK;
+}
+
+int ctl_subscription_cancel(struct ctl *c, int argc, char **argv)
+{
+    const char *pos[1];
+    int n, disabled = 0;
+    if (ctl_getopt(argc, argv, NULL, pos, 1, 1, &n) != CTL_OK)
+        return CTL_USAGE;
+    struct store *st = ctl_store(c);
+    if (!st)
+        return CTL_FAIL;
+    char err[512];
+    if (directory_subscription_cancel(st, pos[0], time_now(), &disabled, err, sizeof err) != 0)
+        return ctl_fail("%s", err);
+    struct store_customer cu;
+    printf("subscription of customer ");
+    ctl_put_safe(stdout, store_customer_get(st, pos[0], &cu) == STORE_OK ? cu.name : pos[0]);
+    printf(" cancelled; continuity disabled on %d domain(s)\n", disabled);
     return CTL_OK;
 }
 
@@ -162,7 +240,7 @@ static json_t *split_list(const char *s)
 static int domain_to_json(const struct store_domain *d, void *arg)
 {
     struct ctl_list *l = arg;
-    return ctl_list_add(l, json_pack("{s:o, s:O, s:o, s:b, s:o, s:o, s:o, s:o, s:b, s:b, s:I}", "name",
+    return ctl_list_add(l, json_pack("{s:o, s:O, s:o, s:b, s:o, s:o, s:o, s:o, s:b, s:b, s:I, s:s}", "name",
                           ctl_jstr(d->name), "customer", ctl_list_lookup(l, d->customer_id), "routes",
                           split_list(d->routes), "recipient_check", d->recipient_check, "outbound_from",
                           split_list(d->outbound_from), "webhook",
@@ -170,7 +248,7 @@ static int domain_to_json(const struct store_domain *d, void *arg)
                           d->dkim_selector[0] ? ctl_jstr(d->dkim_selector) : json_null(), "dkim_key",
                           d->dkim_key_file[0] ? ctl_jstr(d->dkim_key_file) : json_null(), "continuity",
                           d->continuity, "outgoing_to_own_server", d->outgoing_to_own, "created",
-                          (json_int_t)d->created));
+                          (json_int_t)d->created, "state", directory_state_name(d->state)));
 }
 
 static void print_domain(json_t *o)
@@ -190,6 +268,8 @@ static void print_domain(json_t *o)
         printf("none");
     json_array_foreach(of, i, v) printf("%s%s", i ? "," : "", json_string_value(v));
     printf("  continuity=%s", json_is_true(json_object_get(o, "continuity")) ? "on" : "off");
+    if (json_is_true(json_object_get(o, "outgoing_to_own_server")))
+        printf("  outgoing-to-own-server");
     if (json_is_string(json_object_get(o, "webhook"))) {
         printf("  webhook=");
         ctl_put_safe(stdout, json_string_value(json_object_get(o, "webhook")));

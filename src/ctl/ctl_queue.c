@@ -153,9 +153,10 @@ int ctl_queue_list(struct ctl *c, int argc, char **argv)
 
 static int rcpt_to_json(const struct store_rcpt *r, void *arg)
 {
-    return ctl_list_add(arg, json_pack("{s:o, s:s, s:I, s:I, s:o}", "rcpt", ctl_jstr(r->rcpt), "state",
+    return ctl_list_add(arg, json_pack("{s:o, s:s, s:I, s:I, s:o, s:o}", "rcpt", ctl_jstr(r->rcpt), "state",
                           state_name(r->state), "attempts", (json_int_t)r->attempts, "next_attempt",
-                          (json_int_t)r->next_attempt, "last_reply", ctl_jstr(r->last_reply)));
+                          (json_int_t)r->next_attempt, "last_reply", ctl_jstr(r->last_reply), "mailbox_entry",
+                          r->mailbox_entry_id ? json_integer(r->mailbox_entry_id) : json_null()));
 }
 
 /* The header section of a message: the prefix lifeboat adds on delivery and
@@ -235,6 +236,8 @@ static void print_message(json_t *o)
                (long long)json_integer_value(json_object_get(r, "attempts")));
         if (!strcmp(json_string_value(json_object_get(r, "state")), "queued"))
             printf("  next=%s", ctl_time(json_integer_value(json_object_get(r, "next_attempt")), t));
+        if (json_is_integer(json_object_get(r, "mailbox_entry")))
+            printf("  mailbox-entry=%lld", (long long)json_integer_value(json_object_get(r, "mailbox_entry")));
         const char *reply = json_string_value(json_object_get(r, "last_reply"));
         if (reply && *reply) {
             printf("  (");

@@ -142,12 +142,60 @@ struct directory_user_changes {
 };
 int directory_user_set(struct store *st, const char *email, const struct directory_user_changes *ch,
                        char *err, size_t errlen);
-/* Deletes the user and the user's aliases. */
+/* Deletes the user, the user's aliases and continuity mailbox. Refused while
+ * some of the user's messages wait for re-delivery to the customer's server
+ * (deleting them would lose mail the server never got). */
 int directory_user_del(struct store *st, const char *email, char *err, size_t errlen);
 
 /* The alias's domain must be hosted and the alias must not be a user's address. */
 int directory_alias_add(struct store *st, const char *user_email, const char *alias, char *err,
                         size_t errlen);
 int directory_alias_del(struct store *st, const char *alias, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- subscriptions and continuity */
+
+/* The minimum term of a subscription, and a sanity bound on it. */
+#define SUBSCRIPTION_MIN_MONTHS 12
+#define SUBSCRIPTION_MAX_MONTHS 1200
+
+/* 1 if the customer's subscription runs: started and not cancelled. It goes on
+ * after its minimum term (sub_end) until it is cancelled. */
+int directory_subscription_active(const struct store_customer *c);
+/* t plus months calendar months in UTC; a day past the end of the target month
+ * becomes its last day (31 January + 1 month = 28 or 29 February). */
+int64_t directory_add_months(int64_t t, int months);
+
+/* subscription start: months from SUBSCRIPTION_MIN_MONTHS to _MAX_MONTHS;
+ * refused while a subscription is active. Sets sub_start = now, sub_end = now +
+ * months (the minimum term), clears sub_cancelled. Continuity and the archive
+ * begin now. */
+int directory_subscription_start(struct store *st, const char *customer, int months, int64_t now, char *err,
+                                 size_t errlen);
+/* subscription cancel: refused without an active subscription and inside the
+ * minimum term (now < sub_end; the reason names the time it can be cancelled
+ * from). Sets sub_cancelled = now and disables continuity on every domain of
+ * the customer; *disabled (may be NULL) gets how many were enabled. */
+int directory_subscription_cancel(struct store *st, const char *customer, int64_t now, int *disabled, char *err,
+                                  size_t errlen);
+
+/* continuity enable: refused unless the domain's customer has an active
+ * subscription. Sets continuity on (for all users of the domain) and
+ * --outgoing-to-own-server as given. continuity_since becomes now, unless it
+ * was enabled already (then only the flag changes): enabling is not
+ * retroactive, the engine diverts only mail received at or after
+ * continuity_since, and never a recipient queued before (store_rcpt.
+ * pre_continuity, marked here in the same transaction, since seconds cannot
+ * order a deferral and an enable within one). *was_enabled (may be NULL) tells
+ * which case it was. */
+int directory_continuity_enable(struct store *st, const char *domain, int outgoing_to_own, int64_t now,
+                                int *was_enabled, char *err, size_t errlen);
+/* continuity disable: new mail is no longer diverted. The domain's state and
+ * its mailboxes stay: entries waiting are still re-delivered when the server
+ * takes mail again. Disabling a domain that is not enabled is not an error. */
+int directory_continuity_disable(struct store *st, const char *domain, int *was_enabled, char *err,
+                                 size_t errlen);
+
+/* "normal", "outage", "recovering" (SPEC's names for enum domain_state). */
+const char *directory_state_name(int state);
 
 #endif

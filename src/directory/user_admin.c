@@ -145,6 +145,13 @@ int directory_user_set(struct store *st, const char *email, const struct directo
     return admin_end(st, rc, err, errlen);
 }
 
+static int count_waiting(const struct store_mailbox_entry *e, void *arg)
+{
+    if (e->redeliver == REDELIVER_WAITING)
+        ++*(unsigned long *)arg;
+    return 0;
+}
+
 int directory_user_del(struct store *st, const char *email, char *err, size_t errlen)
 {
     char canon[ADDR_MAX + 1];
@@ -153,10 +160,18 @@ int directory_user_del(struct store *st, const char *email, char *err, size_t er
     if (admin_begin(st, err, errlen) != 0)
         return -1;
     struct store_user u;
+    unsigned long waiting = 0;
     int rc = store_user_get(st, canon, &u);
     if (rc == STORE_NOTFOUND)
         rc = admin_fail(err, errlen, "user %s does not exist", canon);
-    else if (rc != STORE_OK || store_user_del(st, u.id) != STORE_OK)
+    else if (rc != STORE_OK || store_mailbox_list(st, u.id, -1, count_waiting, &waiting) != STORE_OK)
+        rc = admin_fail(err, errlen, "user %s: store error", canon);
+    else if (waiting)
+        rc = admin_fail(err, errlen,
+                        "user %s has %lu message(s) in continuity waiting for re-delivery to the customer's "
+                        "server; delete the user once they are re-delivered",
+                        canon, waiting);
+    else if (store_user_del(st, u.id) != STORE_OK)
         rc = admin_fail(err, errlen, "user %s: store error", canon);
     return admin_end(st, rc, err, errlen);
 }

@@ -72,6 +72,13 @@ struct store_domain {
     int continuity;           /* 1: enabled */
     int outgoing_to_own;      /* --outgoing-to-own-server */
     int64_t created;
+    /* Continuity state: read-only here, changed with store_domain_set_state and
+     * store_domain_set_continuity (store_domain_update leaves these five alone). */
+    int64_t continuity_since; /* when continuity was enabled (not retroactive) */
+    int state;                /* enum domain_state */
+    int64_t state_since;      /* a new domain is normal since it was added */
+    char state_cause[256];
+    int64_t outage_id;        /* event id that started the current/last outage, 0: none */
 };
 
 enum store_role { ROLE_USER = 0, ROLE_ADMIN = 1, ROLE_OPERATOR = 2 };
@@ -100,12 +107,20 @@ int store_domain_update(struct store *st, const struct store_domain *d); /* by d
 int store_domain_get(struct store *st, const char *name, struct store_domain *out);
 int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain *out);
 int store_domain_list(struct store *st, int (*cb)(const struct store_domain *, void *), void *arg);
+/* Sets the continuity settings of a domain: enabled, --outgoing-to-own-server,
+ * and continuity_since (the caller keeps the old value when it only changes
+ * the flag: enabling is not retroactive). STORE_NOTFOUND for an unknown domain. */
+int store_domain_set_continuity(struct store *st, int64_t domain_id, int enabled, int outgoing_to_own,
+                                int64_t since);
 
 int store_user_add(struct store *st, const struct store_user *u, int64_t *id_out);
 int store_user_update(struct store *st, const struct store_user *u); /* by u->id */
 int store_user_get(struct store *st, const char *email, struct store_user *out);
 int store_user_get_by_id(struct store *st, int64_t id, struct store_user *out);
-int store_user_del(struct store *st, int64_t id); /* also drops the user's aliases */
+/* Also drops the user's aliases and continuity mailbox entries (each deleted for
+ * good as store_mailbox_delete does; directory_user_del refuses while some wait
+ * for re-delivery). */
+int store_user_del(struct store *st, int64_t id);
 /* domain_id 0: all users. */
 int store_user_list(struct store *st, int64_t domain_id, int (*cb)(const struct store_user *, void *),
                     void *arg);
@@ -171,6 +186,9 @@ struct store_rcpt {
     int64_t next_attempt;  /* time(NULL) */
     int64_t received;      /* of the message */
     char last_reply[512];
+    int64_t mailbox_entry_id; /* RCPT_CONTINUITY and after: the entry holding the copy, 0: none */
+    int pre_continuity;       /* 1: queued already when continuity was enabled for its domain:
+                               * stays in the ordinary queue (store_rcpt_mark_pre_continuity) */
 };
 
 /* Inserts the message and its recipients (state queued, next_attempt = received)
@@ -195,6 +213,13 @@ int store_rcpt_list(struct store *st, const char *msg_id, int (*cb)(const struct
                     void *arg);
 /* Makes every queued recipient due now (lifeboatctl queue flush). */
 int store_queue_flush(struct store *st);
+/* Marks every queued recipient of the domain (recipient address's domain)
+ * pre_continuity, for directory_continuity_enable in its transaction: mail
+ * accepted before continuity was enabled is never diverted, whatever the
+ * resolution of the clocks (received and continuity_since are seconds, and a
+ * deferral and an enable can fall into the same one). *marked (may be NULL)
+ * gets the count. */
+int store_rcpt_mark_pre_continuity(struct store *st, const char *domain, unsigned *marked);
 
 /* When no recipient of the message is left in a non-final state, deletes the
  * message and drops its blob reference. *released is set to 1 when that
@@ -224,5 +249,135 @@ int store_blob_unreferenced(struct store *st, size_t limit, int (*cb)(const char
 int store_blob_forget(struct store *st, const char *blob_id);
 /* 1 if the store has a row for the blob (used by start-up recovery). */
 int store_blob_known(struct store *st, const char *blob_id);
+
+/* --------------------------------------------------------------- continuity */
+
+/*
+ * Continuity mailboxes and the per-domain state (SPEC.md "Continuity
+ * behaviour"). Every call that changes several rows is one unit (a savepoint
+ * inside the caller's transaction, its own transaction outside one), so a crash
+ * leaves each entry and its recipients either before or after a transition.
+ */
+
+enum domain_state { DOMAIN_NORMAL = 0, DOMAIN_OUTAGE = 1, DOMAIN_RECOVERING = 2 };
+
+struct store_event {
+    int64_t id;
+    int64_t domain_id;
+    int64_t at;
+    int from_state, to_state; /* enum domain_state */
+    char cause[256];
+};
+
+/* Moves a domain to a new state and records the event, in one statement group
+ * (call inside a transaction). Entering DOMAIN_OUTAGE from DOMAIN_NORMAL sets
+ * outage_id to the new event's id (a new outage: its counts start at zero, and
+ * the tombstones of earlier outages are pruned). Asking for the state the
+ * domain is in already changes nothing and gives *event_id_out = 0 (no event,
+ * no alert). The cause is cut to 255 bytes. STORE_NOTFOUND for an unknown
+ * domain. event_id_out may be NULL. */
+int store_domain_set_state(struct store *st, int64_t domain_id, int state, const char *cause, int64_t now,
+                           int64_t *event_id_out);
+/* Newest first, at most limit (0: all); domain_id 0: all domains. */
+int store_event_list(struct store *st, int64_t domain_id, size_t limit,
+                     int (*cb)(const struct store_event *, void *), void *arg);
+
+enum mailbox_folder { FOLDER_INBOX = 0, FOLDER_SENT = 1, FOLDER_TRASH = 2 };
+
+enum redeliver_state {
+    REDELIVER_NONE = 0,    /* not to be re-delivered (e.g. released from the archive) */
+    REDELIVER_WAITING = 1, /* to go back to the customer's server when it recovers */
+    REDELIVER_DONE = 2,    /* re-delivered: final */
+    REDELIVER_DELETED = 3, /* deleted by the user before re-delivery: never re-delivered */
+};
+
+/* A message in a user's continuity mailbox. It references the message's blob
+ * (its own reference) and keeps the envelope recipients it stands for, so the
+ * drain sends it to the same addresses the sender used. */
+struct store_mailbox_entry {
+    int64_t id;
+    int64_t user_id;
+    int64_t domain_id;         /* the user's domain: whose drain re-delivers it */
+    char msg_id[QUEUEID_SIZE]; /* the queue ID it came in with */
+    char blob[BLOB_ID_SIZE];
+    char prefix[2048];         /* Received: lines, as on the queued message */
+    char sender[ADDR_MAX + 1];
+    char rcpts[1024];          /* comma-separated envelope recipients of this user */
+    uint64_t size;
+    int64_t received;          /* when it entered the mailbox */
+    int folder;                /* enum mailbox_folder */
+    int seen, flagged;
+    int redeliver;             /* enum redeliver_state */
+    int64_t outage_id;         /* the outage it was diverted in, 0: none */
+    int direction;             /* DIR_INBOUND, or DIR_OUTBOUND for mail the user sent */
+};
+
+/* Diverts one queued recipient into its user's INBOX: creates the user's entry
+ * for this message (one per user and message, whatever the number of their
+ * addresses among the recipients; the entry takes a blob reference, starts
+ * REDELIVER_WAITING, received = now) or adds the address to the existing one,
+ * and sets the recipient to RCPT_CONTINUITY, linked to the entry
+ * (store_rcpt.mailbox_entry_id). Then releases the message if nothing else is
+ * pending. Call inside a transaction. entry_id_out may be NULL.
+ * A recipient diverted already gives STORE_OK and its entry again (nothing
+ * changes). If the user deleted this message for good meanwhile, the recipient
+ * becomes RCPT_DELETED instead. STORE_NOTFOUND: no such recipient or user;
+ * STORE_ERR: the recipient is final, or the entry's rcpts would not fit. */
+int store_mailbox_divert(struct store *st, int64_t rcpt_id, int64_t user_id, int64_t outage_id,
+                         int64_t now, int64_t *entry_id_out);
+/* Adds an entry that is not a diverted recipient: the Sent copy of mail a user
+ * sent from continuity (FOLDER_SENT, DIR_OUTBOUND; REDELIVER_WAITING when the
+ * domain has --outgoing-to-own-server), or a message released from the archive.
+ * Uses every field of e but id and domain_id (the user's domain is taken); takes
+ * a reference on e->blob (recorded if new, with stored_size). STORE_NOTFOUND: no such user or domain; STORE_EXISTS: the
+ * user has an entry for this msg_id and direction already. */
+int store_mailbox_add(struct store *st, const struct store_mailbox_entry *e, uint64_t stored_size,
+                      int64_t *id_out);
+/* Entries deleted for good are STORE_NOTFOUND in get and never listed. */
+int store_mailbox_get(struct store *st, int64_t entry_id, struct store_mailbox_entry *out);
+/* A user's entries in one folder, newest first; folder -1: all folders. */
+int store_mailbox_list(struct store *st, int64_t user_id, int folder,
+                       int (*cb)(const struct store_mailbox_entry *, void *), void *arg);
+/* Entries of a domain's users waiting for re-delivery, oldest first (received,
+ * then id), at most limit (0: all). Of every outage, and whatever their folder. */
+int store_mailbox_redelivery_due(struct store *st, int64_t domain_id, size_t limit,
+                                 int (*cb)(const struct store_mailbox_entry *, void *), void *arg);
+/* The drain delivered the entry: REDELIVER_DONE, and its recipients RCPT_REDELIVERED
+ * (releasing the queued message when that was the last one). One transaction's work.
+ * STORE_OK also when it was done already; STORE_NOTFOUND when there is no such
+ * entry or it is not waiting (deleted or marked meanwhile: nothing changes). */
+int store_mailbox_redelivered(struct store *st, int64_t entry_id);
+/* Moves an entry between folders; moving to Trash keeps it re-deliverable. */
+int store_mailbox_move(struct store *st, int64_t entry_id, int folder);
+/* Sets seen and flagged (-1: leave alone). */
+int store_mailbox_set_flags(struct store *st, int64_t entry_id, int seen, int flagged);
+/* Deleted for good: the entry goes (and its blob reference); if it was waiting,
+ * it is counted as deleted (REDELIVER_DELETED) and its recipients RCPT_DELETED.
+ * An entry of an outage (outage_id != 0) stays behind as an invisible tombstone
+ * so that outage's counts do not change. STORE_NOTFOUND if it is gone already. */
+int store_mailbox_delete(struct store *st, int64_t entry_id);
+/* Marks / unmarks an entry as never to be re-delivered (delete to Trash, restore):
+ * REDELIVER_NONE, _WAITING or _DELETED. Its recipients stay RCPT_CONTINUITY
+ * until it is re-delivered or deleted for good. REDELIVER_DONE is final: asking
+ * to change it is STORE_OK and changes nothing (never a second delivery). */
+int store_mailbox_set_redeliver(struct store *st, int64_t entry_id, int redeliver);
+
+/* Per folder of one user (webmail's folder list). */
+struct store_folder_counts {
+    uint64_t total[3], unread[3]; /* by enum mailbox_folder */
+};
+int store_mailbox_folder_counts(struct store *st, int64_t user_id, struct store_folder_counts *out);
+
+/* "This outage" is the domain's outage_id (the current one, or the last one
+ * once the domain is normal again); all zero but waiting when it never had one.
+ * held = redelivered + deleted + still waiting or marked from that outage. */
+struct store_continuity_counts {
+    uint64_t held;        /* entries diverted during the domain's current/last outage (deleted ones too) */
+    uint64_t waiting;     /* of all entries, still to re-deliver */
+    uint64_t redelivered; /* of this outage's entries */
+    uint64_t deleted;     /* of this outage's entries */
+};
+/* STORE_NOTFOUND for an unknown domain. */
+int store_continuity_counts(struct store *st, int64_t domain_id, struct store_continuity_counts *out);
 
 #endif

@@ -125,9 +125,14 @@ int store_customer_list(struct store *st, int (*cb)(const struct store_customer 
 
 /* ------------------------------------------------------------------ domains */
 
+/* The settings (store_domain_add and _update write these) ... */
 #define DOMAIN_COLS                                                                                 \
     "id, customer_id, name, routes, recipient_check, outbound_from, webhook, dkim_selector, "      \
     "dkim_key_file, continuity, outgoing_to_own, created"
+/* ... and what every read gives besides: the continuity state, which only
+ * store_domain_set_state and store_domain_set_continuity change. */
+#define DOMAIN_READ_COLS                                                                            \
+    DOMAIN_COLS ", continuity_since, state, state_since, state_cause, outage_id"
 
 static void read_domain(sqlite3_stmt *s, void *out)
 {
@@ -145,6 +150,11 @@ static void read_domain(sqlite3_stmt *s, void *out)
     d->continuity = sqlite3_column_int(s, 9);
     d->outgoing_to_own = sqlite3_column_int(s, 10);
     d->created = sqlite3_column_int64(s, 11);
+    d->continuity_since = sqlite3_column_int64(s, 12);
+    d->state = sqlite3_column_int(s, 13);
+    d->state_since = sqlite3_column_int64(s, 14);
+    col_text(s, 15, d->state_cause, sizeof d->state_cause);
+    d->outage_id = sqlite3_column_int64(s, 16);
 }
 
 /* Binds ?2..?12 (everything but the id) from d, with name the canonical domain. */
@@ -165,8 +175,9 @@ static void bind_domain(sqlite3_stmt *s, const struct store_domain *d, const cha
 
 int store_domain_add(struct store *st, const struct store_domain *d, int64_t *id_out)
 {
-    static const char sql[] = "INSERT INTO domains (" DOMAIN_COLS ") VALUES "
-                              "(NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    /* A new domain is normal since it was added. */
+    static const char sql[] = "INSERT INTO domains (" DOMAIN_COLS ", state_since) VALUES "
+                              "(NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)";
     char name[DOMAIN_MAX + 1];
     if (canonical(d->name, name, sizeof name, "domain add") != STORE_OK)
         return STORE_ERR;
@@ -178,6 +189,22 @@ int store_domain_add(struct store *st, const struct store_domain *d, int64_t *id
     if (rc == STORE_OK && id_out)
         *id_out = sqlite3_last_insert_rowid(st->db);
     return rc;
+}
+
+int store_domain_set_continuity(struct store *st, int64_t domain_id, int enabled, int outgoing_to_own,
+                                int64_t since)
+{
+    static const char sql[] = "UPDATE domains SET continuity = ?2, outgoing_to_own = ?3, "
+                              "continuity_since = ?4 WHERE id = ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, domain_id);
+    sqlite3_bind_int(s, 2, enabled ? 1 : 0);
+    sqlite3_bind_int(s, 3, outgoing_to_own ? 1 : 0);
+    sqlite3_bind_int64(s, 4, since);
+    int rc = stmt_run(st, sql, s, "domain continuity settings");
+    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
 }
 
 int store_domain_update(struct store *st, const struct store_domain *d)
@@ -200,7 +227,7 @@ int store_domain_update(struct store *st, const struct store_domain *d)
 
 int store_domain_get(struct store *st, const char *name, struct store_domain *out)
 {
-    static const char sql[] = "SELECT " DOMAIN_COLS " FROM domains WHERE name = ?1";
+    static const char sql[] = "SELECT " DOMAIN_READ_COLS " FROM domains WHERE name = ?1";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
@@ -210,7 +237,7 @@ int store_domain_get(struct store *st, const char *name, struct store_domain *ou
 
 int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain *out)
 {
-    static const char sql[] = "SELECT " DOMAIN_COLS " FROM domains WHERE id = ?1";
+    static const char sql[] = "SELECT " DOMAIN_READ_COLS " FROM domains WHERE id = ?1";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
@@ -233,7 +260,7 @@ static int domain_each(sqlite3_stmt *s, void *ctx)
 
 int store_domain_list(struct store *st, int (*cb)(const struct store_domain *, void *), void *arg)
 {
-    static const char sql[] = "SELECT " DOMAIN_COLS " FROM domains ORDER BY name";
+    static const char sql[] = "SELECT " DOMAIN_READ_COLS " FROM domains ORDER BY name";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
@@ -331,14 +358,24 @@ int store_user_get_by_id(struct store *st, int64_t id, struct store_user *out)
 
 int store_user_del(struct store *st, int64_t id)
 {
-    /* The user's aliases go with it (ON DELETE CASCADE). */
+    /* The user's aliases go with it (ON DELETE CASCADE); the mailbox entries
+     * hold blob references and recipients, so they go first, one by one. */
     static const char sql[] = "DELETE FROM users WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
-    if (!s)
-        return STORE_ERR;
-    sqlite3_bind_int64(s, 1, id);
-    int rc = stmt_run(st, sql, s, "user delete");
-    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+    struct store_op op;
+    int rc = op_begin(st, &op);
+    if (rc != STORE_OK)
+        return rc;
+    rc = store_mailbox_drop_user(st, id);
+    sqlite3_stmt *s = rc == STORE_OK ? stmt_get(st, sql) : NULL;
+    if (s) {
+        sqlite3_bind_int64(s, 1, id);
+        rc = stmt_run(st, sql, s, "user delete");
+        if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+            rc = STORE_NOTFOUND;
+    } else if (rc == STORE_OK) {
+        rc = STORE_ERR;
+    }
+    return op_end(st, &op, rc);
 }
 
 struct user_each {

@@ -1,6 +1,7 @@
 /*
  * store_internal.h — shared by the files of the SQLite backend of store.h
- * (store_sqlite.c, store_schema.c, store_directory.c, store_queue.c), private to
+ * (store_sqlite.c, store_schema.c, store_directory.c, store_queue.c,
+ * store_mailbox.c, store_domain_state.c), private to
  * src/store.
  *
  * A struct store wraps one sqlite3 connection and its cache of prepared
@@ -70,6 +71,11 @@ struct store_op {
 };
 int op_begin(struct store *st, struct store_op *op);
 int op_end(struct store *st, struct store_op *op, int rc);
+
+/* store_mailbox.c: deletes every mailbox entry of a user for good (as
+ * store_mailbox_delete does) and then their tombstones, for store_user_del.
+ * Call inside an operation. */
+int store_mailbox_drop_user(struct store *st, int64_t user_id);
 
 /* Creates data_dir (mode 0700) with its blobs/ and tmp/ folders as needed. 0 or -1 with err. */
 int store_prepare_data_dir(const char *data_dir, char *err, size_t errlen);

@@ -346,7 +346,7 @@ int store_message_delete(struct store *st, const char *id)
 
 #define RCPT_COLS                                                                                   \
     "r.id, r.msg_id, r.rcpt, r.domain, r.state, r.attempts, r.next_attempt, m.received, "          \
-    "r.last_reply FROM recipients r JOIN messages m ON m.id = r.msg_id"
+    "r.last_reply, r.mailbox_entry_id, r.pre_continuity FROM recipients r JOIN messages m ON m.id = r.msg_id"
 
 static void read_rcpt(sqlite3_stmt *s, void *out)
 {
@@ -361,6 +361,8 @@ static void read_rcpt(sqlite3_stmt *s, void *out)
     r->next_attempt = sqlite3_column_int64(s, 6);
     r->received = sqlite3_column_int64(s, 7);
     col_text(s, 8, r->last_reply, sizeof r->last_reply);
+    r->mailbox_entry_id = sqlite3_column_int64(s, 9); /* NULL reads as 0 */
+    r->pre_continuity = sqlite3_column_int(s, 10);
 }
 
 struct rcpt_each {
@@ -444,6 +446,26 @@ int store_rcpt_list(struct store *st, const char *msg_id, int (*cb)(const struct
     bind_text(s, 1, msg_id);
     struct rcpt_each e = {cb, arg};
     return stmt_each(st, sql, s, rcpt_each, &e, "recipient list");
+}
+
+int store_rcpt_mark_pre_continuity(struct store *st, const char *domain, unsigned *marked)
+{
+    static const char sql[] = "UPDATE recipients SET pre_continuity = 1 WHERE domain = ?1 AND state = 0";
+    char canon[DOMAIN_MAX + 1];
+    if (marked)
+        *marked = 0;
+    if (!domain || addr_canonical(domain, canon, sizeof canon) != 0) {
+        log_err("store: mark pre-continuity: bad domain");
+        return STORE_ERR;
+    }
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, canon);
+    int rc = stmt_run(st, sql, s, "mark pre-continuity recipients");
+    if (rc == STORE_OK && marked)
+        *marked = (unsigned)sqlite3_changes(st->db);
+    return rc;
 }
 
 int store_queue_flush(struct store *st)

@@ -10,8 +10,8 @@
  * re-read inside the transaction, so each migration runs exactly once.
  *
  * To change the schema, append a migration; never edit one that has shipped.
- * Later ones are expected for continuity mailboxes (entries referencing a blob),
- * domain state and events, and the archive (an FTS5 index).
+ * 1: directory, queue, blob references. 2: continuity (domain state, events,
+ * mailboxes). Expected next: the archive (an FTS5 index).
  *
  * Addresses and domain names are stored lower-case and compared with COLLATE
  * NOCASE (ASCII folding, like util/addr.h), so a lookup by any spelling hits the
@@ -103,6 +103,63 @@ static const struct migration migrations[] = {
      "CREATE INDEX recipients_msg ON recipients(msg_id);"
      /* The queue runner's question: who is due (state queued, next_attempt <= now)? */
      "CREATE INDEX recipients_due ON recipients(state, next_attempt);"},
+
+    {2, "continuity: domain state, events, mailboxes",
+     /* Per-domain continuity state (store_domain_set_state). state_since starts
+      * at the domain's creation: "normal since it was added". */
+     "ALTER TABLE domains ADD COLUMN continuity_since INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE domains ADD COLUMN state INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE domains ADD COLUMN state_since INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE domains ADD COLUMN state_cause TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE domains ADD COLUMN outage_id INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE domains SET state_since = created;"
+     /* The timeline: one row per state change, never updated. */
+     "CREATE TABLE domain_events ("
+     "  id INTEGER PRIMARY KEY,"
+     "  domain_id INTEGER NOT NULL REFERENCES domains(id),"
+     "  at INTEGER NOT NULL,"
+     "  from_state INTEGER NOT NULL,"
+     "  to_state INTEGER NOT NULL,"
+     "  cause TEXT NOT NULL DEFAULT '');"
+     "CREATE INDEX domain_events_domain ON domain_events(domain_id, id);"
+     /* Continuity mailboxes: one row per user and message (and direction: the
+      * Sent copy of a message a user mailed to themselves is a second row). An
+      * entry holds its own blob reference. Deleted for good, an entry of an
+      * outage stays as a tombstone (purged = 1, blob NULL) so the outage's
+      * counts hold; tombstones of a domain go when its next outage starts. */
+     "CREATE TABLE mailbox ("
+     "  id INTEGER PRIMARY KEY,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  domain_id INTEGER NOT NULL REFERENCES domains(id),"
+     "  msg_id TEXT NOT NULL,"
+     "  direction INTEGER NOT NULL DEFAULT 0,"
+     "  blob TEXT REFERENCES blobs(id),"
+     "  prefix TEXT NOT NULL DEFAULT '',"
+     "  sender TEXT NOT NULL,"
+     "  rcpts TEXT NOT NULL,"
+     "  size INTEGER NOT NULL,"
+     "  received INTEGER NOT NULL,"
+     "  folder INTEGER NOT NULL DEFAULT 0,"
+     "  seen INTEGER NOT NULL DEFAULT 0,"
+     "  flagged INTEGER NOT NULL DEFAULT 0,"
+     "  redeliver INTEGER NOT NULL DEFAULT 1,"
+     "  outage_id INTEGER NOT NULL DEFAULT 0,"
+     "  purged INTEGER NOT NULL DEFAULT 0);"
+     /* A user's folder, newest first (also the users(id) foreign key's index). */
+     "CREATE INDEX mailbox_folder ON mailbox(user_id, folder, received DESC, id DESC);"
+     /* The drain's question: a domain's waiting entries, oldest first. */
+     "CREATE INDEX mailbox_waiting ON mailbox(domain_id, received, id) WHERE redeliver = 1;"
+     /* store_continuity_counts and the pruning of tombstones. */
+     "CREATE INDEX mailbox_outage ON mailbox(domain_id, outage_id, redeliver);"
+     "CREATE UNIQUE INDEX mailbox_msg_user ON mailbox(msg_id, user_id, direction);"
+     /* The blobs(id) foreign key's check when the GC forgets a blob. */
+     "CREATE INDEX mailbox_blob ON mailbox(blob);"
+     /* A diverted recipient points at the entry that holds its copy. */
+     "ALTER TABLE recipients ADD COLUMN mailbox_entry_id INTEGER REFERENCES mailbox(id) ON DELETE SET NULL;"
+     "CREATE INDEX recipients_mailbox ON recipients(mailbox_entry_id) WHERE mailbox_entry_id IS NOT NULL;"
+     /* Queued when continuity was enabled for its domain: never diverted (not
+      * retroactive, exactly: the mark is set in the enabling transaction). */
+     "ALTER TABLE recipients ADD COLUMN pre_continuity INTEGER NOT NULL DEFAULT 0;"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
