@@ -241,6 +241,32 @@ class Lifeboat:
     def wait_queue_empty(self, timeout=30.0):
         return wait_for(lambda: self.queue() == [], timeout=timeout, interval=0.2, what="an empty queue")
 
+    # -- continuity (issue 3)
+
+    def continuity_status(self, domain):
+        """The `continuity status DOMAIN --json` row of domain."""
+        rows = self.ctl_json("continuity", "status", domain)
+        assert len(rows) == 1 and rows[0]["domain"] == domain, rows
+        return rows[0]
+
+    def wait_continuity_state(self, domain, state, timeout=15.0):
+        return wait_for(lambda: (lambda r: r if r["state"] == state else None)(self.continuity_status(domain)),
+                        timeout=timeout, interval=0.1, what=f"domain {domain} in state {state}")
+
+    def continuity_events(self, domain=None):
+        return self.ctl_json("continuity", "events", *([domain] if domain else []))
+
+    def mailbox(self, email_addr, folder=None):
+        """`mailbox list EMAIL [--folder F] --json`: the user's continuity mailbox entries."""
+        return self.ctl_json("mailbox", "list", email_addr, *(["--folder", folder] if folder else []))
+
+    def enable_continuity(self, domain, customer, outgoing_to_own_server=False):
+        """An active subscription for customer (started once) and continuity for domain."""
+        rows = [c for c in self.ctl_json("customer", "list") if c.get("name") == customer]
+        if not rows or rows[0].get("subscription") != "active":
+            self.ctl_ok("subscription", "start", customer)
+        self.ctl_ok("continuity", "enable", domain, *(["--outgoing-to-own-server"] if outgoing_to_own_server else []))
+
     # -- directory set-up
 
     def add_customer(self, name):
@@ -291,7 +317,7 @@ class Delivered:
 class SinkHandler:
     """aiosmtpd handler whose answers a test can switch while lifeboatd talks to it."""
 
-    MODES = ("accept", "mail4xx", "rcpt4xx", "data4xx", "rcpt5xx", "data5xx")
+    MODES = ("accept", "mail4xx", "rcpt4xx", "data4xx", "rcpt5xx", "data5xx", "mail421")
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -304,6 +330,9 @@ class SinkHandler:
         self.sessions = 0  # EHLOs seen: one per SMTP session of a well-behaved client
         self.data_active = 0  # DATA commands being answered right now (see data_delay)
         self.data_active_max = 0
+        # Sink.close_gracefully: while set, DATA is answered 451 and nothing is kept, so that
+        # no 250 can be lost on the wire when the server then goes away.
+        self.gate_closed = False
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         with self.lock:
@@ -314,6 +343,8 @@ class SinkHandler:
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.mode == "mail4xx":
             return "451 4.3.0 sink: MAIL deferred"
+        if self.mode == "mail421":
+            return "421 4.3.2 sink: service shutting down"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -351,6 +382,8 @@ class SinkHandler:
             when=time.monotonic(),
         )
         with self.lock:
+            if self.gate_closed:
+                return "451 4.3.0 sink: going down"
             self.messages.append(d)
         return "250 2.0.0 sink: queued"
 
@@ -372,6 +405,8 @@ class Sink:
         return f"127.0.0.1:{self.port}"
 
     def open(self):
+        with self.handler.lock:
+            self.handler.gate_closed = False
         if self.controller is not None:
             return
         deadline = time.monotonic() + 10
@@ -392,6 +427,16 @@ class Sink:
             self.controller.stop()
             self.controller = None
 
+    def close_gracefully(self, grace=0.3):
+        """Goes down without the one duplicate no SMTP client can avoid (RFC 1047: the
+        server took the message but its 250 never reached the client): DATA is answered
+        451 first, and after grace (for 250s already written to reach the client) the
+        port closes as with close(). open() lets DATA through again."""
+        with self.handler.lock:
+            self.handler.gate_closed = True
+        time.sleep(grace)
+        self.close()
+
     def set_mode(self, mode):
         assert mode in SinkHandler.MODES, mode
         self.handler.mode = mode
@@ -407,6 +452,226 @@ class Sink:
 
     def with_message_id(self, msgid):
         return [m for m in self.messages if (m.header("Message-ID") or "").strip() == msgid]
+
+
+# --------------------------------------------------------------------------- broken servers
+
+
+class SilentServer:
+    """A TCP listener on 127.0.0.1:port that is no SMTP server: with greeting=None a
+    tarpit (accepts the connection and never says a word), otherwise it sends greeting
+    (e.g. "421 4.3.2 too busy") and closes. accepted holds the monotonic time of every
+    connection. Take over a Sink's port with Sink.close() then SilentServer(sink.port)."""
+
+    def __init__(self, port=None, greeting=None):
+        self.port = port or free_port()
+        self.greeting = greeting
+        self.accepted = []
+        self.conns = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.sock.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.sock.listen(128)
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._run, name=f"silent-{self.port}", daemon=True)
+        self.thread.start()
+
+    @property
+    def route(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.accepted.append(time.monotonic())
+                if self.greeting is None:
+                    self.conns.append(conn)  # held open, never answered
+                    continue
+            try:
+                conn.sendall(self.greeting.encode() + b"\r\n")
+                conn.settimeout(1.0)
+                conn.recv(4096)  # the client's QUIT, if it sends one
+            except OSError:
+                pass
+            conn.close()
+
+    def close(self):
+        self.stopping = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.thread.join(timeout=5)
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+            self.conns = []
+
+
+class Flapper:
+    """Takes a Sink down and up again every period seconds in a background thread
+    (down: Sink.close_gracefully, the port refuses connections; up: Sink.open), until
+    stop(), which leaves it up. flips counts the changes."""
+
+    def __init__(self, sink, period=2.0):
+        self.sink = sink
+        self.period = period
+        self.flips = 0
+        self.errors = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="flapper", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            while not self._stop.wait(self.period):
+                if self.sink.controller is not None:
+                    self.sink.close_gracefully()
+                else:
+                    self.sink.open()
+                self.flips += 1
+        except Exception as e:  # reported by stop()
+            self.errors.append(repr(e))
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(timeout=30)
+        self.sink.open()
+        assert not self.errors, f"flapper failed: {self.errors}"
+
+
+class WebhookReceiver:
+    """A tiny HTTP server on 127.0.0.1 that keeps every POST: posts holds
+    (path, headers dict, body bytes); json_posts() the bodies parsed as JSON."""
+
+    def __init__(self):
+        import http.server
+
+        receiver = self
+        self.posts = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                with receiver.lock:
+                    receiver.posts.append((self.path, dict(self.headers.items()), body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, name="webhook", daemon=True)
+        self.thread.start()
+
+    def url(self, path="/hook"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def json_posts(self):
+        with self.lock:
+            posts = list(self.posts)
+        out = []
+        for _path, _headers, body in posts:
+            try:
+                out.append(json.loads(body))
+            except ValueError:
+                out.append({"unparsable": body.decode("utf-8", "replace")})
+        return out
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --------------------------------------------------------------------------- submitting mail
+
+
+_QUEUED_AS = re.compile(r"queued as ([A-Za-z0-9]+)")
+
+
+def submit(port, sender, rcpts, data, smtp=None):
+    """One message through smtplib (on smtp when given, else a new connection); every
+    recipient must be accepted. Returns lifeboatd's queue ID (from "250 ... queued as ID")."""
+    import smtplib
+
+    own = smtp is None
+    if own:
+        smtp = smtplib.SMTP("127.0.0.1", port, timeout=30)
+        smtp.ehlo("client.example.org")
+    try:
+        code, resp = smtp.mail(sender)
+        assert code == 250, (code, resp)
+        for r in rcpts:
+            code, resp = smtp.rcpt(r)
+            assert code == 250, (r, code, resp)
+        code, resp = smtp.data(data)
+        assert code == 250, (code, resp)
+        m = _QUEUED_AS.search(resp.decode("utf-8", "replace"))
+        assert m, f"no queue ID in the reply to DATA: {resp!r}"
+        return m.group(1)
+    finally:
+        if own:
+            smtp.quit()
+
+
+def submit_many(port, messages, connections=4, spread=0.0):
+    """messages: a list of (sender, rcpts, data). Sent over `connections` parallel smtplib
+    sessions, each carrying one transaction after another; with spread (seconds), message
+    i is not sent before spread * i / len(messages) after the start. Returns the queue IDs
+    in the order of messages."""
+    import smtplib
+
+    ids = [None] * len(messages)
+    errors = []
+
+    start = time.monotonic()
+
+    def worker(k):
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+                smtp.ehlo("client.example.org")
+                for i in range(k, len(messages), connections):
+                    wait = start + spread * i / len(messages) - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    sender, rcpts, data = messages[i]
+                    ids[i] = submit(port, sender, rcpts, data, smtp=smtp)
+        except Exception as e:
+            errors.append(f"connection {k}: {e!r}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return ids
 
 
 # --------------------------------------------------------------------------- Postfix
