@@ -1,10 +1,11 @@
 /*
  * lifeboatd.c — the daemon: wiring and signals.
  *
- * One event loop (the main thread) runs the SMTP server and the delivery engine;
- * one writer thread owns every write to the store and groups the commits of
- * concurrent sessions (store/writer.h). Start-up order follows the dependencies:
- * config -> store (migrations, crash recovery) -> writer -> delivery -> smtpd.
+ * One event loop (the main thread) runs the SMTP server, the delivery engine
+ * and the continuity engine; one writer thread owns every write to the store
+ * and groups the commits of concurrent sessions (store/writer.h). Start-up
+ * order follows the dependencies: config -> store (migrations, crash recovery)
+ * -> writer -> delivery -> continuity (hooks into delivery) -> smtpd.
  *
  * SIGTERM/SIGINT: stop accepting connections and starting deliveries, let open
  * SMTP sessions finish (a message is only ours once we said 250, and that is
@@ -22,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "continuity/continuity.h"
 #include "deliver/deliver.h"
 #include "smtpd/smtpd.h"
 #include "store/blob.h"
@@ -40,6 +42,7 @@ struct daemon {
     struct store *store; /* the loop thread's read connection */
     struct store_writer *writer;
     struct delivery *delivery;
+    struct continuity *continuity;
     struct smtpd *smtpd;
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_tick;
     int64_t shutdown_started;
@@ -64,7 +67,7 @@ static void shutdown_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     unsigned sessions = smtpd_session_count(d->smtpd);
-    int idle = delivery_idle(d->delivery);
+    int idle = delivery_idle(d->delivery) && continuity_idle(d->continuity);
     if ((sessions == 0 && idle) || time(NULL) - d->shutdown_started >= SHUTDOWN_GRACE_SECONDS) {
         if (sessions)
             log_warn("shutdown: closing %u SMTP session(s) still open after %ds; their senders will retry",
@@ -86,6 +89,7 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
     log_info("shutdown on signal %d: no new connections, finishing open sessions", (int)sig);
     smtpd_stop_accepting(d->smtpd);
     delivery_stop(d->delivery);
+    continuity_stop(d->continuity);
     d->shutdown_started = time(NULL);
     d->shutdown_tick = evtimer_new(d->base, shutdown_check, d);
     shutdown_check(-1, 0, d);
@@ -109,6 +113,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         log_err("reload: smtpd refused the new configuration (TLS certificate?), keeping the old one");
         return;
     }
+    continuity_reload(d->continuity, &fresh);
     log_set_level((enum log_level)fresh.log_level);
     log_info("configuration reloaded from %s", d->config_path);
 }
@@ -141,6 +146,9 @@ static int daemon_start(struct daemon *d, char *err, size_t errlen)
     d->delivery = delivery_start(d->base, &d->cfg, d->store, d->writer, err, errlen);
     if (!d->delivery)
         return -1;
+    d->continuity = continuity_start(d->base, &d->cfg, d->store, d->writer, d->delivery, err, errlen);
+    if (!d->continuity)
+        return -1;
     struct smtpd_deps deps = {
         .store = d->store, .writer = d->writer, .on_queued = on_queued, .on_queued_arg = d};
     d->smtpd = smtpd_start(d->base, &d->cfg, &deps, err, errlen);
@@ -158,11 +166,17 @@ static int daemon_start(struct daemon *d, char *err, size_t errlen)
 static void daemon_free(struct daemon *d)
 {
     /* The writer goes first: it commits what is queued and runs the last done
-     * callbacks, which still reference sessions and delivery transactions. */
+     * callbacks, which still reference sessions, delivery transactions and
+     * re-deliveries (continuity starts nothing new once stopped). Continuity's
+     * sessions use the delivery engine's resolver: it goes before delivery. */
+    if (d->continuity)
+        continuity_stop(d->continuity);
     if (d->writer)
         store_writer_stop(d->writer);
     if (d->smtpd)
         smtpd_free(d->smtpd);
+    if (d->continuity)
+        continuity_free(d->continuity);
     if (d->delivery)
         delivery_free(d->delivery);
     if (d->store)

@@ -61,6 +61,7 @@ static int job_add_rcpt(struct job *job, const struct store_rcpt *r)
     jr->id = r->id;
     snprintf(jr->addr, sizeof jr->addr, "%s", r->rcpt);
     jr->attempts = r->attempts;
+    jr->pre_continuity = r->pre_continuity;
     job->nrcpt++;
     return 0;
 }
@@ -319,6 +320,26 @@ static void dest_pump(struct delivery *d, struct dest *dest)
 {
     if (d->stopping || dest->npending == 0)
         return;
+    char why_held[SMTPC_TEXT_MAX];
+    if (dest->kind == DEST_ROUTE && d->hooks.route_held &&
+        d->hooks.route_held(d->hooks.arg, dest->name, why_held, sizeof why_held)) {
+        /* A continuity outage: the route is being probed, not tried per message. */
+        struct smtpc_outcome why;
+        memset(&why, 0, sizeof why);
+        why.result = SMTPC_TEMP;
+        why.code = 451;
+        snprintf(why.dsn, sizeof why.dsn, "4.4.1");
+        snprintf(why.text, sizeof why.text, "%s", why_held);
+        struct job *job;
+        while ((job = TAILQ_FIRST(&dest->pending))) {
+            TAILQ_REMOVE(&dest->pending, job, link);
+            dest->npending--;
+            memset(&job->peer, 0, sizeof job->peer);
+            job->held = 1;
+            job_fail_all(job, &why);
+        }
+        return;
+    }
     if (dest->kind == DEST_ROUTE && !dest->route_ok) {
         struct smtpc_outcome why;
         memset(&why, 0, sizeof why);
@@ -445,6 +466,12 @@ static void schedule_poll(struct delivery *d, int64_t now)
         delay = when - now;
     struct timeval tv = {(time_t)delay, 0};
     evtimer_add(d->timer_ev, &tv);
+}
+
+void delivery_reschedule(struct delivery *d)
+{
+    if (!d->stopping)
+        schedule_poll(d, time_now());
 }
 
 /* Takes what is due and not in flight, groups it into jobs, starts them. */
@@ -624,6 +651,19 @@ void delivery_stop(struct delivery *d)
                 ds_drop(ds);
         }
     }
+}
+
+const struct relay_env *delivery_relay_env(const struct delivery *d)
+{
+    return &d->env;
+}
+
+void delivery_set_hooks(struct delivery *d, const struct delivery_hooks *hooks)
+{
+    if (hooks)
+        d->hooks = *hooks;
+    else
+        memset(&d->hooks, 0, sizeof d->hooks);
 }
 
 int delivery_idle(const struct delivery *d)

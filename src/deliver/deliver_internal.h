@@ -61,6 +61,7 @@ struct job_rcpt {
     int64_t id;
     char addr[ADDR_MAX + 1];
     unsigned attempts;
+    int pre_continuity; /* queued before continuity was enabled for its domain */
 };
 
 struct rcpt_update {
@@ -69,6 +70,11 @@ struct rcpt_update {
     unsigned attempts;
     int64_t next_attempt;
     char reply[512];
+    /* Non-NULL: diverted into user_id's continuity mailbox with this hook
+     * (delivery_hooks.divert, copied so the writer thread never reads the
+     * engine's hooks); the fields above hold the deferral to record if it fails. */
+    int (*divert)(struct store *st, int64_t rcpt_id, int64_t user_id, int64_t now);
+    int64_t user_id;
 };
 
 /* One transaction: one message, one destination, its due recipients there. */
@@ -85,6 +91,7 @@ struct job {
     unsigned char *body; /* the blob, while the transaction needs it */
     size_t body_len;
     int requeued; /* tried once on a reused connection that failed before MAIL */
+    int held;     /* failed without a connection: the route is held (continuity outage) */
 
     /* For the log: who we talked to and how long each part took. */
     struct relay_peer peer;
@@ -120,6 +127,7 @@ struct delivery {
     int64_t last_scan_ms; /* monotonic */
     int stopping;
     int scan_truncated; /* the last scan left due work behind: look again when a job ends */
+    struct delivery_hooks hooks; /* all NULL: no continuity engine */
 };
 
 /* outcome.c: records what the attempt meant for each recipient (log, store,
@@ -127,6 +135,8 @@ struct delivery {
 void delivery_job_finish(struct job *job);
 /* deliver.c: forgets a job (in-flight set, destination) and frees it. */
 void delivery_job_free(struct job *job);
+/* Re-arms the poll timer for the earliest due recipient (after an outcome is recorded). */
+void delivery_reschedule(struct delivery *d);
 /* deliver.c: loads the message data of a job (blob_get); 0 or -1. */
 int delivery_job_load_body(struct job *job);
 

@@ -154,24 +154,73 @@ static void defer_or_expire(struct fates *f, size_t i)
     log_rcpt(f, i, "deferred", job->out[i].dsn, f->why[i]);
 }
 
+/* Diverted into a continuity mailbox. The deferral is recorded alongside in
+ * case the divert fails on the writer (the user was deleted meanwhile, ...). */
+static void divert(struct fates *f, size_t i, const struct delivery_route_rcpt *r)
+{
+    struct job *job = f->job;
+    const struct config *cfg = job->d->cfg;
+    unsigned attempts = job->rcpts[i].attempts + 1;
+    record(job, i, RCPT_QUEUED, attempts, queue_next_attempt(cfg, attempts, f->now), f->why[i]);
+    struct rcpt_update *u = &job->updates[job->nupdates - 1];
+    u->divert = job->d->hooks.divert;
+    u->user_id = r->user_id;
+
+    char status[ADDR_MAX + 64];
+    snprintf(status, sizeof status, "diverted to mailbox of %s", r->user);
+    int64_t wall_ms = (f->now - job->msg.received) * 1000;
+    char total[16];
+    fmt_secs(wall_ms > 0 ? wall_ms : 0, total, sizeof total);
+    log_info("%s: to=<%s>, relay=continuity, delay=%s, status=continuity (%s)", job->msg.id, job->rcpts[i].addr,
+             total, status);
+}
+
 /*
  * A temporary failure delivering to a hosted domain's own server (its route):
  * the recipients in temp[] could not be delivered now. server_level says that
  * the server as a whole refused or could not be reached (connect refused or
  * timed out, 421, 4xx at greeting/EHLO/MAIL/DATA, a 4xx for every RCPT, lost
- * connection); otherwise only these recipients were refused.
+ * connection), or that the route is held by a continuity outage; otherwise
+ * only these recipients were refused.
  *
  * This is the one place where the continuity engine takes over (SPEC.md
- * "Continuity behaviour"): a server-level failure will put the domain in
- * outage and divert these copies into the continuity mailboxes of their
- * registered users; a per-recipient one will divert only these copies. Today
- * they are deferred like any other temporary failure.
+ * "Continuity behaviour"), through its route_failure hook: it may put the
+ * domain in outage and pick the copies that go into continuity mailboxes.
+ * Every other copy is deferred like any other temporary failure.
  */
 static void route_temp_failure(struct fates *f, const size_t *temp, size_t ntemp, int server_level)
 {
-    (void)server_level;
-    for (size_t k = 0; k < ntemp; k++)
-        defer_or_expire(f, temp[k]);
+    struct job *job = f->job;
+    struct delivery *d = job->d;
+    struct delivery_route_rcpt *rr = NULL;
+    if (d->hooks.route_failure && d->hooks.divert)
+        rr = calloc(ntemp, sizeof *rr);
+    if (rr) {
+        for (size_t k = 0; k < ntemp; k++) {
+            rr[k].rcpt_id = job->rcpts[temp[k]].id;
+            rr[k].addr = job->rcpts[temp[k]].addr;
+            rr[k].pre_continuity = job->rcpts[temp[k]].pre_continuity;
+        }
+        struct delivery_route_failure rf = {
+            .domain = job->dest->name,
+            .msg = &job->msg,
+            .server_level = server_level || job->held,
+            .held = job->held,
+            .cause = f->why[temp[0]],
+            .nrcpt = ntemp,
+            .rcpts = rr,
+        };
+        d->hooks.route_failure(d->hooks.arg, &rf);
+    } else if (d->hooks.route_failure) {
+        log_err("%s: out of memory asking the continuity engine; the recipients are deferred", job->msg.id);
+    }
+    for (size_t k = 0; k < ntemp; k++) {
+        if (rr && rr[k].divert)
+            divert(f, temp[k], &rr[k]);
+        else
+            defer_or_expire(f, temp[k]);
+    }
+    free(rr);
 }
 
 /* ------------------------------------------------------------ the store */
@@ -184,6 +233,17 @@ static int outcome_write(struct store *st, struct blobstore *bs, void *arg)
     (void)bs;
     for (size_t i = 0; i < job->nupdates; i++) {
         const struct rcpt_update *u = &job->updates[i];
+        if (u->divert) {
+            int rc = u->divert(st, u->id, u->user_id, time_now());
+            if (rc == STORE_OK)
+                continue;
+            if (rc == STORE_NOTFOUND)
+                log_info("%s: recipient %lld was queued before continuity was enabled; deferred, not diverted",
+                         job->msg.id, (long long)u->id);
+            else
+                log_warn("%s: cannot divert recipient %lld into a continuity mailbox (store error); deferred instead",
+                         job->msg.id, (long long)u->id);
+        }
         int rc = store_rcpt_update(st, u->id, u->state, u->attempts, u->next_attempt, u->reply);
         if (rc != STORE_OK && rc != STORE_NOTFOUND) /* NOTFOUND: deleted meanwhile (queue delete) */
             return rc;
@@ -205,7 +265,10 @@ static void outcome_written(int rc, void *arg)
                 job->msg.id);
     else if (job->released)
         log_info("%s: removed", job->msg.id);
+    struct delivery *d = job->d;
     delivery_job_free(job);
+    /* A deferral may be due before the next poll: look again when it is. */
+    delivery_reschedule(d);
 }
 
 static void write_outcome(struct job *job)

@@ -295,6 +295,7 @@ enum smtpc_action smtpc_begin(struct smtpc *c, struct smtpc_txn *t)
     c->txn = t;
     c->rcpt_sent = c->rcpt_replied = c->rcpt_next = c->naccepted = c->ntemp = 0;
     c->mail_failed = 0;
+    c->probe_rset = 0;
     c->need_utf8 = need_utf8;
     int rset = c->ntxn++ > 0;
     if (rset)
@@ -334,7 +335,16 @@ static enum smtpc_action rcpts_answered(struct smtpc *c)
     if (c->naccepted == 0) {
         /* "4xx for every RCPT" is the server's trouble, not the recipients'. */
         t->server_level = c->ntemp > 0 && c->ntemp == c->rcpt_sent;
-        return txn_done(c);
+        if (!t->probe)
+            return txn_done(c);
+    }
+    if (t->probe) {
+        /* A probe only asks whether the server would take mail: no DATA. RSET
+         * leaves the connection as clean as it found it. */
+        out_cmd(c, "RSET\r\n");
+        c->probe_rset = 1;
+        c->step = SMTPC_STEP_RSET;
+        return SMTPC_WAIT;
     }
     out_cmd(c, "DATA\r\n");
     c->step = SMTPC_STEP_DATA;
@@ -467,6 +477,13 @@ enum smtpc_action smtpc_reply(struct smtpc *c, const struct smtp_reply *r)
         return SMTPC_READY;
 
     case SMTPC_STEP_RSET:
+        if (c->probe_rset) {
+            /* The probe's answers are in; how RSET went does not change them. */
+            c->probe_rset = 0;
+            if (r->code == 421)
+                return reply_failed(c, SMTPC_STEP_RSET, r);
+            return txn_done(c);
+        }
         if (cls != 2) {
             c->txn->untried = 1;
             return reply_failed(c, SMTPC_STEP_RSET, r);

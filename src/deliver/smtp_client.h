@@ -74,6 +74,8 @@ struct smtpc_txn {
     size_t nrcpt;
     uint64_t size;  /* bytes of the message as it will be sent (SIZE=) */
     int body_8bit;  /* the message has bytes >= 0x80: BODY=8BITMIME when offered */
+    int probe;      /* a continuity probe: no DATA; once every RCPT is answered, RSET ends the
+                       transaction and accepted recipients stay SMTPC_ACCEPTED */
     struct smtpc_outcome *out; /* nrcpt entries, filled in by the machine */
     /* Filled in by the machine: */
     int server_level; /* the temporary failures are the server's, not single recipients' */
@@ -110,6 +112,7 @@ struct smtpc {
     struct smtpc_txn *txn;
     size_t rcpt_sent, rcpt_replied, rcpt_next, naccepted, ntemp;
     int mail_failed;
+    int probe_rset; /* the RSET that ends a probe is out */
     int need_utf8; /* the envelope has UTF-8 addresses: MAIL FROM ... SMTPUTF8 */
     struct smtpc_outcome failure; /* why the session failed */
     smtpc_write_fn write;

@@ -38,6 +38,8 @@ void config_defaults(struct config *cfg)
     cfg->smtp_data_timeout = 600;
     cfg->delivery_concurrency = 20;
     cfg->delivery_timeout = 300;
+    cfg->drain_concurrency = 4;
+    cfg->drain_rate = 20;
     cfg->log_level = LOG_LEVEL_INFO;
 }
 
@@ -211,6 +213,8 @@ static const struct key_def keys[] = {
     {"smtp_data_timeout", K_DURATION, F(smtp_data_timeout), NULL, "a duration like 10m"},
     {"delivery_concurrency", K_UINT, F(delivery_concurrency), NULL, "a number"},
     {"delivery_timeout", K_DURATION, F(delivery_timeout), NULL, "a duration like 5m"},
+    {"drain_concurrency", K_UINT, F(drain_concurrency), NULL, "a number"},
+    {"drain_rate", K_UINT, F(drain_rate), NULL, "messages per second (0: no limit)"},
     {"log_level", K_LEVEL, F(log_level), NULL, "debug, info, warning or error"},
 };
 #undef F
@@ -367,6 +371,10 @@ int config_parse(struct config *cfg, const char *name, const char *text, size_t 
                  "%s: delivery_concurrency, dr_probe_interval, the timeouts, queue_lifetime and "
                  "archive_retention must be above 0",
                  name);
+        return -1;
+    }
+    if (cfg->drain_concurrency == 0) {
+        snprintf(err, errlen, "%s: drain_concurrency must be above 0", name);
         return -1;
     }
     return 0;

@@ -50,6 +50,8 @@ struct config {
     unsigned smtp_data_timeout;    /* idle time allowed inside DATA/BDAT */
     unsigned delivery_concurrency; /* parallel connections per destination */
     unsigned delivery_timeout;     /* per SMTP client read/connect step */
+    unsigned drain_concurrency;    /* continuity recovery drain: connections per domain */
+    unsigned drain_rate;           /* continuity recovery drain: messages per second, 0: no limit */
     int log_level;                 /* enum log_level */
 };
 

@@ -208,6 +208,60 @@ static void test_all_rcpts_temp_is_server_level(void **state)
     assert_int_equal(out[1].result, SMTPC_PERM);
 }
 
+/* A continuity probe: MAIL FROM:<>, RCPT, then RSET instead of DATA; the
+ * accepted recipient stays accepted. Then a probe that is deferred, and one on
+ * a server without PIPELINING. */
+static void test_probe(void **state)
+{
+    (void)state;
+    struct smtpc c;
+    struct wire w = {0};
+    to_ready(&c, &w, 0, EHLO_FULL);
+    const char *rcpts[] = {"alice@acme.test"};
+    struct smtpc_outcome out[1];
+    struct smtpc_txn t = {.sender = "", .rcpts = rcpts, .nrcpt = 1, .probe = 1, .out = out};
+    assert_int_equal(smtpc_begin(&c, &t), SMTPC_WAIT);
+    assert_string_equal(sent(&w), "MAIL FROM:<> SIZE=0\r\nRCPT TO:<alice@acme.test>\r\n");
+    assert_int_equal(feed(&c, "250 2.1.0 Ok\r\n"), SMTPC_WAIT);
+    assert_int_equal(feed(&c, "250 2.1.5 Ok\r\n"), SMTPC_WAIT);
+    assert_string_equal(sent(&w), "RSET\r\n");
+    assert_int_equal(feed(&c, "250 2.0.0 Ok\r\n"), SMTPC_TXN_DONE);
+    assert_int_equal(out[0].result, SMTPC_ACCEPTED);
+    assert_string_equal(out[0].text, "250 2.1.5 Ok");
+    assert_false(t.server_level);
+    smtpc_quit(&c);
+    assert_string_equal(sent(&w), "QUIT\r\n");
+
+    /* Deferred at RCPT: server-level, and still RSET before the end. */
+    to_ready(&c, &w, 0, EHLO_FULL);
+    struct smtpc_txn t2 = {.sender = "", .rcpts = rcpts, .nrcpt = 1, .probe = 1, .out = out};
+    smtpc_begin(&c, &t2);
+    sent(&w);
+    feed(&c, "250 2.1.0 Ok\r\n");
+    assert_int_equal(feed(&c, "451 4.3.0 database down\r\n"), SMTPC_WAIT);
+    assert_string_equal(sent(&w), "RSET\r\n");
+    assert_int_equal(feed(&c, "250 2.0.0 Ok\r\n"), SMTPC_TXN_DONE);
+    assert_int_equal(out[0].result, SMTPC_TEMP);
+    assert_true(t2.server_level);
+
+    /* Lock-step server: one command at a time, same conversation. */
+    to_ready(&c, &w, 0, "250 mx.test\r\n");
+    struct smtpc_txn t3 = {.sender = "", .rcpts = rcpts, .nrcpt = 1, .probe = 1, .out = out};
+    smtpc_begin(&c, &t3);
+    assert_string_equal(sent(&w), "MAIL FROM:<>\r\n");
+    feed(&c, "250 ok\r\n");
+    assert_string_equal(sent(&w), "RCPT TO:<alice@acme.test>\r\n");
+    feed(&c, "250 ok\r\n");
+    assert_string_equal(sent(&w), "RSET\r\n");
+    assert_int_equal(feed(&c, "250 ok\r\n"), SMTPC_TXN_DONE);
+    assert_int_equal(out[0].result, SMTPC_ACCEPTED);
+    /* A real transaction after it starts with RSET, as on any reused connection. */
+    struct smtpc_outcome out2[1];
+    struct smtpc_txn t4 = {.sender = "s@ex.org", .rcpts = rcpts, .nrcpt = 1, .size = 3, .out = out2};
+    smtpc_begin(&c, &t4);
+    assert_string_equal(sent(&w), "RSET\r\n");
+}
+
 /* MAIL refused: every recipient gets that reply; pipelined RCPT replies are swallowed. */
 static void test_mail_refused(void **state)
 {
@@ -486,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_local_decisions),
         cmocka_unit_test(test_lost_connection),
         cmocka_unit_test(test_out_of_step),
+        cmocka_unit_test(test_probe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
