@@ -14,7 +14,7 @@ if ! ctl customer list 2>/dev/null | grep -q '^demo\b'; then
   echo "run: creating the demo customer, domain demo.test and user alice@demo.test"
   ctl customer add demo
   ctl domain add demo.test --customer demo --route 127.0.0.1:2626
-  ctl domain set demo.test --recipient-check on --outbound-from 127.0.0.1/32
+  ctl domain set demo.test --recipient-check on
   echo "lifeboat-demo" | ctl user add alice@demo.test --name "Alice Demo" --password-stdin --activate
 fi
 
