@@ -5,7 +5,8 @@
  * and the continuity engine; one writer thread owns every write to the store
  * and groups the commits of concurrent sessions (store/writer.h). Start-up
  * order follows the dependencies: config -> store (migrations, crash recovery)
- * -> writer -> delivery -> continuity (hooks into delivery) -> smtpd.
+ * -> writer -> delivery -> continuity (hooks into delivery) -> smtpd -> http
+ * (the HTTP API runs on libmicrohttpd's threads, see http/http.h).
  *
  * SIGTERM/SIGINT: stop accepting connections and starting deliveries, let open
  * SMTP sessions finish (a message is only ours once we said 250, and that is
@@ -25,6 +26,7 @@
 
 #include "continuity/continuity.h"
 #include "deliver/deliver.h"
+#include "http/http.h"
 #include "smtpd/smtpd.h"
 #include "store/blob.h"
 #include "store/store.h"
@@ -44,6 +46,7 @@ struct daemon {
     struct delivery *delivery;
     struct continuity *continuity;
     struct smtpd *smtpd;
+    struct http_server *http; /* on its own threads; writes through the writer */
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_tick;
     int64_t shutdown_started;
     int stopping;
@@ -67,7 +70,7 @@ static void shutdown_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     unsigned sessions = smtpd_session_count(d->smtpd);
-    int idle = delivery_idle(d->delivery) && continuity_idle(d->continuity);
+    int idle = delivery_idle(d->delivery) && continuity_idle(d->continuity) && http_idle(d->http);
     if ((sessions == 0 && idle) || time(NULL) - d->shutdown_started >= SHUTDOWN_GRACE_SECONDS) {
         if (sessions)
             log_warn("shutdown: closing %u SMTP session(s) still open after %ds; their senders will retry",
@@ -88,6 +91,7 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
     d->stopping = 1;
     log_info("shutdown on signal %d: no new connections, finishing open sessions", (int)sig);
     smtpd_stop_accepting(d->smtpd);
+    http_stop_accepting(d->http); /* its writes in flight finish while the loop runs */
     delivery_stop(d->delivery);
     continuity_stop(d->continuity);
     d->shutdown_started = time(NULL);
@@ -114,6 +118,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         return;
     }
     continuity_reload(d->continuity, &fresh);
+    http_reload(d->http, &fresh);
     log_set_level((enum log_level)fresh.log_level);
     log_info("configuration reloaded from %s", d->config_path);
 }
@@ -154,6 +159,9 @@ static int daemon_start(struct daemon *d, char *err, size_t errlen)
     d->smtpd = smtpd_start(d->base, &d->cfg, &deps, err, errlen);
     if (!d->smtpd)
         return -1;
+    d->http = http_start(&d->cfg, d->writer, err, errlen);
+    if (!d->http)
+        return -1;
     d->sig_term = evsignal_new(d->base, SIGTERM, on_terminate, d);
     d->sig_int = evsignal_new(d->base, SIGINT, on_terminate, d);
     d->sig_hup = evsignal_new(d->base, SIGHUP, on_reload, d);
@@ -171,8 +179,12 @@ static void daemon_free(struct daemon *d)
      * sessions use the delivery engine's resolver: it goes before delivery. */
     if (d->continuity)
         continuity_stop(d->continuity);
+    /* HTTP submits nothing once stopped; the writer then wakes the requests
+     * still waiting on it, and http_free can join its threads. */
+    http_stop_accepting(d->http);
     if (d->writer)
         store_writer_stop(d->writer);
+    http_free(d->http);
     if (d->smtpd)
         smtpd_free(d->smtpd);
     if (d->continuity)

@@ -380,4 +380,48 @@ struct store_continuity_counts {
 /* STORE_NOTFOUND for an unknown domain. */
 int store_continuity_counts(struct store *st, int64_t domain_id, struct store_continuity_counts *out);
 
+/* ------------------------------------------------------ webmail sessions (http) */
+
+/*
+ * Sessions of the HTTP API and the login failures its lockout counts
+ * (store_sessions.c, migration 3). The session token itself is never stored:
+ * token_hash is the hex BLAKE2b of the cookie's 256-bit token (http computes
+ * it), so a copy of the database opens no session. A session goes with its
+ * user (store_user_del).
+ */
+
+#define SESSION_HASH_SIZE 65 /* 32-byte hash in hex + NUL */
+#define SESSION_CSRF_SIZE 65 /* 32 random bytes in hex + NUL */
+
+struct store_session {
+    char token_hash[SESSION_HASH_SIZE];
+    int64_t user_id;
+    char csrf[SESSION_CSRF_SIZE];
+    int64_t created;   /* absolute expiry counts from here */
+    int64_t last_seen; /* idle expiry counts from here */
+    char client_addr[64];
+};
+
+/* STORE_EXISTS if the hash is taken, STORE_NOTFOUND if the user is not. */
+int store_session_add(struct store *st, const struct store_session *s);
+int store_session_get(struct store *st, const char *token_hash, struct store_session *out);
+/* Sets last_seen. STORE_NOTFOUND if the session is gone. */
+int store_session_touch(struct store *st, const char *token_hash, int64_t now);
+/* STORE_NOTFOUND if the session is gone already. */
+int store_session_del(struct store *st, const char *token_hash);
+/* Deletes every session of a user (password change, suspension). */
+int store_session_del_user(struct store *st, int64_t user_id);
+/* Deletes sessions idle since before idle_before or created before
+ * created_before; *purged (may be NULL) gets the count. */
+int store_session_purge(struct store *st, int64_t idle_before, int64_t created_before, unsigned *purged);
+
+/* Records one failed login under key ("account:EMAIL", "addr:IP"). */
+int store_login_failure_add(struct store *st, const char *key, int64_t at);
+/* Failures of key at or after since. */
+int store_login_failure_count(struct store *st, const char *key, int64_t since, unsigned *count);
+/* Forgets the failures of key (a successful login). */
+int store_login_failure_clear(struct store *st, const char *key);
+/* Forgets every failure before before (they no longer count). */
+int store_login_failure_purge(struct store *st, int64_t before);
+
 #endif

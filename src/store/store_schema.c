@@ -11,7 +11,8 @@
  *
  * To change the schema, append a migration; never edit one that has shipped.
  * 1: directory, queue, blob references. 2: continuity (domain state, events,
- * mailboxes). Expected next: the archive (an FTS5 index).
+ * mailboxes). 3: webmail sessions and login failures. Expected next: the
+ * archive (an FTS5 index).
  *
  * Addresses and domain names are stored lower-case and compared with COLLATE
  * NOCASE (ASCII folding, like util/addr.h), so a lookup by any spelling hits the
@@ -160,6 +161,28 @@ static const struct migration migrations[] = {
      /* Queued when continuity was enabled for its domain: never diverted (not
       * retroactive, exactly: the mark is set in the enabling transaction). */
      "ALTER TABLE recipients ADD COLUMN pre_continuity INTEGER NOT NULL DEFAULT 0;"},
+
+    {3, "webmail sessions and login failures",
+     /* One row per logged-in browser (store_sessions.c). Only a hash of the
+      * cookie's token is kept, so a copy of the database opens no session.
+      * The sessions go with their user. */
+     "CREATE TABLE http_sessions ("
+     "  token_hash TEXT PRIMARY KEY,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  csrf TEXT NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  last_seen INTEGER NOT NULL,"
+     "  client_addr TEXT NOT NULL DEFAULT ''"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX http_sessions_user ON http_sessions(user_id);"
+     "CREATE INDEX http_sessions_last_seen ON http_sessions(last_seen);"
+     /* Failed logins, one row each, keyed by "account:EMAIL" or "addr:IP": the
+      * lockout counts the rows of a key within its window. */
+     "CREATE TABLE login_failures ("
+     "  key TEXT NOT NULL,"
+     "  at INTEGER NOT NULL);"
+     "CREATE INDEX login_failures_key ON login_failures(key, at);"
+     "CREATE INDEX login_failures_at ON login_failures(at);"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

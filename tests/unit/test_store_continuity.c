@@ -289,7 +289,8 @@ static void test_migration_from_version_1(void **state)
     sqlite3_close(db);
 
     assert_int_equal(open_store(f), 0);
-    assert_int_equal(count(f, "SELECT max(version) FROM schema_version"), 2);
+    /* Migrated past version 2 (later migrations may follow). */
+    assert_true(count(f, "SELECT max(version) FROM schema_version") >= 2);
     struct store_domain d;
     assert_int_equal(store_domain_get(f->st, "acme.test", &d), STORE_OK);
     assert_int_equal(d.state, DOMAIN_NORMAL);

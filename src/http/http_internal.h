@@ -1,0 +1,247 @@
+/*
+ * http_internal.h — what the files of src/http share: the request and reply
+ * records the handlers work on, the routing table, sessions, the lockout and
+ * the synchronous writer wrapper.
+ *
+ * Handlers never see libmicrohttpd: http_server.c turns a request into a
+ * struct http_request (method, path, the route's numeric ID, the body parsed
+ * as JSON, the session's user), runs the handler, and turns its struct
+ * http_reply into a response with the security headers. The pure parts
+ * (routing, cookies, CSRF compare, expiry and lockout decisions, header
+ * summaries) take plain buffers, so unit tests drive them directly.
+ */
+#ifndef LB_HTTP_HTTP_INTERNAL_H
+#define LB_HTTP_HTTP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "http/http.h"
+#include "store/blob.h"
+#include "store/store.h"
+#include "store/writer.h"
+
+/* ------------------------------------------------------------------ limits */
+
+#define HTTP_JSON_MAX (1u << 20)         /* request bodies of JSON routes */
+#define HTTP_SEND_MAX (30u << 20)        /* POST /api/v1/send (attachments, base64) */
+#define HTTP_SESSION_IDLE (30 * 60)      /* seconds without a request */
+#define HTTP_SESSION_ABSOLUTE (12 * 3600) /* seconds since login, whatever the activity */
+#define HTTP_SESSION_TOUCH 60            /* last_seen is written at most this often */
+#define HTTP_LIST_LIMIT_MAX 200          /* messages per page */
+
+/* ------------------------------------------------------------------ routing */
+
+enum http_method {
+    HTTP_OTHER = 0,
+    HTTP_GET,
+    HTTP_HEAD,
+    HTTP_POST,
+    HTTP_PUT,
+    HTTP_PATCH,
+    HTTP_DELETE,
+};
+
+/* "GET" -> HTTP_GET ...; anything else HTTP_OTHER. */
+int http_method_parse(const char *s);
+const char *http_method_name(int method);
+/* POST, PUT, PATCH, DELETE (and anything unknown) change state: CSRF applies. */
+int http_method_changes_state(int method);
+
+struct http_request;
+struct http_reply;
+typedef void (*http_handler_fn)(struct http_request *req, struct http_reply *rep);
+
+enum http_route_flags {
+    ROUTE_SESSION = 1, /* needs a logged-in session (401 without) */
+    ROUTE_JSON = 2,    /* the body is a JSON object (400 if not) */
+};
+
+struct http_route {
+    int method;          /* enum http_method; a GET route also answers HEAD */
+    const char *pattern; /* "/api/v1/messages/:id/raw": ":id" is one positive decimal */
+    http_handler_fn fn;
+    unsigned flags;
+    size_t body_max;     /* bytes; 0: no body allowed */
+};
+
+enum { ROUTE_FOUND = 0, ROUTE_NO_PATH = 1, ROUTE_NO_METHOD = 2 };
+
+struct http_route_match {
+    const struct http_route *route;
+    int64_t id; /* the ":id" segment, 0 if the pattern has none */
+};
+
+/* Finds the route for method and path (no query string). ROUTE_NO_METHOD when
+ * the path exists with other methods: allow (may be NULL) gets them,
+ * "GET, HEAD, PATCH", for the 405's Allow header. Pure. */
+int http_route_find(const struct http_route *table, size_t n, int method, const char *path,
+                    struct http_route_match *m, char *allow, size_t allowlen);
+
+/* The daemon's table (http_routes.c). */
+extern const struct http_route http_routes[];
+extern const size_t http_nroutes;
+
+/* ------------------------------------------------------------------ requests and replies */
+
+struct http_server;
+
+struct http_request {
+    struct http_server *srv;
+    void *conn; /* struct MHD_Connection, for http_query/http_header only */
+    int method;
+    const char *path;
+    int64_t id;
+    const char *body;
+    size_t body_len;
+    json_t *json;        /* ROUTE_JSON: the body (an object); owned by the server */
+    struct store *st;    /* this thread's read connection */
+    struct blobstore *blobs;
+    char client_ip[64];
+    int tls;
+    int64_t now;
+    /* ROUTE_SESSION: the session and its user, checked. */
+    int authenticated;
+    struct store_session session;
+    struct store_user user;
+};
+
+/* A query argument (decoded) or a request header, NULL when absent. */
+const char *http_query(const struct http_request *req, const char *key);
+const char *http_header(const struct http_request *req, const char *name);
+
+struct http_reply {
+    int status;
+    const char *content_type;
+    char *body; /* malloc'd, freed by the server */
+    size_t len;
+    char set_cookie[512];   /* "" : none */
+    char disposition[256];  /* Content-Disposition, "" : none */
+    char allow[64];         /* 405 */
+    unsigned retry_after;   /* 429, seconds; 0: none */
+};
+
+/* Sets a JSON reply; takes the reference of value (NULL: 500). */
+void http_reply_json(struct http_reply *rep, int status, json_t *value);
+/* {"error": "..."} with the status. */
+void http_reply_error(struct http_reply *rep, int status, const char *message);
+/* A body taken over as is (malloc'd; freed by the server). */
+void http_reply_raw(struct http_reply *rep, int status, const char *content_type, char *body, size_t len);
+/* A JSON string of text from outside (mail headers, SMTP replies, names):
+ * invalid UTF-8 is replaced (U+FFFD) rather than refused. Never NULL but out
+ * of memory (json_pack then fails and the reply is a 500). */
+json_t *http_json_text(const char *s);
+
+/* ------------------------------------------------------------------ cookies, tokens, CSRF */
+
+#define HTTP_TOKEN_HEX 64 /* 256-bit tokens in hex */
+
+/* The session cookie's name: "__Host-lb_session" under TLS (the browser then
+ * insists on Secure, Path=/ and no Domain), "lb_session" otherwise. */
+const char *http_cookie_name(int tls);
+
+/* Finds cookie name in a Cookie: header value ("a=1; b=2"). 1 and the value in
+ * out when it occurs exactly once with a value that fits; 0 when absent; -1
+ * when it occurs twice (a cookie planted for a sub-path or a parent domain
+ * must not win by order) or the value does not fit. Pure. */
+int http_cookie_find(const char *header, const char *name, char *out, size_t outlen);
+
+/* Set-Cookie value for the session: HttpOnly; SameSite=Strict; Path=/;
+ * Secure when tls; Max-Age=max_age (0 deletes it). */
+void http_cookie_format(char *out, size_t outlen, const char *name, const char *value, int64_t max_age,
+                        int tls);
+
+/* A fresh 256-bit random token in lower-case hex (libsodium). */
+void http_token_new(char out[HTTP_TOKEN_HEX + 1]);
+/* 1 if s is HTTP_TOKEN_HEX lower-case hex digits. */
+int http_token_valid(const char *s);
+/* What the store keeps of a session token: hex BLAKE2b-256 of it. */
+void http_token_hash(const char *token, char out[SESSION_HASH_SIZE]);
+/* 1 when given equals expected; time independent of where they differ. Pure. */
+int http_csrf_equal(const char *expected, const char *given);
+
+/* 0 live, 1 idle too long, 2 past its absolute lifetime. Pure. */
+int http_session_expired(const struct store_session *s, int64_t now);
+
+/* Resolves the request's session cookie into req->session and req->user:
+ * 0 when valid (a stale last_seen is refreshed), -1 when there is no valid
+ * session (an expired one is deleted). Checks that the user still exists, is
+ * active and not suspended. */
+int http_session_load(struct http_request *req);
+
+/* ------------------------------------------------------------------ lockout */
+
+struct http_lockout_policy {
+    unsigned account_max; /* failures per account within window before 429 */
+    unsigned addr_max;    /* failures per client address within window */
+    int64_t window;       /* seconds */
+};
+extern const struct http_lockout_policy http_lockout_default;
+
+/* Store keys: "account:EMAIL" (canonical, so unknown accounts count the same as
+ * known ones) and "addr:IP". Pure. */
+void http_lockout_key_account(const char *email, char *out, size_t outlen);
+void http_lockout_key_addr(const char *ip, char *out, size_t outlen);
+/* 1 if these counts lock the login out. Pure. */
+int http_lockout_locked(const struct http_lockout_policy *p, unsigned account_failures, unsigned addr_failures);
+/* Counts both keys in the store (read): 1 locked, 0 not, -1 on a store error. */
+int http_lockout_check(struct store *st, const struct http_lockout_policy *p, const char *email, const char *ip,
+                       int64_t now);
+
+/* ------------------------------------------------------------------ writes */
+
+/* Runs job on the writer (inside the group's transaction) and waits for its
+ * commit. Returns the job's result, STORE_ERR if the commit failed, or
+ * HTTP_WRITE_STOPPING when the server is shutting down (nothing was run). */
+#define HTTP_WRITE_STOPPING (-100)
+int http_write(struct http_server *srv, store_job_fn job, void *arg);
+
+/* ------------------------------------------------------------------ header summaries */
+
+/* What a message list shows, taken from the message's header. UTF-8 (RFC 2047
+ * words decoded, invalid bytes replaced), cut to the field sizes. */
+struct http_summary {
+    char from[512];
+    char to[512];
+    char subject[512];
+    char message_id[256];
+    int64_t date; /* the Date: header, 0 if missing or unreadable */
+};
+
+/* Parses the header of a message (up to the empty line or len). Pure. */
+void http_summary_parse(const char *msg, size_t len, struct http_summary *out);
+/* A small cache of summaries keyed by blob ID (blobs never change). */
+struct http_summary_cache;
+struct http_summary_cache *http_summary_cache_new(void);
+void http_summary_cache_free(struct http_summary_cache *c);
+/* The summary of a blob, from the cache or read and parsed. -1 if the blob
+ * cannot be read. Thread-safe. */
+int http_summary_get(struct http_summary_cache *c, struct blobstore *bs, const char *blob_id,
+                     struct http_summary *out);
+
+/* ------------------------------------------------------------------ handlers */
+
+void http_h_healthz(struct http_request *req, struct http_reply *rep);
+void http_h_login(struct http_request *req, struct http_reply *rep);
+void http_h_logout(struct http_request *req, struct http_reply *rep);
+void http_h_me(struct http_request *req, struct http_reply *rep);
+void http_h_status(struct http_request *req, struct http_reply *rep);
+void http_h_folders(struct http_request *req, struct http_reply *rep);
+void http_h_messages(struct http_request *req, struct http_reply *rep);
+void http_h_message_get(struct http_request *req, struct http_reply *rep);
+void http_h_message_patch(struct http_request *req, struct http_reply *rep);
+void http_h_message_delete(struct http_request *req, struct http_reply *rep);
+void http_h_message_raw(struct http_request *req, struct http_reply *rep);
+
+/* The server's argon2id hash of a random password, for unknown users'
+ * logins to take as long as real ones. */
+const char *http_dummy_hash(struct http_server *srv);
+struct http_summary_cache *http_summaries(struct http_server *srv);
+
+/* "INBOX", "Sent", "Trash" <-> enum mailbox_folder; -1 for anything else. */
+int http_folder_parse(const char *name);
+const char *http_folder_name(int folder);
+
+#endif

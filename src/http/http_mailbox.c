@@ -1,0 +1,358 @@
+/*
+ * http_mailbox.c — the webmail's continuity mailbox: folders with counts, a
+ * folder's messages (paged, newest first, searchable), one message's stored
+ * fields, flags and moves, delete, and the raw message.
+ *
+ * Tenancy: every handler works on req->user's own entries only. An ID that is
+ * not the user's answers exactly like an ID that does not exist (404), so IDs
+ * cannot be probed. Changes re-check the owner inside the writer's job, on the
+ * writer's connection: the check and the change are one transaction.
+ *
+ * Trash and re-delivery (issue 4): deleting moves a message to Trash and marks
+ * it never to be re-delivered to the customer's server (REDELIVER_DELETED);
+ * moving it out of Trash restores it (REDELIVER_WAITING again); deleting it in
+ * Trash deletes it for good. A move into Trash with PATCH counts as a delete,
+ * so whatever sits in Trash is never re-delivered. Only entries that were
+ * waiting are marked: one already re-delivered (or never meant to be) stays as
+ * it is.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "http/http_internal.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#define SEARCH_MAX 256 /* bytes of q */
+
+static const char *redeliver_name(int r)
+{
+    switch (r) {
+    case REDELIVER_NONE: return "none";
+    case REDELIVER_WAITING: return "waiting";
+    case REDELIVER_DONE: return "redelivered";
+    case REDELIVER_DELETED: return "deleted";
+    default: return "unknown";
+    }
+}
+
+static void write_failed(struct http_reply *rep, int rc)
+{
+    if (rc == STORE_NOTFOUND)
+        http_reply_error(rep, 404, "no such message");
+    else if (rc == HTTP_WRITE_STOPPING)
+        http_reply_error(rep, 503, "shutting down");
+    else
+        http_reply_error(rep, 500, "internal error");
+}
+
+/* The entry if it is the user's: STORE_OK, STORE_NOTFOUND (absent or someone
+ * else's: the same answer), STORE_ERR. */
+static int own_entry(struct store *st, int64_t user_id, int64_t id, struct store_mailbox_entry *e)
+{
+    int rc = store_mailbox_get(st, id, e);
+    if (rc == STORE_OK && e->user_id != user_id)
+        return STORE_NOTFOUND;
+    return rc;
+}
+
+static void iso(int64_t t, char *out, size_t outlen)
+{
+    time_iso8601((time_t)t, out, outlen);
+}
+
+/* The list row of an entry (SPEC: id, from, to, subject, date, size, seen). */
+static json_t *entry_json(const struct store_mailbox_entry *e, const struct http_summary *s)
+{
+    char date[64], received[64];
+    iso(s->date ? s->date : e->received, date, sizeof date);
+    iso(e->received, received, sizeof received);
+    return json_pack("{s:I, s:s, s:o, s:o, s:o, s:s, s:s, s:I, s:b, s:b}", "id", (json_int_t)e->id, "folder",
+                     http_folder_name(e->folder), "from", http_json_text(s->from[0] ? s->from : e->sender), "to",
+                     http_json_text(s->to[0] ? s->to : e->rcpts), "subject", http_json_text(s->subject), "date",
+                     date, "received", received, "size", (json_int_t)e->size, "seen", e->seen, "flagged",
+                     e->flagged);
+}
+
+static void summary_of(struct http_request *req, const struct store_mailbox_entry *e, struct http_summary *s)
+{
+    if (http_summary_get(http_summaries(req->srv), req->blobs, e->blob, s) != 0)
+        memset(s, 0, sizeof *s); /* listed with its envelope, logged */
+}
+
+/* ------------------------------------------------------------------ folders */
+
+void http_h_folders(struct http_request *req, struct http_reply *rep)
+{
+    struct store_folder_counts c;
+    if (store_mailbox_folder_counts(req->st, req->user.id, &c) != STORE_OK) {
+        http_reply_error(rep, 500, "internal error");
+        return;
+    }
+    json_t *out = json_array();
+    for (int f = FOLDER_INBOX; f <= FOLDER_TRASH; f++)
+        json_array_append_new(out, json_pack("{s:s, s:I, s:I}", "name", http_folder_name(f), "total",
+                                             (json_int_t)c.total[f], "unread", (json_int_t)c.unread[f]));
+    http_reply_json(rep, 200, out);
+}
+
+/* ------------------------------------------------------------------ listing */
+
+/* A non-negative decimal no larger than max; def when absent. -1 if bad. */
+static int64_t query_number(const struct http_request *req, const char *key, int64_t def, int64_t max)
+{
+    const char *s = http_query(req, key);
+    if (!s || !*s)
+        return def;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < 0 || v > max || s[0] == '-' || s[0] == '+' || s[0] == ' ')
+        return -1;
+    return v;
+}
+
+/* Case-insensitive (ASCII) substring search. */
+static int contains(const char *hay, const char *needle)
+{
+    return strcasestr(hay, needle) != NULL;
+}
+
+struct list_ctx {
+    struct http_request *req;
+    const char *q; /* NULL: no search */
+    int64_t offset, limit;
+    int64_t total;
+    /* the page: entries and, when searching, their summaries */
+    struct store_mailbox_entry *page;
+    struct http_summary *summaries;
+    size_t n;
+};
+
+static int list_each(const struct store_mailbox_entry *e, void *arg)
+{
+    struct list_ctx *x = arg;
+    struct http_summary s;
+    if (x->q) {
+        summary_of(x->req, e, &s);
+        if (!contains(e->sender, x->q) && !contains(s.from, x->q) && !contains(s.to, x->q) &&
+            !contains(s.subject, x->q))
+            return 0;
+    }
+    int64_t pos = x->total++;
+    if (pos >= x->offset && pos < x->offset + x->limit) {
+        x->page[x->n] = *e;
+        if (x->q)
+            x->summaries[x->n] = s;
+        x->n++;
+    }
+    return 0;
+}
+
+void http_h_messages(struct http_request *req, struct http_reply *rep)
+{
+    const char *fname = http_query(req, "folder");
+    int folder = fname ? http_folder_parse(fname) : FOLDER_INBOX;
+    if (folder < 0) {
+        http_reply_error(rep, 400, "unknown folder");
+        return;
+    }
+    int64_t offset = query_number(req, "offset", 0, INT32_MAX);
+    int64_t limit = query_number(req, "limit", 50, HTTP_LIST_LIMIT_MAX);
+    if (offset < 0 || limit <= 0) {
+        http_reply_error(rep, 400, "offset and limit must be numbers (limit 1 to 200)");
+        return;
+    }
+    const char *q = http_query(req, "q");
+    if (q && strlen(q) > SEARCH_MAX) {
+        http_reply_error(rep, 400, "search text too long");
+        return;
+    }
+    struct list_ctx x = {.req = req, .q = q && *q ? q : NULL, .offset = offset, .limit = limit};
+    x.page = calloc((size_t)limit, sizeof *x.page);
+    x.summaries = calloc((size_t)limit, sizeof *x.summaries);
+    if (!x.page || !x.summaries) {
+        free(x.page);
+        free(x.summaries);
+        http_reply_error(rep, 500, "internal error");
+        return;
+    }
+    int rc = store_mailbox_list(req->st, req->user.id, folder, list_each, &x);
+    if (rc != STORE_OK) {
+        free(x.page);
+        free(x.summaries);
+        http_reply_error(rep, 500, "internal error");
+        return;
+    }
+    json_t *msgs = json_array();
+    for (size_t i = 0; i < x.n; i++) {
+        if (!x.q) /* without a search only the page's headers are read */
+            summary_of(req, &x.page[i], &x.summaries[i]);
+        json_array_append_new(msgs, entry_json(&x.page[i], &x.summaries[i]));
+    }
+    free(x.page);
+    free(x.summaries);
+    http_reply_json(rep, 200,
+                    json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)x.total, "offset", (json_int_t)offset,
+                              "limit", (json_int_t)limit, "messages", msgs));
+}
+
+/* ------------------------------------------------------------------ one message */
+
+/* The stored fields of one entry (the parsed view comes with message_view). */
+static json_t *entry_detail_json(struct http_request *req, const struct store_mailbox_entry *e)
+{
+    struct http_summary s;
+    summary_of(req, e, &s);
+    json_t *j = entry_json(e, &s);
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "message_id", http_json_text(s.message_id));
+    json_object_set_new(j, "envelope_from", http_json_text(e->sender));
+    json_object_set_new(j, "envelope_to", http_json_text(e->rcpts));
+    json_object_set_new(j, "redelivery", json_string(redeliver_name(e->redeliver)));
+    return j;
+}
+
+void http_h_message_get(struct http_request *req, struct http_reply *rep)
+{
+    struct store_mailbox_entry e;
+    int rc = own_entry(req->st, req->user.id, req->id, &e);
+    if (rc != STORE_OK) {
+        write_failed(rep, rc);
+        return;
+    }
+    http_reply_json(rep, 200, entry_detail_json(req, &e));
+}
+
+void http_h_message_raw(struct http_request *req, struct http_reply *rep)
+{
+    struct store_mailbox_entry e;
+    int rc = own_entry(req->st, req->user.id, req->id, &e);
+    if (rc != STORE_OK) {
+        write_failed(rep, rc);
+        return;
+    }
+    unsigned char *data = NULL;
+    size_t len = 0;
+    if (blob_get(req->blobs, e.blob, &data, &len) != 0) {
+        log_err("http: message %lld of %s: cannot read blob %s", (long long)e.id, req->user.email, e.blob);
+        http_reply_error(rep, 500, "internal error");
+        return;
+    }
+    /* As delivered: the Received: lines we added, then the message as it came. */
+    size_t plen = strlen(e.prefix);
+    char *out = malloc(plen + len + 1);
+    if (!out) {
+        free(data);
+        http_reply_error(rep, 500, "internal error");
+        return;
+    }
+    memcpy(out, e.prefix, plen);
+    memcpy(out + plen, data, len);
+    free(data);
+    http_reply_raw(rep, 200, "message/rfc822", out, plen + len);
+    snprintf(rep->disposition, sizeof rep->disposition, "attachment; filename=\"message-%lld.eml\"",
+             (long long)e.id);
+}
+
+/* ------------------------------------------------------------------ changes */
+
+struct change_job {
+    int64_t user_id, entry_id;
+    int seen, flagged; /* -1: leave alone */
+    int folder;        /* -1: leave alone */
+    int remove;        /* DELETE: to Trash, or for good from Trash */
+    int purged;        /* out: deleted for good */
+    struct store_mailbox_entry entry; /* out: the entry after the change */
+};
+
+/* Moves e to folder with the Trash rule of the file comment. Inside the job. */
+static int move_entry(struct store *st, const struct store_mailbox_entry *e, int folder)
+{
+    int rc = STORE_OK;
+    if (folder == e->folder)
+        return STORE_OK;
+    if (folder == FOLDER_TRASH && e->redeliver == REDELIVER_WAITING)
+        rc = store_mailbox_set_redeliver(st, e->id, REDELIVER_DELETED);
+    else if (e->folder == FOLDER_TRASH && e->redeliver == REDELIVER_DELETED)
+        rc = store_mailbox_set_redeliver(st, e->id, REDELIVER_WAITING);
+    if (rc == STORE_OK)
+        rc = store_mailbox_move(st, e->id, folder);
+    return rc;
+}
+
+static int change_job(struct store *st, struct blobstore *bs, void *arg)
+{
+    struct change_job *j = arg;
+    (void)bs;
+    struct store_mailbox_entry e;
+    int rc = own_entry(st, j->user_id, j->entry_id, &e);
+    if (rc != STORE_OK)
+        return rc;
+    if (j->remove) {
+        if (e.folder == FOLDER_TRASH) {
+            j->purged = 1;
+            return store_mailbox_delete(st, e.id);
+        }
+        rc = move_entry(st, &e, FOLDER_TRASH);
+    } else {
+        if (j->folder >= 0)
+            rc = move_entry(st, &e, j->folder);
+        if (rc == STORE_OK && (j->seen >= 0 || j->flagged >= 0))
+            rc = store_mailbox_set_flags(st, e.id, j->seen, j->flagged);
+    }
+    if (rc == STORE_OK)
+        rc = store_mailbox_get(st, e.id, &j->entry);
+    return rc;
+}
+
+void http_h_message_patch(struct http_request *req, struct http_reply *rep)
+{
+    struct change_job j = {.user_id = req->user.id, .entry_id = req->id, .seen = -1, .flagged = -1, .folder = -1};
+    const char *key;
+    json_t *v;
+    json_object_foreach(req->json, key, v)
+    {
+        if (strcmp(key, "seen") == 0 && json_is_boolean(v)) {
+            j.seen = json_is_true(v);
+        } else if (strcmp(key, "flagged") == 0 && json_is_boolean(v)) {
+            j.flagged = json_is_true(v);
+        } else if (strcmp(key, "folder") == 0 && json_is_string(v)) {
+            j.folder = http_folder_parse(json_string_value(v));
+            if (j.folder < 0) {
+                http_reply_error(rep, 400, "unknown folder");
+                return;
+            }
+        } else {
+            http_reply_error(rep, 400, "only seen (true/false), flagged (true/false) and folder (a name) can change");
+            return;
+        }
+    }
+    int rc = http_write(req->srv, change_job, &j);
+    if (rc != STORE_OK) {
+        write_failed(rep, rc);
+        return;
+    }
+    http_reply_json(rep, 200, entry_detail_json(req, &j.entry));
+}
+
+void http_h_message_delete(struct http_request *req, struct http_reply *rep)
+{
+    struct change_job j = {.user_id = req->user.id, .entry_id = req->id, .remove = 1};
+    int rc = http_write(req->srv, change_job, &j);
+    if (rc != STORE_OK) {
+        write_failed(rep, rc);
+        return;
+    }
+    log_info("http: %s deleted message %lld%s", req->user.email, (long long)req->id,
+             j.purged ? " for good" : " to Trash");
+    if (j.purged)
+        http_reply_json(rep, 200, json_pack("{s:I, s:b}", "id", (json_int_t)req->id, "deleted", 1));
+    else
+        http_reply_json(rep, 200, entry_detail_json(req, &j.entry));
+}

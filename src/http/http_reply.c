@@ -1,0 +1,72 @@
+/*
+ * http_reply.c — how handlers say what to answer: JSON values, JSON errors
+ * ({"error": "..."}, SPEC.md "HTTP API") and raw bodies, into a struct
+ * http_reply that http_server.c sends with the security headers. Also the
+ * folder names of the API.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "http/http_internal.h"
+#include "util/log.h"
+
+void http_reply_raw(struct http_reply *rep, int status, const char *content_type, char *body, size_t len)
+{
+    free(rep->body);
+    rep->status = status;
+    rep->content_type = content_type;
+    rep->body = body;
+    rep->len = len;
+}
+
+void http_reply_json(struct http_reply *rep, int status, json_t *value)
+{
+    char *text = value ? json_dumps(value, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(value);
+    if (!text) {
+        static const char oom[] = "{\"error\":\"internal error\"}";
+        char *copy = strdup(oom);
+        if (!copy)
+            log_err("http: out of memory building a reply");
+        http_reply_raw(rep, 500, "application/json", copy, copy ? sizeof oom - 1 : 0);
+        return;
+    }
+    http_reply_raw(rep, status, "application/json", text, strlen(text));
+}
+
+void http_reply_error(struct http_reply *rep, int status, const char *message)
+{
+    http_reply_json(rep, status, json_pack("{s:s}", "error", message));
+}
+
+json_t *http_json_text(const char *s)
+{
+    if (!s)
+        s = "";
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    gchar *valid = g_utf8_make_valid(s, -1); /* json_string refuses invalid UTF-8 */
+    j = json_string(valid);
+    g_free(valid);
+    return j;
+}
+
+static const char *const folder_names[] = {[FOLDER_INBOX] = "INBOX", [FOLDER_SENT] = "Sent",
+                                           [FOLDER_TRASH] = "Trash"};
+
+int http_folder_parse(const char *name)
+{
+    for (int f = 0; name && f < (int)(sizeof folder_names / sizeof folder_names[0]); f++)
+        if (strcmp(name, folder_names[f]) == 0)
+            return f;
+    return -1;
+}
+
+const char *http_folder_name(int folder)
+{
+    return folder >= 0 && folder < (int)(sizeof folder_names / sizeof folder_names[0]) ? folder_names[folder]
+                                                                                        : "INBOX";
+}

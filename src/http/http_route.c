@@ -1,0 +1,124 @@
+/*
+ * http_route.c — the router: a method and a path to a handler of the table in
+ * http_routes.c. Pure functions over strings, so the unit tests and fuzzers
+ * need no server.
+ *
+ * A pattern is literal segments and ":id" segments; ":id" takes one positive
+ * decimal number without leading zeros that fits an int64 (mailbox entry IDs),
+ * so "/api/v1/messages/007", "/api/v1/messages/-1" or ".../1e3" never reach a
+ * handler. Matching is exact: no trailing slash, no empty segments.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http_internal.h"
+
+static const struct {
+    const char *name;
+    int method;
+} methods[] = {
+    {"GET", HTTP_GET},   {"HEAD", HTTP_HEAD},     {"POST", HTTP_POST},
+    {"PUT", HTTP_PUT},   {"PATCH", HTTP_PATCH},   {"DELETE", HTTP_DELETE},
+};
+
+int http_method_parse(const char *s)
+{
+    for (size_t i = 0; s && i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(s, methods[i].name) == 0) /* methods are case-sensitive (RFC 9110 9.1) */
+            return methods[i].method;
+    return HTTP_OTHER;
+}
+
+const char *http_method_name(int method)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (methods[i].method == method)
+            return methods[i].name;
+    return "OTHER";
+}
+
+int http_method_changes_state(int method)
+{
+    return method != HTTP_GET && method != HTTP_HEAD;
+}
+
+/* Parses an ":id" segment of len bytes: 1..18 digits, no leading zero. */
+static int parse_id(const char *s, size_t len, int64_t *out)
+{
+    if (len == 0 || len > 18 || s[0] == '0')
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* 1 if path matches pattern (filling *id for an ":id" segment). */
+static int path_matches(const char *pattern, const char *path, int64_t *id)
+{
+    *id = 0;
+    const char *p = pattern, *q = path;
+    if (*p != '/' || *q != '/')
+        return 0;
+    while (*p && *q) {
+        /* both at a '/' here */
+        p++;
+        q++;
+        size_t plen = strcspn(p, "/"), qlen = strcspn(q, "/");
+        if (plen == 3 && strncmp(p, ":id", 3) == 0) {
+            if (parse_id(q, qlen, id) != 0)
+                return 0;
+        } else if (plen != qlen || strncmp(p, q, plen) != 0) {
+            return 0;
+        }
+        p += plen;
+        q += qlen;
+    }
+    return *p == '\0' && *q == '\0';
+}
+
+static void allow_add(char *allow, size_t allowlen, const char *name)
+{
+    if (!allow || allowlen == 0)
+        return;
+    size_t used = strlen(allow);
+    /* each method once ("GET" routes also bring HEAD) */
+    char needle[16];
+    snprintf(needle, sizeof needle, "%s", name);
+    for (const char *s = allow; (s = strstr(s, needle)) != NULL; s += strlen(needle)) {
+        size_t n = strlen(needle);
+        if ((s == allow || s[-1] == ' ') && (s[n] == ',' || s[n] == '\0'))
+            return;
+    }
+    snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", name);
+}
+
+int http_route_find(const struct http_route *table, size_t n, int method, const char *path,
+                    struct http_route_match *m, char *allow, size_t allowlen)
+{
+    if (allow && allowlen)
+        allow[0] = '\0';
+    int path_known = 0;
+    if (!path)
+        return ROUTE_NO_PATH;
+    for (size_t i = 0; i < n; i++) {
+        int64_t id;
+        if (!path_matches(table[i].pattern, path, &id))
+            continue;
+        if (table[i].method == method || (method == HTTP_HEAD && table[i].method == HTTP_GET)) {
+            m->route = &table[i];
+            m->id = id;
+            return ROUTE_FOUND;
+        }
+        path_known = 1;
+        allow_add(allow, allowlen, http_method_name(table[i].method));
+        if (table[i].method == HTTP_GET)
+            allow_add(allow, allowlen, "HEAD");
+    }
+    return path_known ? ROUTE_NO_METHOD : ROUTE_NO_PATH;
+}

@@ -1,0 +1,23 @@
+/*
+ * http_routes.c — the API's routing table (SPEC.md "HTTP API"): which method
+ * and path run which handler, whether a logged-in session is needed (then a
+ * state change also needs the CSRF token, http_server.c), whether the body is
+ * JSON, and how large a body may be.
+ */
+#include "http/http_internal.h"
+
+const struct http_route http_routes[] = {
+    {HTTP_GET, "/healthz", http_h_healthz, 0, 0},
+    {HTTP_POST, "/api/v1/login", http_h_login, ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_POST, "/api/v1/logout", http_h_logout, ROUTE_SESSION, HTTP_JSON_MAX},
+    {HTTP_GET, "/api/v1/me", http_h_me, ROUTE_SESSION, 0},
+    {HTTP_GET, "/api/v1/status", http_h_status, ROUTE_SESSION, 0},
+    {HTTP_GET, "/api/v1/folders", http_h_folders, ROUTE_SESSION, 0},
+    {HTTP_GET, "/api/v1/messages", http_h_messages, ROUTE_SESSION, 0},
+    {HTTP_GET, "/api/v1/messages/:id", http_h_message_get, ROUTE_SESSION, 0},
+    {HTTP_PATCH, "/api/v1/messages/:id", http_h_message_patch, ROUTE_SESSION | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_DELETE, "/api/v1/messages/:id", http_h_message_delete, ROUTE_SESSION, 0},
+    {HTTP_GET, "/api/v1/messages/:id/raw", http_h_message_raw, ROUTE_SESSION, 0},
+};
+
+const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

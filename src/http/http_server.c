@@ -1,0 +1,659 @@
+/*
+ * http_server.c — the HTTP server on libmicrohttpd: listening (HTTPS when a
+ * certificate is configured), request bodies under per-route limits, routing,
+ * sessions and CSRF before any handler runs, JSON parsing, and every response
+ * with the security headers. See http.h for the thread and write design.
+ *
+ * A request goes through three calls of MHD's access handler: the first, right
+ * after the header, routes it (a body announced larger than the route allows
+ * gets its 413 there, before a byte of it is read); the middle ones collect
+ * the body up to the route's limit (beyond it, or for an unknown route, the
+ * rest is read and dropped, up to a bound past which the connection is
+ * closed); the last one answers 404/405/413 or checks the session and the CSRF
+ * token, parses the JSON and runs the handler.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "directory/directory.h"
+#include "http/http_internal.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#define HTTP_MAX_DAEMONS (CONFIG_MAX_LISTEN * 2) /* an address may resolve to IPv4 and IPv6 */
+#define HTTP_THREADS 4                           /* per listen socket */
+#define HTTP_CONNECTION_LIMIT 512
+#define HTTP_PER_IP_LIMIT 64
+#define HTTP_CONNECTION_TIMEOUT 60    /* seconds of silence before MHD closes a connection */
+#define HTTP_HEADER_MEMORY (64u << 10) /* request line and header, per connection */
+/* Past its limit a body is read and dropped (so the client gets its 413) up to
+ * this much more; beyond that the connection is closed without an answer. */
+#define HTTP_DISCARD_MAX (4u << 20)
+
+static const char csp[] = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+struct http_server {
+    struct config cfg;
+    struct store_writer *writer;
+    struct blobstore *blobs; /* the writer's (blob_get is thread-safe) */
+    struct MHD_Daemon *daemons[HTTP_MAX_DAEMONS];
+    int listen_fds[HTTP_MAX_DAEMONS];
+    size_t ndaemons;
+    int tls;
+    char *tls_cert, *tls_key; /* PEM, kept for MHD's lifetime */
+
+    /* Read connections, one per thread: a request borrows one. */
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    struct store **pool;
+    size_t npool, nfree;
+    struct store **free_list;
+
+    /* Writes: no new ones once stopping; the loop waits for inflight == 0. */
+    pthread_mutex_t lock;
+    int stopping;
+    unsigned writes_inflight;
+
+    char dummy_hash[PASSWORD_HASH_MAX];
+    struct http_summary_cache *summaries;
+};
+
+/* Per request, MHD's con_cls. */
+struct request_state {
+    int method;
+    struct http_route_match match;
+    char *body;
+    size_t len, cap, max;
+    size_t dropped; /* bytes read past the limit */
+    int too_big;
+    int error;       /* 404 or 405: answered once the request is read (keeps the connection) */
+    char allow[64];  /* 405 */
+};
+
+const char *http_dummy_hash(struct http_server *srv)
+{
+    return srv->dummy_hash;
+}
+
+struct http_summary_cache *http_summaries(struct http_server *srv)
+{
+    return srv->summaries;
+}
+
+/* ------------------------------------------------------------------ store pool */
+
+static struct store *pool_acquire(struct http_server *srv)
+{
+    pthread_mutex_lock(&srv->pool_lock);
+    while (srv->nfree == 0)
+        pthread_cond_wait(&srv->pool_cond, &srv->pool_lock);
+    struct store *st = srv->free_list[--srv->nfree];
+    pthread_mutex_unlock(&srv->pool_lock);
+    return st;
+}
+
+static void pool_release(struct http_server *srv, struct store *st)
+{
+    pthread_mutex_lock(&srv->pool_lock);
+    srv->free_list[srv->nfree++] = st;
+    pthread_cond_signal(&srv->pool_cond);
+    pthread_mutex_unlock(&srv->pool_lock);
+}
+
+/* ------------------------------------------------------------------ writes */
+
+/* One write of a request: the job and its argument, and the wait for its commit. */
+struct write_wait {
+    store_job_fn job;
+    void *arg;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, rc;
+};
+
+/* On the writer thread, inside the group's transaction. */
+static int write_job(struct store *st, struct blobstore *bs, void *arg)
+{
+    struct write_wait *w = arg;
+    return w->job(st, bs, w->arg);
+}
+
+/* On the daemon's loop (or in store_writer_stop): wakes the waiting request. */
+static void write_done(int rc, void *arg)
+{
+    struct write_wait *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int http_write(struct http_server *srv, store_job_fn job, void *arg)
+{
+    struct write_wait w = {.job = job, .arg = arg, .rc = STORE_ERR};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    /* The stopping check and the submit are one step under srv->lock, so once
+     * http_stop_accepting returns nothing new reaches the writer. */
+    pthread_mutex_lock(&srv->lock);
+    int rc = HTTP_WRITE_STOPPING;
+    if (!srv->stopping && store_writer_submit(srv->writer, write_job, write_done, &w) == 0) {
+        srv->writes_inflight++;
+        rc = STORE_OK;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    if (rc == STORE_OK) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        rc = w.rc;
+        pthread_mutex_unlock(&w.lock);
+        pthread_mutex_lock(&srv->lock);
+        srv->writes_inflight--;
+        pthread_mutex_unlock(&srv->lock);
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    return rc;
+}
+
+int http_idle(struct http_server *srv)
+{
+    if (!srv)
+        return 1;
+    pthread_mutex_lock(&srv->lock);
+    int idle = srv->writes_inflight == 0;
+    pthread_mutex_unlock(&srv->lock);
+    return idle;
+}
+
+/* ------------------------------------------------------------------ request access */
+
+const char *http_query(const struct http_request *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+static void client_ip(struct MHD_Connection *c, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "unknown");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    char host[NI_MAXHOST];
+    if (getnameinfo(ci->client_addr, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
+        return;
+    /* A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d: count them as a.b.c.d. */
+    snprintf(out, outlen, "%s", strncasecmp(host, "::ffff:", 7) == 0 && strchr(host + 7, '.') ? host + 7 : host);
+}
+
+/* ------------------------------------------------------------------ responses */
+
+static enum MHD_Result send_reply(struct http_server *srv, struct MHD_Connection *c, struct http_reply *rep)
+{
+    if (rep->status == 0)
+        http_reply_error(rep, 500, "internal error");
+    struct MHD_Response *resp =
+        rep->body ? MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE)
+                  : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(rep->body);
+        rep->body = NULL;
+        return MHD_NO;
+    }
+    rep->body = NULL; /* MHD's now */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            rep->content_type ? rep->content_type : "application/json");
+    MHD_add_response_header(resp, "Content-Security-Policy", csp);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (srv->tls)
+        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
+    if (rep->set_cookie[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, rep->set_cookie);
+    if (rep->disposition[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, rep->disposition);
+    if (rep->allow[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rep->retry_after) {
+        char s[24];
+        snprintf(s, sizeof s, "%u", rep->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, s);
+    }
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)rep->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* An answer before the body was read (or while dropping it): a JSON error. */
+static enum MHD_Result send_error(struct http_server *srv, struct MHD_Connection *c, int status,
+                                  const char *message, const char *allow)
+{
+    struct http_reply rep = {0};
+    http_reply_error(&rep, status, message);
+    if (allow)
+        snprintf(rep.allow, sizeof rep.allow, "%s", allow);
+    char ip[64];
+    client_ip(c, ip, sizeof ip);
+    log_info("http: client=%s, status=%d (%s)", ip, status, message);
+    return send_reply(srv, c, &rep);
+}
+
+/* 1 if the request says its body is JSON (application/json, any parameters). */
+static int is_json_type(const char *ct)
+{
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* The last call: session, CSRF, JSON, handler. */
+static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *c, struct request_state *rs,
+                                const char *url)
+{
+    const struct http_route *route = rs->match.route;
+    struct http_request req = {
+        .srv = srv,
+        .conn = c,
+        .method = rs->method,
+        .path = url,
+        .id = rs->match.id,
+        .body = rs->body ? rs->body : "",
+        .body_len = rs->len,
+        .blobs = srv->blobs,
+        .tls = srv->tls,
+        .now = time_now(),
+    };
+    struct http_reply rep = {0};
+    client_ip(c, req.client_ip, sizeof req.client_ip);
+    req.st = pool_acquire(srv);
+
+    if ((route->flags & ROUTE_SESSION) && http_session_load(&req) != 0) {
+        http_reply_error(&rep, 401, "not logged in");
+    } else if ((route->flags & ROUTE_SESSION) && http_method_changes_state(req.method) &&
+               !http_csrf_equal(req.session.csrf, http_header(&req, "X-CSRF-Token"))) {
+        http_reply_error(&rep, 403, "missing or wrong CSRF token");
+    } else if ((route->flags & ROUTE_JSON) && !is_json_type(http_header(&req, "Content-Type"))) {
+        http_reply_error(&rep, 415, "the body must be application/json");
+    } else {
+        int ok = 1;
+        if (route->flags & ROUTE_JSON) {
+            json_error_t jerr;
+            req.json = json_loadb(req.body, req.body_len, JSON_REJECT_DUPLICATES, &jerr);
+            if (!req.json || !json_is_object(req.json)) {
+                http_reply_error(&rep, 400, req.json ? "the body must be a JSON object" : "bad JSON");
+                ok = 0;
+            }
+        }
+        if (ok)
+            route->fn(&req, &rep);
+    }
+    pool_release(srv, req.st);
+    json_decref(req.json);
+
+    if (rep.status >= 400 || http_method_changes_state(req.method))
+        log_info("http: client=%s, %s %s, user=%s, status=%d", req.client_ip, http_method_name(req.method),
+                 route->pattern, req.authenticated ? req.user.email : "-", rep.status ? rep.status : 500);
+    return send_reply(srv, c, &rep);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_size,
+                                 void **con_cls)
+{
+    struct http_server *srv = cls;
+    struct request_state *rs = *con_cls;
+    (void)version;
+
+    if (!rs) { /* the header is in: route it */
+        rs = calloc(1, sizeof *rs);
+        if (!rs)
+            return MHD_NO;
+        *con_cls = rs;
+        rs->method = http_method_parse(method);
+        int found = http_route_find(http_routes, http_nroutes, rs->method, url, &rs->match, rs->allow,
+                                    sizeof rs->allow);
+        if (found != ROUTE_FOUND) {
+            rs->error = found == ROUTE_NO_PATH ? 404 : 405;
+            rs->too_big = 1; /* whatever body comes is dropped */
+            return MHD_YES;
+        }
+        rs->max = rs->match.route->body_max;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno || end == cl || *end || n > rs->max)
+                return send_error(srv, c, 413, "request body too large", NULL);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_size) { /* a piece of the body */
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (!rs->too_big && n > rs->max - rs->len) {
+            rs->too_big = 1;
+            free(rs->body);
+            rs->body = NULL;
+            rs->len = rs->cap = 0;
+        }
+        if (rs->too_big) {
+            rs->dropped += n;
+            return rs->dropped > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
+        }
+        if (rs->len + n + 1 > rs->cap) {
+            size_t cap = rs->cap ? rs->cap : 4096;
+            while (cap < rs->len + n + 1)
+                cap *= 2;
+            char *b = realloc(rs->body, cap);
+            if (!b)
+                return MHD_NO;
+            rs->body = b;
+            rs->cap = cap;
+        }
+        memcpy(rs->body + rs->len, upload_data, n);
+        rs->len += n;
+        rs->body[rs->len] = '\0';
+        return MHD_YES;
+    }
+
+    if (rs->error == 404)
+        return send_error(srv, c, 404, "not found", NULL);
+    if (rs->error == 405)
+        return send_error(srv, c, 405, "method not allowed", rs->allow);
+    if (rs->too_big)
+        return send_error(srv, c, 413, "request body too large", NULL);
+    return dispatch(srv, c, rs, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    struct request_state *rs = *con_cls;
+    if (rs) {
+        free(rs->body);
+        free(rs);
+        *con_cls = NULL;
+    }
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_warn("http: %s", msg);
+}
+
+/* ------------------------------------------------------------------ start and stop */
+
+static char *read_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 8192, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - len - 1, f);
+        if (len + 1 < cap || cap >= (1u << 20))
+            break;
+        char *b = realloc(buf, cap * 2);
+        if (!b) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = b;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        snprintf(err, errlen, "cannot read %s", path);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+static int start_daemon(struct http_server *srv, int fd, char *err, size_t errlen)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (srv->tls)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_LISTEN_SOCKET, fd, NULL},
+        {MHD_OPTION_THREAD_POOL_SIZE, HTTP_THREADS, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_PER_IP_LIMIT, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_HEADER_MEMORY, NULL},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls ? srv->tls_cert : NULL},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls ? srv->tls_key : NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (!srv->tls) /* the certificate options are for TLS daemons only */
+        opts[6] = opts[7] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    /* MHD's threads inherit this thread's signal mask: signals are the loop's business. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    struct MHD_Daemon *d =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!d) {
+        snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd refused its options%s)",
+                 srv->tls ? "; is the certificate and key valid?" : "");
+        return -1;
+    }
+    srv->daemons[srv->ndaemons] = d;
+    srv->listen_fds[srv->ndaemons] = fd;
+    srv->ndaemons++;
+    return 0;
+}
+
+/* Binds every address host:port resolves to and starts a daemon on each. */
+static int listen_on(struct http_server *srv, const struct config_listen *la, char *err, size_t errlen)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(la->host, la->port, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot resolve HTTP listen address %s:%s: %s", la->host, la->port,
+                 gai_strerror(gai));
+        return -1;
+    }
+    int rc = 0;
+    for (struct addrinfo *ai = res; ai && rc == 0; ai = ai->ai_next) {
+        char ip[NI_MAXHOST] = "?";
+        getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST);
+        if (srv->ndaemons == HTTP_MAX_DAEMONS) {
+            snprintf(err, errlen, "too many HTTP listen addresses");
+            rc = -1;
+            break;
+        }
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        int one = 1;
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+            (ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+            bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+            snprintf(err, errlen, "cannot listen for HTTP on [%s]:%s: %s", ip, la->port, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            rc = -1;
+            break;
+        }
+        if (start_daemon(srv, fd, err, errlen) != 0) {
+            close(fd);
+            rc = -1;
+            break;
+        }
+        log_info("listening for HTTP%s on [%s]:%s", srv->tls ? "S" : "", ip, la->port);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+struct http_server *http_start(const struct config *cfg, struct store_writer *writer, char *err, size_t errlen)
+{
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium cannot be initialised");
+        return NULL;
+    }
+    struct http_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    srv->cfg = *cfg;
+    srv->writer = writer;
+    srv->blobs = store_writer_blobs(writer);
+    pthread_mutex_init(&srv->pool_lock, NULL);
+    pthread_cond_init(&srv->pool_cond, NULL);
+    pthread_mutex_init(&srv->lock, NULL);
+
+    /* One read connection per thread that can run a handler. */
+    size_t addrs = cfg->http_listen.count ? cfg->http_listen.count * 2 : 1;
+    srv->npool = addrs * HTTP_THREADS;
+    srv->pool = calloc(srv->npool, sizeof *srv->pool);
+    srv->free_list = calloc(srv->npool, sizeof *srv->free_list);
+    srv->summaries = http_summary_cache_new();
+    if (!srv->pool || !srv->free_list || !srv->summaries) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < srv->npool; i++) {
+        if (store_open(cfg, &srv->pool[i], err, errlen) != STORE_OK)
+            goto fail;
+        srv->free_list[srv->nfree++] = srv->pool[i];
+    }
+
+    /* Unknown users' logins check their password against this, so they take
+     * as long as known users' (no user enumeration by timing). */
+    char random_pw[HTTP_TOKEN_HEX + 1];
+    http_token_new(random_pw);
+    int hashed = password_hash(random_pw, srv->dummy_hash);
+    sodium_memzero(random_pw, sizeof random_pw);
+    if (hashed != 0) {
+        snprintf(err, errlen, "cannot compute a password hash (out of memory?)");
+        goto fail;
+    }
+
+    if (cfg->tls_cert_file[0]) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            snprintf(err, errlen, "tls_cert_file is set but libmicrohttpd was built without TLS");
+            goto fail;
+        }
+        srv->tls_cert = read_file(cfg->tls_cert_file, err, errlen);
+        if (!srv->tls_cert)
+            goto fail;
+        srv->tls_key = read_file(cfg->tls_key_file[0] ? cfg->tls_key_file : cfg->tls_cert_file, err, errlen);
+        if (!srv->tls_key)
+            goto fail;
+        srv->tls = 1;
+    }
+    for (size_t i = 0; i < cfg->http_listen.count; i++)
+        if (listen_on(srv, &cfg->http_listen.addr[i], err, errlen) != 0)
+            goto fail;
+    return srv;
+
+fail:
+    http_free(srv);
+    return NULL;
+}
+
+void http_stop_accepting(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    pthread_mutex_lock(&srv->lock);
+    int was = srv->stopping;
+    srv->stopping = 1;
+    pthread_mutex_unlock(&srv->lock);
+    if (was)
+        return;
+    for (size_t i = 0; i < srv->ndaemons; i++) {
+        /* After quiescing the listen socket is ours to close. */
+        MHD_socket fd = MHD_quiesce_daemon(srv->daemons[i]);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+        srv->listen_fds[i] = -1;
+    }
+}
+
+void http_reload(struct http_server *srv, const struct config *cfg)
+{
+    if (!srv)
+        return;
+    if (memcmp(&cfg->http_listen, &srv->cfg.http_listen, sizeof cfg->http_listen) != 0 ||
+        strcmp(cfg->tls_cert_file, srv->cfg.tls_cert_file) != 0 ||
+        strcmp(cfg->tls_key_file, srv->cfg.tls_key_file) != 0)
+        log_warn("reload: http_listen and the HTTPS certificate take effect after a restart");
+    else if (srv->tls)
+        log_info("reload: the HTTPS certificate is read at start; restart to use a renewed one");
+}
+
+void http_free(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    http_stop_accepting(srv);
+    for (size_t i = 0; i < srv->ndaemons; i++)
+        MHD_stop_daemon(srv->daemons[i]);
+    for (size_t i = 0; i < srv->npool; i++)
+        if (srv->pool[i])
+            store_close(srv->pool[i]);
+    free(srv->pool);
+    free(srv->free_list);
+    http_summary_cache_free(srv->summaries);
+    if (srv->tls_key) {
+        sodium_memzero(srv->tls_key, strlen(srv->tls_key));
+        free(srv->tls_key);
+    }
+    free(srv->tls_cert);
+    pthread_mutex_destroy(&srv->pool_lock);
+    pthread_cond_destroy(&srv->pool_cond);
+    pthread_mutex_destroy(&srv->lock);
+    free(srv);
+}

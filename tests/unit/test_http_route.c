@@ -1,0 +1,135 @@
+/*
+ * test_http_route.c — the HTTP router (http_route.c): exact paths, ":id"
+ * segments (positive decimals only), 404 vs 405 with the Allow list, HEAD on
+ * GET routes, and the daemon's own table.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "http/http_internal.h"
+
+static void h_a(struct http_request *req, struct http_reply *rep) { (void)req, (void)rep; }
+static void h_b(struct http_request *req, struct http_reply *rep) { (void)req, (void)rep; }
+static void h_c(struct http_request *req, struct http_reply *rep) { (void)req, (void)rep; }
+static void h_d(struct http_request *req, struct http_reply *rep) { (void)req, (void)rep; }
+
+static const struct http_route table[] = {
+    {HTTP_GET, "/healthz", h_a, 0, 0},
+    {HTTP_GET, "/api/v1/messages/:id", h_b, ROUTE_SESSION, 0},
+    {HTTP_PATCH, "/api/v1/messages/:id", h_c, ROUTE_SESSION | ROUTE_JSON, 100},
+    {HTTP_GET, "/api/v1/messages/:id/raw", h_d, ROUTE_SESSION, 0},
+};
+#define N (sizeof table / sizeof table[0])
+
+static void test_exact_paths(void **state)
+{
+    (void)state;
+    struct http_route_match m;
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/healthz", &m, NULL, 0), ROUTE_FOUND);
+    assert_ptr_equal(m.route->fn, h_a);
+    assert_int_equal(m.id, 0);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/healthz/", &m, NULL, 0), ROUTE_NO_PATH);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/healthzz", &m, NULL, 0), ROUTE_NO_PATH);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/Healthz", &m, NULL, 0), ROUTE_NO_PATH);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "healthz", &m, NULL, 0), ROUTE_NO_PATH);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "", &m, NULL, 0), ROUTE_NO_PATH);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "//healthz", &m, NULL, 0), ROUTE_NO_PATH);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, NULL, &m, NULL, 0), ROUTE_NO_PATH);
+}
+
+static void test_id_segments(void **state)
+{
+    (void)state;
+    struct http_route_match m;
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/api/v1/messages/42", &m, NULL, 0), ROUTE_FOUND);
+    assert_ptr_equal(m.route->fn, h_b);
+    assert_int_equal(m.id, 42);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/api/v1/messages/42/raw", &m, NULL, 0), ROUTE_FOUND);
+    assert_ptr_equal(m.route->fn, h_d);
+    assert_int_equal(m.id, 42);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/api/v1/messages/999999999999999999", &m, NULL, 0),
+                     ROUTE_FOUND);
+    assert_true(m.id == 999999999999999999LL);
+    static const char *const bad[] = {
+        "/api/v1/messages/0",   "/api/v1/messages/007", "/api/v1/messages/-1",
+        "/api/v1/messages/+1",  "/api/v1/messages/1e3", "/api/v1/messages/",
+        "/api/v1/messages/1 ",  "/api/v1/messages/0x10", "/api/v1/messages/1/",
+        "/api/v1/messages/1/raw/", "/api/v1/messages/1/rawx", "/api/v1/messages/1234567890123456789",
+        "/api/v1/messages",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(http_route_find(table, N, HTTP_GET, bad[i], &m, NULL, 0), ROUTE_NO_PATH);
+}
+
+static void test_methods(void **state)
+{
+    (void)state;
+    struct http_route_match m;
+    char allow[64];
+    assert_int_equal(http_route_find(table, N, HTTP_PATCH, "/api/v1/messages/5", &m, allow, sizeof allow),
+                     ROUTE_FOUND);
+    assert_ptr_equal(m.route->fn, h_c);
+    assert_int_equal(http_route_find(table, N, HTTP_DELETE, "/api/v1/messages/5", &m, allow, sizeof allow),
+                     ROUTE_NO_METHOD);
+    assert_string_equal(allow, "GET, HEAD, PATCH");
+    assert_int_equal(http_route_find(table, N, HTTP_POST, "/healthz", &m, allow, sizeof allow), ROUTE_NO_METHOD);
+    assert_string_equal(allow, "GET, HEAD");
+    /* HEAD is served by the GET route */
+    assert_int_equal(http_route_find(table, N, HTTP_HEAD, "/healthz", &m, allow, sizeof allow), ROUTE_FOUND);
+    assert_ptr_equal(m.route->fn, h_a);
+    /* 404 leaves Allow empty */
+    assert_int_equal(http_route_find(table, N, HTTP_DELETE, "/nope", &m, allow, sizeof allow), ROUTE_NO_PATH);
+    assert_string_equal(allow, "");
+
+    assert_int_equal(http_method_parse("GET"), HTTP_GET);
+    assert_int_equal(http_method_parse("PATCH"), HTTP_PATCH);
+    assert_int_equal(http_method_parse("get"), HTTP_OTHER);
+    assert_int_equal(http_method_parse("CONNECT"), HTTP_OTHER);
+    assert_int_equal(http_method_parse(NULL), HTTP_OTHER);
+    assert_false(http_method_changes_state(HTTP_GET));
+    assert_false(http_method_changes_state(HTTP_HEAD));
+    assert_true(http_method_changes_state(HTTP_POST));
+    assert_true(http_method_changes_state(HTTP_DELETE));
+    assert_true(http_method_changes_state(HTTP_OTHER));
+}
+
+/* The daemon's table: every API route but login needs a session, bodies only where JSON is read. */
+static void test_daemon_table(void **state)
+{
+    (void)state;
+    struct http_route_match m;
+    for (size_t i = 0; i < http_nroutes; i++) {
+        const struct http_route *r = &http_routes[i];
+        int is_login = strcmp(r->pattern, "/api/v1/login") == 0;
+        if (strncmp(r->pattern, "/api/", 5) == 0 && !is_login)
+            assert_true(r->flags & ROUTE_SESSION);
+        if (r->flags & ROUTE_JSON)
+            assert_true(r->body_max > 0 && r->body_max <= HTTP_JSON_MAX);
+        /* no route shadows another */
+        for (size_t j = 0; j < i; j++)
+            assert_false(http_routes[j].method == r->method && strcmp(http_routes[j].pattern, r->pattern) == 0);
+    }
+    assert_int_equal(http_route_find(http_routes, http_nroutes, HTTP_POST, "/api/v1/login", &m, NULL, 0),
+                     ROUTE_FOUND);
+    assert_int_equal(http_route_find(http_routes, http_nroutes, HTTP_DELETE, "/api/v1/messages/3", &m, NULL, 0),
+                     ROUTE_FOUND);
+    assert_int_equal(m.id, 3);
+    assert_int_equal(http_route_find(http_routes, http_nroutes, HTTP_GET, "/api/v1/messages/3/raw", &m, NULL, 0),
+                     ROUTE_FOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_paths),
+        cmocka_unit_test(test_id_segments),
+        cmocka_unit_test(test_methods),
+        cmocka_unit_test(test_daemon_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
