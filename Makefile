@@ -36,7 +36,9 @@ unit: $(TESTBUILD)/lifeboatd
 integration: $(TESTBUILD)/lifeboatd
 	LIFEBOAT_BUILD=$(abspath $(TESTBUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-test: $(TESTBUILD)/lifeboatd
+# The release build is compiled too: -O2 finds warnings (-Werror) that the
+# Debug build under the sanitizers does not, and `make run` uses it.
+test: $(TESTBUILD)/lifeboatd build
 	@scripts/run-tests.sh $(TESTBUILD)
 
 install: build
