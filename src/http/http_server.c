@@ -201,7 +201,7 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t outlen)
     if (!ci || !ci->client_addr)
         return;
     socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    char host[80]; /* numeric only: an IPv6 address with a scope fits */
+    char host[64]; /* numeric only (NI_NUMERICHOST): an IPv6 address with a scope fits */
     if (getnameinfo(ci->client_addr, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
         return;
     /* A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d: count them as a.b.c.d. */
