@@ -14,7 +14,8 @@
  * Between groups, at most every WRITER_GC_INTERVAL_MS, the writer also removes
  * blobs whose reference count fell to zero: it lists them, unlinks each file and
  * then forgets its row, all while holding the write lock, so nobody can take a
- * new reference to a blob that is being deleted.
+ * new reference to a blob that is being deleted. A round spends at most
+ * WRITER_GC_BUDGET_MS unlinking; a backlog is worked off one round per group.
  */
 #include "store/writer.h"
 
@@ -31,6 +32,10 @@
 
 #define WRITER_GC_INTERVAL_MS 5000
 #define WRITER_GC_BATCH 256
+/* Unlinking can be slow (ext4 with online discard frees blocks synchronously)
+ * and happens under the write lock, between groups: a round stops after this
+ * long so that accepting mail never waits much longer for it. */
+#define WRITER_GC_BUDGET_MS 10
 
 struct writer_job {
     store_job_fn fn;
@@ -145,16 +150,21 @@ static void writer_gc(struct store_writer *w)
         return;
     }
     int rc = store_blob_unreferenced(w->st, WRITER_GC_BATCH, gc_collect, b);
-    for (size_t i = 0; rc == STORE_OK && i < b->n; i++)
+    int64_t stop_at = time_mono_ms() + WRITER_GC_BUDGET_MS;
+    size_t visited = 0;
+    for (size_t i = 0; rc == STORE_OK && i < b->n; i++, visited++) {
+        if (i > 0 && time_mono_ms() >= stop_at)
+            break; /* the rest waits for the next round */
         if (blob_unlink(w->bs, b->ids[i]) == 0 && store_blob_forget(w->st, b->ids[i]) == STORE_OK)
             forgotten++;
+    }
     /* A file is gone even if this commit fails: the row stays at zero and the
      * next round forgets it (unlinking a missing file is not an error). */
     if (store_commit(w->st) != STORE_OK) {
         store_rollback(w->st);
         forgotten = 0;
     }
-    if (b->n == WRITER_GC_BATCH)
+    if (b->n == WRITER_GC_BATCH || visited < b->n)
         w->next_gc_ms = time_mono_ms(); /* more waiting: go on after the next group */
     free(b);
     if (forgotten) {
