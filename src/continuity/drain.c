@@ -327,14 +327,6 @@ static void item_answered(struct ditem *it)
 
 /* ---------------------------------------------------------------- sessions */
 
-static int has_8bit(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] >= 0x80)
-            return 1;
-    return 0;
-}
-
 /* Puts an entry on a ready session. */
 static void item_start(struct dsess *ds, struct ditem *it)
 {
@@ -364,17 +356,7 @@ static void item_start(struct dsess *ds, struct ditem *it)
     }
     snprintf(it->prefix, sizeof SENT_HEADER + plen, "%s%s", outbound ? SENT_HEADER : "", it->e.prefix);
     struct relay_txn *t = &it->txn;
-    memset(t, 0, sizeof *t);
-    t->prefix = (const unsigned char *)it->prefix;
-    t->prefix_len = strlen(it->prefix);
-    t->body = it->body;
-    t->body_len = it->body_len;
-    t->smtp.sender = it->e.sender;
-    t->smtp.rcpts = it->rcpts;
-    t->smtp.nrcpt = it->nrcpt;
-    t->smtp.size = t->prefix_len + t->body_len;
-    t->smtp.body_8bit = has_8bit(t->prefix, t->prefix_len) || has_8bit(t->body, t->body_len);
-    t->smtp.out = it->out;
+    relay_txn_init(t, it->prefix, it->body, it->body_len, it->e.sender, it->rcpts, it->nrcpt, it->out);
     rc = relay_session_send(ds->s, t);
     if (rc == 0) {
         ds->item = it;

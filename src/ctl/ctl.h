@@ -1,7 +1,8 @@
 /*
  * ctl.h — what the command groups of lifeboatctl share: the run context, the
- * option parser, exit codes, output helpers (text and --json through jansson)
- * and reading a password from stdin.
+ * option parser, exit codes, the store and a domain named on the command line,
+ * output helpers (listings built as JSON, printed as text or --json through
+ * jansson) and reading a password from stdin.
  *
  * Each command is a function over the arguments after NOUN VERB. It prints its
  * result on stdout, one clear line on stderr when it fails, and returns one of
@@ -27,6 +28,9 @@ struct ctl {
 
 /* The store connection, opened on first use; NULL after printing why not. */
 struct store *ctl_store(struct ctl *c);
+/* The hosted domain named on the command line into *d; CTL_OK, or CTL_FAIL
+ * after saying why not (not hosted, store error). */
+int ctl_domain_arg(struct store *st, const char *arg, struct store_domain *d);
 
 /* Prints "lifeboatctl: <message>" on stderr; returns CTL_FAIL. */
 int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -53,6 +57,10 @@ struct ctl_opt {
  */
 int ctl_getopt(int argc, char **argv, const struct ctl_opt *opts, const char **pos, int min, int max,
                int *npos);
+/* ctl_getopt, then ctl_store into *st, for a command that checks nothing in
+ * between: CTL_OK, CTL_USAGE or CTL_FAIL (each failure printed). */
+int ctl_getopt_store(struct ctl *c, int argc, char **argv, const struct ctl_opt *opts, const char **pos, int min,
+                     int max, int *npos, struct store **st);
 
 /* ---------------------------------------------------------------- output */
 
@@ -72,7 +80,18 @@ int ctl_list_map(struct ctl_list *l, int64_t id, json_t *value);
 /* The value stored for id (borrowed), or JSON null. */
 json_t *ctl_list_lookup(struct ctl_list *l, int64_t id);
 void ctl_list_free(struct ctl_list *l);
+/* Ends a listing: store_rc is what the store's iteration(s) returned. Returns
+ * l's rows (the caller's reference), or NULL after printing "cannot list
+ * <what>: ..." when the store or building the rows failed; l is freed either
+ * way. */
+json_t *ctl_list_rows(struct ctl_list *l, int store_rc, const char *what);
+/* A ctl_list callback for store_domain_list: maps each domain's id to its
+ * name, for listings that show a domain by name (arg is the ctl_list). */
+int ctl_map_domain_name(const struct store_domain *d, void *arg);
 
+/* A comma-separated list as a JSON array of strings ("" -> []); NULL when out
+ * of memory. */
+json_t *ctl_split_list(const char *s);
 /* A JSON string for s, which need not be valid UTF-8 (bytes that are not
  * become '?'): replies from remote servers and message headers are arbitrary. */
 json_t *ctl_jstr(const char *s);

@@ -1,6 +1,6 @@
 /*
- * ctl_common.c — option parsing, output and password input for lifeboatctl's
- * commands (see ctl.h).
+ * ctl_common.c — option parsing, the store and domain arguments, output and
+ * password input for lifeboatctl's commands (see ctl.h).
  */
 #include "ctl/ctl.h"
 #include "util/log.h"
@@ -26,6 +26,19 @@ struct store *ctl_store(struct ctl *c)
         return NULL;
     }
     return c->st;
+}
+
+int ctl_domain_arg(struct store *st, const char *arg, struct store_domain *d)
+{
+    char canon[DOMAIN_MAX + 1];
+    if (addr_canonical(arg, canon, sizeof canon) != 0)
+        return ctl_fail("domain %.100s is not hosted", arg);
+    int rc = store_domain_get(st, canon, d);
+    if (rc == STORE_NOTFOUND)
+        return ctl_fail("domain %s is not hosted", canon);
+    if (rc != STORE_OK)
+        return ctl_fail("domain %s: store error", canon);
+    return CTL_OK;
 }
 
 static void vwarn(const char *fmt, va_list ap)
@@ -104,6 +117,16 @@ int ctl_getopt(int argc, char **argv, const struct ctl_opt *opts, const char **p
     return CTL_OK;
 }
 
+int ctl_getopt_store(struct ctl *c, int argc, char **argv, const struct ctl_opt *opts, const char **pos, int min,
+                     int max, int *npos, struct store **st)
+{
+    *st = NULL;
+    if (ctl_getopt(argc, argv, opts, pos, min, max, npos) != CTL_OK)
+        return CTL_USAGE;
+    *st = ctl_store(c);
+    return *st ? CTL_OK : CTL_FAIL;
+}
+
 /* ---------------------------------------------------------------- output */
 
 int ctl_list_add(struct ctl_list *l, json_t *o)
@@ -139,6 +162,35 @@ void ctl_list_free(struct ctl_list *l)
     json_decref(l->rows);
     json_decref(l->map);
     l->rows = l->map = NULL;
+}
+
+json_t *ctl_list_rows(struct ctl_list *l, int store_rc, const char *what)
+{
+    json_t *rows = NULL;
+    if (store_rc == STORE_OK && !l->failed && l->rows)
+        rows = json_incref(l->rows);
+    else
+        ctl_fail("cannot list %s: %s", what, l->failed ? "out of memory" : "store error");
+    ctl_list_free(l);
+    return rows;
+}
+
+int ctl_map_domain_name(const struct store_domain *d, void *arg)
+{
+    return ctl_list_map(arg, d->id, ctl_jstr(d->name));
+}
+
+json_t *ctl_split_list(const char *s)
+{
+    json_t *a = json_array();
+    while (a && *s) {
+        size_t len = strcspn(s, ",");
+        json_array_append_new(a, json_stringn(s, len));
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+    return a;
 }
 
 json_t *ctl_jstr(const char *s)

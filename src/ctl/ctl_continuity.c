@@ -32,20 +32,6 @@ static json_t *jiso(int64_t t)
     return t ? json_string(iso(t, buf)) : json_null();
 }
 
-/* A domain named on the command line, or CTL_FAIL after saying why not. */
-static int domain_arg(struct store *st, const char *arg, struct store_domain *d)
-{
-    char canon[DOMAIN_MAX + 1];
-    if (addr_canonical(arg, canon, sizeof canon) != 0)
-        return ctl_fail("domain %.100s is not hosted", arg);
-    int rc = store_domain_get(st, canon, d);
-    if (rc == STORE_NOTFOUND)
-        return ctl_fail("domain %s is not hosted", canon);
-    if (rc != STORE_OK)
-        return ctl_fail("domain %s: store error", canon);
-    return CTL_OK;
-}
-
 /* ---------------------------------------------------------------- enable, disable */
 
 int ctl_continuity_enable(struct ctl *c, int argc, char **argv)
@@ -53,16 +39,15 @@ int ctl_continuity_enable(struct ctl *c, int argc, char **argv)
     const char *pos[1];
     int outgoing = 0, was = 0, n;
     const struct ctl_opt opts[] = {{"outgoing-to-own-server", NULL, &outgoing}, {0}};
-    if (ctl_getopt(argc, argv, opts, pos, 1, 1, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, opts, pos, 1, 1, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     char err[512], t[32];
     if (directory_continuity_enable(st, pos[0], outgoing, time_now(), &was, err, sizeof err) != 0)
         return ctl_fail("%s", err);
     struct store_domain d;
-    if (domain_arg(st, pos[0], &d) != CTL_OK)
+    if (ctl_domain_arg(st, pos[0], &d) != CTL_OK)
         return CTL_FAIL;
     if (was)
         printf("continuity for %s was enabled already (since %s); outgoing-to-own-server %s\n", d.name,
@@ -78,17 +63,16 @@ int ctl_continuity_disable(struct ctl *c, int argc, char **argv)
 {
     const char *pos[1];
     int was = 0, n;
-    if (ctl_getopt(argc, argv, NULL, pos, 1, 1, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     char err[512];
     if (directory_continuity_disable(st, pos[0], &was, err, sizeof err) != 0)
         return ctl_fail("%s", err);
     struct store_domain d;
     struct store_continuity_counts counts;
-    if (domain_arg(st, pos[0], &d) != CTL_OK)
+    if (ctl_domain_arg(st, pos[0], &d) != CTL_OK)
         return CTL_FAIL;
     if (!was) {
         printf("continuity was not enabled for %s\n", d.name);
@@ -135,7 +119,7 @@ static int domains_get(struct store *st, const char *name, struct domains *out)
     memset(out, 0, sizeof *out);
     if (name) {
         struct store_domain d;
-        if (domain_arg(st, name, &d) != CTL_OK)
+        if (ctl_domain_arg(st, name, &d) != CTL_OK)
             return CTL_FAIL;
         domain_collect(&d, out);
     } else if (store_domain_list(st, domain_collect, out) != STORE_OK) {
@@ -196,16 +180,15 @@ int ctl_continuity_status(struct ctl *c, int argc, char **argv)
     const char *pos[1] = {NULL};
     int json = c->json, n;
     const struct ctl_opt opts[] = {{"json", NULL, &json}, {0}};
-    if (ctl_getopt(argc, argv, opts, pos, 0, 1, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, opts, pos, 0, 1, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     struct domains l;
     if (domains_get(st, n ? pos[0] : NULL, &l) != CTL_OK)
         return CTL_FAIL;
     json_t *rows = json_array();
-    int rc = rows ? CTL_OK : ctl_fail("out of memory");
+    rc = rows ? CTL_OK : ctl_fail("out of memory");
     for (size_t i = 0; rc == CTL_OK && i < l.n; i++) {
         struct store_continuity_counts k;
         if (store_continuity_counts(st, l.d[i].id, &k) != STORE_OK)
@@ -226,11 +209,6 @@ int ctl_continuity_status(struct ctl *c, int argc, char **argv)
 }
 
 /* ---------------------------------------------------------------- events */
-
-static int domain_name_by_id(const struct store_domain *d, void *arg)
-{
-    return ctl_list_map(arg, d->id, ctl_jstr(d->name));
-}
 
 static int event_to_json(const struct store_event *e, void *arg)
 {
@@ -265,16 +243,15 @@ int ctl_continuity_events(struct ctl *c, int argc, char **argv)
     if (!st)
         return CTL_FAIL;
     struct store_domain d = {0};
-    if (n && domain_arg(st, pos[0], &d) != CTL_OK)
+    if (n && ctl_domain_arg(st, pos[0], &d) != CTL_OK)
         return CTL_FAIL;
     struct ctl_list l = {json_array(), json_object(), 0};
-    if (store_domain_list(st, domain_name_by_id, &l) != STORE_OK ||
-        store_event_list(st, d.id, (size_t)limit, event_to_json, &l) != STORE_OK || l.failed || !l.rows) {
-        ctl_list_free(&l);
-        return ctl_fail("cannot list continuity events: %s", l.failed ? "out of memory" : "store error");
-    }
-    json_t *rows = json_incref(l.rows);
-    ctl_list_free(&l);
+    int rc = store_domain_list(st, ctl_map_domain_name, &l);
+    if (rc == STORE_OK)
+        rc = store_event_list(st, d.id, (size_t)limit, event_to_json, &l);
+    json_t *rows = ctl_list_rows(&l, rc, "continuity events");
+    if (!rows)
+        return CTL_FAIL;
     if (json)
         return ctl_json_print(rows);
     if (json_array_size(rows) == 0)
@@ -312,25 +289,11 @@ static const char *redeliver_name(int r)
     return r >= REDELIVER_NONE && r <= REDELIVER_DELETED ? names[r] : "unknown";
 }
 
-/* A comma-separated list as a JSON array. */
-static json_t *split_list(const char *s)
-{
-    json_t *a = json_array();
-    while (a && *s) {
-        size_t len = strcspn(s, ",");
-        json_array_append_new(a, json_stringn(s, len));
-        s += len;
-        if (*s == ',')
-            s++;
-    }
-    return a;
-}
-
 static int entry_to_json(const struct store_mailbox_entry *e, void *arg)
 {
     return ctl_list_add(arg, json_pack("{s:I, s:s, s:o, s:o, s:o, s:I, s:s, s:b, s:b, s:s, s:s, s:I, s:I}", "id",
                                        (json_int_t)e->id, "msg_id", e->msg_id, "sender", ctl_jstr(e->sender),
-                                       "rcpts", split_list(e->rcpts), "received", jiso(e->received),
+                                       "rcpts", ctl_split_list(e->rcpts), "received", jiso(e->received),
                                        "received_epoch", (json_int_t)e->received, "folder", folder_name(e->folder),
                                        "seen", e->seen, "flagged", e->flagged, "redeliver",
                                        redeliver_name(e->redeliver), "direction",
@@ -363,12 +326,11 @@ int ctl_mailbox_list(struct ctl *c, int argc, char **argv)
     if (who.kind != RCPT_KIND_USER || !who.user.id)
         return ctl_fail("%s is not a user or an alias of one", ctl_canon(pos[0], canon));
     struct ctl_list l = {json_array(), NULL, 0};
-    if (store_mailbox_list(st, who.user.id, folder, entry_to_json, &l) != STORE_OK || l.failed || !l.rows) {
-        ctl_list_free(&l);
-        return ctl_fail("cannot list the mailbox of %s: %s", who.user.email, l.failed ? "out of memory" : "store error");
-    }
-    json_t *rows = json_incref(l.rows);
-    ctl_list_free(&l);
+    char what[ADDR_MAX + 32];
+    snprintf(what, sizeof what, "the mailbox of %s", who.user.email);
+    json_t *rows = ctl_list_rows(&l, store_mailbox_list(st, who.user.id, folder, entry_to_json, &l), what);
+    if (!rows)
+        return CTL_FAIL;
     if (json)
         return ctl_json_print(rows);
     if (json_array_size(rows) == 0)

@@ -20,11 +20,10 @@ int ctl_customer_add(struct ctl *c, int argc, char **argv)
 {
     const char *pos[1];
     int n;
-    if (ctl_getopt(argc, argv, NULL, pos, 1, 1, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     char err[512];
     if (directory_customer_add(st, pos[0], err, sizeof err) != 0)
         return ctl_fail("%s", err);
@@ -55,18 +54,14 @@ int ctl_customer_list(struct ctl *c, int argc, char **argv)
 {
     int json = c->json, n;
     const struct ctl_opt opts[] = {{"json", NULL, &json}, {0}};
-    if (ctl_getopt(argc, argv, opts, NULL, 0, 0, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, opts, NULL, 0, 0, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     struct ctl_list l = {json_array(), NULL, 0};
-    if (store_customer_list(st, customer_to_json, &l) != STORE_OK || l.failed || !l.rows) {
-        ctl_list_free(&l);
-        return ctl_fail("cannot list customers: %s", l.failed ? "out of memory" : "store error");
-    }
-    json_t *rows = json_incref(l.rows);
-    ctl_list_free(&l);
+    json_t *rows = ctl_list_rows(&l, store_customer_list(st, customer_to_json, &l), "customers");
+    if (!rows)
+        return CTL_FAIL;
     if (json)
         return ctl_json_print(rows);
     size_t i;
@@ -141,11 +136,10 @@ int ctl_subscription_cancel(struct ctl *c, int argc, char **argv)
 {
     const char *pos[1];
     int n, disabled = 0;
-    if (ctl_getopt(argc, argv, NULL, pos, 1, 1, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     char err[512];
     if (directory_subscription_cancel(st, pos[0], time_now(), &disabled, err, sizeof err) != 0)
         return ctl_fail("%s", err);
@@ -221,29 +215,13 @@ static int customer_name_by_id(const struct store_customer *cu, void *arg)
     return ctl_list_map(arg, cu->id, ctl_jstr(cu->name));
 }
 
-/* A comma-separated list as a JSON array ("" -> []). */
-static json_t *split_list(const char *s)
-{
-    json_t *a = json_array();
-    if (!a)
-        return NULL;
-    while (*s) {
-        size_t len = strcspn(s, ",");
-        json_array_append_new(a, json_stringn(s, len));
-        s += len;
-        if (*s == ',')
-            s++;
-    }
-    return a;
-}
-
 static int domain_to_json(const struct store_domain *d, void *arg)
 {
     struct ctl_list *l = arg;
     return ctl_list_add(l, json_pack("{s:o, s:O, s:o, s:b, s:o, s:o, s:o, s:o, s:b, s:b, s:I, s:s}", "name",
                           ctl_jstr(d->name), "customer", ctl_list_lookup(l, d->customer_id), "routes",
-                          split_list(d->routes), "recipient_check", d->recipient_check, "outbound_from",
-                          split_list(d->outbound_from), "webhook",
+                          ctl_split_list(d->routes), "recipient_check", d->recipient_check, "outbound_from",
+                          ctl_split_list(d->outbound_from), "webhook",
                           d->webhook[0] ? ctl_jstr(d->webhook) : json_null(), "dkim_selector",
                           d->dkim_selector[0] ? ctl_jstr(d->dkim_selector) : json_null(), "dkim_key",
                           d->dkim_key_file[0] ? ctl_jstr(d->dkim_key_file) : json_null(), "continuity",
@@ -287,19 +265,17 @@ int ctl_domain_list(struct ctl *c, int argc, char **argv)
 {
     int json = c->json, n;
     const struct ctl_opt opts[] = {{"json", NULL, &json}, {0}};
-    if (ctl_getopt(argc, argv, opts, NULL, 0, 0, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, opts, NULL, 0, 0, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     struct ctl_list l = {json_array(), json_object(), 0};
-    if (store_customer_list(st, customer_name_by_id, &l) != STORE_OK ||
-        store_domain_list(st, domain_to_json, &l) != STORE_OK || l.failed || !l.rows) {
-        ctl_list_free(&l);
-        return ctl_fail("cannot list domains: %s", l.failed ? "out of memory" : "store error");
-    }
-    json_t *rows = json_incref(l.rows);
-    ctl_list_free(&l);
+    rc = store_customer_list(st, customer_name_by_id, &l);
+    if (rc == STORE_OK)
+        rc = store_domain_list(st, domain_to_json, &l);
+    json_t *rows = ctl_list_rows(&l, rc, "domains");
+    if (!rows)
+        return CTL_FAIL;
     if (json)
         return ctl_json_print(rows);
     size_t i;

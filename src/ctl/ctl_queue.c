@@ -34,15 +34,29 @@ static const char *direction_name(int d)
     return d == DIR_OUTBOUND ? "outbound" : "inbound";
 }
 
-/* Upper-cases a queue ID the administrator typed; -1 if it is not one. */
+/* Upper-cases a queue ID the administrator typed: CTL_OK, or CTL_FAIL after
+ * saying it is not one. */
 static int queue_id_arg(const char *arg, char id[QUEUEID_SIZE])
 {
     size_t n = strlen(arg);
-    if (n != QUEUEID_LEN)
-        return -1;
-    for (size_t i = 0; i <= n; i++)
-        id[i] = (char)toupper((unsigned char)arg[i]);
-    return queueid_is_valid(id) ? 0 : -1;
+    if (n == QUEUEID_LEN) {
+        for (size_t i = 0; i <= n; i++)
+            id[i] = (char)toupper((unsigned char)arg[i]);
+        if (queueid_is_valid(id))
+            return CTL_OK;
+    }
+    return ctl_fail("\"%.40s\" is not a queue ID", arg);
+}
+
+/* What a store call about message id returned: CTL_OK, or CTL_FAIL after
+ * saying why. */
+static int msg_store_rc(int rc, const char *id)
+{
+    if (rc == STORE_NOTFOUND)
+        return ctl_fail("%s: no such message in the queue", id);
+    if (rc != STORE_OK)
+        return ctl_fail("%s: store error", id);
+    return CTL_OK;
 }
 
 /* ---------------------------------------------------------------- list */
@@ -92,19 +106,15 @@ int ctl_queue_list(struct ctl *c, int argc, char **argv)
 {
     int json = c->json, n;
     const struct ctl_opt opts[] = {{"json", NULL, &json}, {0}};
-    if (ctl_getopt(argc, argv, opts, NULL, 0, 0, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, opts, NULL, 0, 0, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     /* Messages first, recipients after: no store call runs inside another's callback. */
     struct ctl_list l = {json_array(), NULL, 0};
-    if (store_queue_list(st, msg_to_json, &l) != STORE_OK || l.failed || !l.rows) {
-        ctl_list_free(&l);
-        return ctl_fail("cannot list the queue: %s", l.failed ? "out of memory" : "store error");
-    }
-    json_t *list = json_incref(l.rows);
-    ctl_list_free(&l);
+    json_t *list = ctl_list_rows(&l, store_queue_list(st, msg_to_json, &l), "the queue");
+    if (!list)
+        return CTL_FAIL;
     size_t i;
     json_t *o;
     json_array_foreach(list, i, o) {
@@ -271,17 +281,15 @@ int ctl_queue_show(struct ctl *c, int argc, char **argv)
     if (ctl_getopt(argc, argv, opts, pos, 1, 1, &n) != CTL_OK)
         return CTL_USAGE;
     char id[QUEUEID_SIZE];
-    if (queue_id_arg(pos[0], id) != 0)
-        return ctl_fail("\"%.40s\" is not a queue ID", pos[0]);
+    if (queue_id_arg(pos[0], id) != CTL_OK)
+        return CTL_FAIL;
     struct store *st = ctl_store(c);
     if (!st)
         return CTL_FAIL;
     struct store_msg m;
     int rc = store_message_get(st, id, &m);
-    if (rc == STORE_NOTFOUND)
-        return ctl_fail("%s: no such message in the queue", id);
-    if (rc != STORE_OK)
-        return ctl_fail("%s: store error", id);
+    if (msg_store_rc(rc, id) != CTL_OK)
+        return CTL_FAIL;
     json_t *o = json_pack("{s:s, s:o, s:I, s:I, s:o, s:o, s:s, s:b, s:s, s:o}", "id", m.id, "sender",
                           ctl_jstr(m.sender), "size", (json_int_t)m.size, "received", (json_int_t)m.received,
                           "client_addr", ctl_jstr(m.client_addr), "helo", ctl_jstr(m.helo), "direction",
@@ -311,11 +319,10 @@ int ctl_queue_show(struct ctl *c, int argc, char **argv)
 int ctl_queue_flush(struct ctl *c, int argc, char **argv)
 {
     int n;
-    if (ctl_getopt(argc, argv, NULL, NULL, 0, 0, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, NULL, NULL, 0, 0, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     if (store_queue_flush(st) != STORE_OK)
         return ctl_fail("cannot flush the queue: store error");
     printf("queue flushed: every queued recipient is due now\n");
@@ -329,16 +336,13 @@ int ctl_queue_delete(struct ctl *c, int argc, char **argv)
     if (ctl_getopt(argc, argv, NULL, pos, 1, 1, &n) != CTL_OK)
         return CTL_USAGE;
     char id[QUEUEID_SIZE];
-    if (queue_id_arg(pos[0], id) != 0)
-        return ctl_fail("\"%.40s\" is not a queue ID", pos[0]);
+    if (queue_id_arg(pos[0], id) != CTL_OK)
+        return CTL_FAIL;
     struct store *st = ctl_store(c);
     if (!st)
         return CTL_FAIL;
-    int rc = store_message_delete(st, id);
-    if (rc == STORE_NOTFOUND)
-        return ctl_fail("%s: no such message in the queue", id);
-    if (rc != STORE_OK)
-        return ctl_fail("%s: store error", id);
+    if (msg_store_rc(store_message_delete(st, id), id) != CTL_OK)
+        return CTL_FAIL;
     printf("%s: deleted\n", id);
     return CTL_OK;
 }

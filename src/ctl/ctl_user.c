@@ -79,21 +79,15 @@ int ctl_user_del(struct ctl *c, int argc, char **argv)
 {
     const char *pos[1];
     int n;
-    if (ctl_getopt(argc, argv, NULL, pos, 1, 1, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     char err[512], canon[ADDR_MAX + 1];
     if (directory_user_del(st, pos[0], err, sizeof err) != 0)
         return ctl_fail("%s", err);
     printf("user %s deleted\n", ctl_canon(pos[0], canon));
     return CTL_OK;
-}
-
-static int domain_name_by_id(const struct store_domain *d, void *arg)
-{
-    return ctl_list_map(arg, d->id, ctl_jstr(d->name));
 }
 
 static int user_to_json(const struct store_user *u, void *arg)
@@ -113,32 +107,20 @@ int ctl_user_list(struct ctl *c, int argc, char **argv)
     const char *domain = NULL;
     int json = c->json, n;
     const struct ctl_opt opts[] = {{"domain", &domain, NULL}, {"json", NULL, &json}, {0}};
-    if (ctl_getopt(argc, argv, opts, NULL, 0, 0, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, opts, NULL, 0, 0, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
+    struct store_domain d = {0}; /* id 0: every domain */
+    if (domain && ctl_domain_arg(st, domain, &d) != CTL_OK)
         return CTL_FAIL;
-    int64_t domain_id = 0;
-    if (domain) {
-        char canon[DOMAIN_MAX + 1];
-        struct store_domain d;
-        if (addr_canonical(domain, canon, sizeof canon) != 0)
-            return ctl_fail("domain %.100s is not hosted", domain);
-        int rc = store_domain_get(st, canon, &d);
-        if (rc == STORE_NOTFOUND)
-            return ctl_fail("domain %s is not hosted", canon);
-        if (rc != STORE_OK)
-            return ctl_fail("domain %s: store error", canon);
-        domain_id = d.id;
-    }
     struct ctl_list l = {json_array(), json_object(), 0};
-    if (store_domain_list(st, domain_name_by_id, &l) != STORE_OK ||
-        store_user_list(st, domain_id, user_to_json, &l) != STORE_OK || l.failed || !l.rows) {
-        ctl_list_free(&l);
-        return ctl_fail("cannot list users: %s", l.failed ? "out of memory" : "store error");
-    }
-    json_t *rows = json_incref(l.rows);
-    ctl_list_free(&l);
+    rc = store_domain_list(st, ctl_map_domain_name, &l);
+    if (rc == STORE_OK)
+        rc = store_user_list(st, d.id, user_to_json, &l);
+    json_t *rows = ctl_list_rows(&l, rc, "users");
+    if (!rows)
+        return CTL_FAIL;
     if (json)
         return ctl_json_print(rows);
     size_t i;
@@ -173,11 +155,10 @@ int ctl_alias_add(struct ctl *c, int argc, char **argv)
 {
     const char *pos[2];
     int n;
-    if (ctl_getopt(argc, argv, NULL, pos, 2, 2, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 2, 2, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     char err[512], canon[ADDR_MAX + 1];
     if (directory_alias_add(st, pos[0], pos[1], err, sizeof err) != 0)
         return ctl_fail("%s", err);
@@ -190,11 +171,10 @@ int ctl_alias_del(struct ctl *c, int argc, char **argv)
 {
     const char *pos[1];
     int n;
-    if (ctl_getopt(argc, argv, NULL, pos, 1, 1, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     char err[512], canon[ADDR_MAX + 1];
     if (directory_alias_del(st, pos[0], err, sizeof err) != 0)
         return ctl_fail("%s", err);
@@ -212,18 +192,17 @@ int ctl_alias_list(struct ctl *c, int argc, char **argv)
     const char *pos[1];
     int json = c->json, n;
     const struct ctl_opt opts[] = {{"json", NULL, &json}, {0}};
-    if (ctl_getopt(argc, argv, opts, pos, 0, 1, &n) != CTL_OK)
-        return CTL_USAGE;
-    struct store *st = ctl_store(c);
-    if (!st)
-        return CTL_FAIL;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, opts, pos, 0, 1, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
     int64_t user_id = 0;
     if (n == 1) {
         char canon[ADDR_MAX + 1];
         struct store_user u;
         if (addr_canonical(pos[0], canon, sizeof canon) != 0)
             return ctl_fail("user %.100s does not exist", pos[0]);
-        int rc = store_user_get(st, canon, &u);
+        rc = store_user_get(st, canon, &u);
         if (rc == STORE_NOTFOUND)
             return ctl_fail("user %s does not exist", canon);
         if (rc != STORE_OK)
@@ -231,12 +210,9 @@ int ctl_alias_list(struct ctl *c, int argc, char **argv)
         user_id = u.id;
     }
     struct ctl_list l = {json_array(), NULL, 0};
-    if (store_alias_list(st, user_id, alias_to_json, &l) != STORE_OK || l.failed || !l.rows) {
-        ctl_list_free(&l);
-        return ctl_fail("cannot list aliases: %s", l.failed ? "out of memory" : "store error");
-    }
-    json_t *rows = json_incref(l.rows);
-    ctl_list_free(&l);
+    json_t *rows = ctl_list_rows(&l, store_alias_list(st, user_id, alias_to_json, &l), "aliases");
+    if (!rows)
+        return CTL_FAIL;
     if (json)
         return ctl_json_print(rows);
     size_t i;

@@ -112,14 +112,6 @@ int delivery_job_load_body(struct job *job)
     return 0;
 }
 
-static int has_8bit(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] >= 0x80)
-            return 1;
-    return 0;
-}
-
 /* Every recipient of the job gets the same outcome (the destination failed as a whole). */
 static void job_fail_all(struct job *job, const struct smtpc_outcome *why)
 {
@@ -162,17 +154,7 @@ static int job_start(struct dsession *ds, struct job *job)
         return 1;
     }
     struct relay_txn *t = &job->txn;
-    memset(t, 0, sizeof *t);
-    t->prefix = (const unsigned char *)job->msg.prefix;
-    t->prefix_len = strlen(job->msg.prefix);
-    t->body = job->body;
-    t->body_len = job->body_len;
-    t->smtp.sender = job->msg.sender;
-    t->smtp.rcpts = job->addrs;
-    t->smtp.nrcpt = job->nrcpt;
-    t->smtp.size = t->prefix_len + t->body_len;
-    t->smtp.body_8bit = has_8bit(t->prefix, t->prefix_len) || has_8bit(t->body, t->body_len);
-    t->smtp.out = job->out;
+    relay_txn_init(t, job->msg.prefix, job->body, job->body_len, job->msg.sender, job->addrs, job->nrcpt, job->out);
     if (relay_session_send(ds->s, t) == 0) {
         ds->job = job;
         return 0;
@@ -621,6 +603,17 @@ fail:
     return NULL;
 }
 
+/* Frees the jobs still waiting for a session of dest (they stay queued in the store). */
+static void dest_drop_pending(struct dest *dest)
+{
+    struct job *job;
+    while ((job = TAILQ_FIRST(&dest->pending))) {
+        TAILQ_REMOVE(&dest->pending, job, link);
+        dest->npending--;
+        delivery_job_free(job);
+    }
+}
+
 void delivery_stop(struct delivery *d)
 {
     if (!d || d->stopping)
@@ -637,12 +630,7 @@ void delivery_stop(struct delivery *d)
     g_hash_table_iter_init(&it, d->dests);
     while (g_hash_table_iter_next(&it, &key, &value)) {
         struct dest *dest = value;
-        struct job *job;
-        while ((job = TAILQ_FIRST(&dest->pending))) {
-            TAILQ_REMOVE(&dest->pending, job, link);
-            dest->npending--;
-            delivery_job_free(job);
-        }
+        dest_drop_pending(dest);
         /* A transaction under way finishes; every other session closes now. */
         struct dsession *ds, *next;
         for (ds = TAILQ_FIRST(&dest->sessions); ds; ds = next) {
@@ -682,12 +670,7 @@ void delivery_free(struct delivery *d)
         g_hash_table_iter_init(&it, d->dests);
         while (g_hash_table_iter_next(&it, &key, &value)) {
             struct dest *dest = value;
-            struct job *job;
-            while ((job = TAILQ_FIRST(&dest->pending))) {
-                TAILQ_REMOVE(&dest->pending, job, link);
-                dest->npending--;
-                delivery_job_free(job);
-            }
+            dest_drop_pending(dest);
             while (TAILQ_FIRST(&dest->sessions))
                 ds_drop(TAILQ_FIRST(&dest->sessions));
         }

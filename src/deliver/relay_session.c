@@ -300,6 +300,30 @@ static void conversation_over(struct relay_session *s, const struct smtpc_outcom
     end_session(s, why);
 }
 
+static int has_8bit(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] >= 0x80)
+            return 1;
+    return 0;
+}
+
+void relay_txn_init(struct relay_txn *t, const char *prefix, const unsigned char *body, size_t body_len,
+                    const char *sender, const char *const *rcpts, size_t nrcpt, struct smtpc_outcome *out)
+{
+    memset(t, 0, sizeof *t);
+    t->prefix = (const unsigned char *)prefix;
+    t->prefix_len = strlen(prefix);
+    t->body = body;
+    t->body_len = body_len;
+    t->smtp.sender = sender;
+    t->smtp.rcpts = rcpts;
+    t->smtp.nrcpt = nrcpt;
+    t->smtp.size = t->prefix_len + t->body_len;
+    t->smtp.body_8bit = has_8bit(t->prefix, t->prefix_len) || has_8bit(t->body, t->body_len);
+    t->smtp.out = out;
+}
+
 /* Formats into a fixed field; a long reply is cut, which is fine for a log line. */
 static void text_printf(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

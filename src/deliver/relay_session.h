@@ -60,6 +60,13 @@ struct relay_txn {
     size_t body_len;
 };
 
+/* Sets t up (cleared first) for one message: prefix (NUL-terminated) then
+ * body, for sender and rcpts[0..nrcpt-1], with out (nrcpt entries) for the
+ * outcomes. SIZE and whether the content needs 8BITMIME follow from the bytes.
+ * t keeps pointers only: what they point to must outlive the transaction. */
+void relay_txn_init(struct relay_txn *t, const char *prefix, const unsigned char *body, size_t body_len,
+                    const char *sender, const char *const *rcpts, size_t nrcpt, struct smtpc_outcome *out);
+
 /* The server a session talks (or last tried to talk) to, for "relay=host[addr]:port". */
 struct relay_peer {
     char host[DOMAIN_MAX + 1];

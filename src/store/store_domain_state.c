@@ -14,11 +14,6 @@
 #include "store/store_internal.h"
 #include "util/log.h"
 
-static void read_int64(sqlite3_stmt *s, void *out)
-{
-    *(int64_t *)out = sqlite3_column_int64(s, 0);
-}
-
 /* Length of s cut to at most max bytes without splitting a UTF-8 sequence. */
 static size_t utf8_cut(const char *s, size_t max)
 {
@@ -61,7 +56,7 @@ int store_domain_set_state(struct store *st, int64_t domain_id, int state, const
         goto out;
     }
     sqlite3_bind_int64(s, 1, domain_id);
-    if ((rc = stmt_fetch_one(st, sql_get, s, read_int64, &from, "domain state")) != STORE_OK ||
+    if ((rc = stmt_fetch_one(st, sql_get, s, read_col0_int64, &from, "domain state")) != STORE_OK ||
         from == state)
         goto out; /* unknown domain, or nothing to change */
 

@@ -50,6 +50,17 @@ int bind_text(sqlite3_stmt *stmt, int idx, const char *s);
 /* Copies column i into out, truncating to outlen - 1 bytes; NULL gives "". */
 void col_text(sqlite3_stmt *stmt, int i, char *out, size_t outlen);
 
+/* Readers for stmt_fetch_one of a single-value query: column 0 into an
+ * int64_t or an int at out. */
+static inline void read_col0_int64(sqlite3_stmt *stmt, void *out)
+{
+    *(int64_t *)out = sqlite3_column_int64(stmt, 0);
+}
+static inline void read_col0_int(sqlite3_stmt *stmt, void *out)
+{
+    *(int *)out = sqlite3_column_int(stmt, 0);
+}
+
 /* Steps a query expected to give at most one row: STORE_OK after read(stmt,
  * out) for a row, STORE_NOTFOUND for none, STORE_ERR (logged). Resets stmt. */
 int stmt_fetch_one(struct store *st, const char *sql, sqlite3_stmt *stmt,

@@ -31,11 +31,6 @@ _Static_assert(REDELIVER_WAITING == 1 && REDELIVER_DONE == 2 && REDELIVER_DELETE
 _Static_assert(RCPT_CONTINUITY == 3 && RCPT_REDELIVERED == 4 && RCPT_DELETED == 5,
                "the SQL below spells recipient states as numbers");
 
-static void read_int64(sqlite3_stmt *s, void *out)
-{
-    *(int64_t *)out = sqlite3_column_int64(s, 0);
-}
-
 /* ------------------------------------------------------------ entry records */
 
 #define ENTRY_COLS                                                                                  \
@@ -197,7 +192,7 @@ static int user_domain(struct store *st, int64_t user_id, int64_t *domain_id)
     if (!s)
         return STORE_ERR;
     sqlite3_bind_int64(s, 1, user_id);
-    return stmt_fetch_one(st, sql, s, read_int64, domain_id, "user get");
+    return stmt_fetch_one(st, sql, s, read_col0_int64, domain_id, "user get");
 }
 
 /* The user's inbound entry for a message, tombstone or not. */
@@ -526,13 +521,19 @@ static int redelivered(struct store *st, int64_t entry_id)
     return rc;
 }
 
-int store_mailbox_redelivered(struct store *st, int64_t entry_id)
+/* Runs change(st, entry_id) as one operation. */
+static int entry_op(struct store *st, int (*change)(struct store *, int64_t), int64_t entry_id)
 {
     struct store_op op;
     int rc = op_begin(st, &op);
     if (rc != STORE_OK)
         return rc;
-    return op_end(st, &op, redelivered(st, entry_id));
+    return op_end(st, &op, change(st, entry_id));
+}
+
+int store_mailbox_redelivered(struct store *st, int64_t entry_id)
+{
+    return entry_op(st, redelivered, entry_id);
 }
 
 int store_mailbox_move(struct store *st, int64_t entry_id, int folder)
@@ -583,11 +584,7 @@ static int delete_entry(struct store *st, int64_t entry_id)
 
 int store_mailbox_delete(struct store *st, int64_t entry_id)
 {
-    struct store_op op;
-    int rc = op_begin(st, &op);
-    if (rc != STORE_OK)
-        return rc;
-    return op_end(st, &op, delete_entry(st, entry_id));
+    return entry_op(st, delete_entry, entry_id);
 }
 
 int store_mailbox_set_redeliver(struct store *st, int64_t entry_id, int redeliver)
@@ -631,13 +628,13 @@ int store_continuity_counts(struct store *st, int64_t domain_id, struct store_co
     if (!s)
         return STORE_ERR;
     sqlite3_bind_int64(s, 1, domain_id);
-    int rc = stmt_fetch_one(st, sql_outage, s, read_int64, &outage_id, "continuity counts");
+    int rc = stmt_fetch_one(st, sql_outage, s, read_col0_int64, &outage_id, "continuity counts");
     if (rc != STORE_OK)
         return rc;
     if (!(s = stmt_get(st, sql_waiting)))
         return STORE_ERR;
     sqlite3_bind_int64(s, 1, domain_id);
-    if ((rc = stmt_fetch_one(st, sql_waiting, s, read_int64, &waiting, "continuity counts")) != STORE_OK)
+    if ((rc = stmt_fetch_one(st, sql_waiting, s, read_col0_int64, &waiting, "continuity counts")) != STORE_OK)
         return rc == STORE_NOTFOUND ? STORE_ERR : rc;
     if (outage_id) {
         if (!(s = stmt_get(st, sql_outage_counts)))

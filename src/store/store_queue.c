@@ -43,30 +43,31 @@ static int blob_refs_add(struct store *st, const char *blob_id, int delta)
     return rc;
 }
 
-int store_blob_add(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size)
+/* Runs one of the blob upserts below, which bind (id, size, stored_size). */
+static int blob_upsert(struct store *st, const char *sql, const char *blob_id, uint64_t size,
+                       uint64_t stored_size, const char *what)
 {
-    static const char sql[] = "INSERT INTO blobs (id, size, stored_size, refs) VALUES (?1, ?2, ?3, 0) "
-                              "ON CONFLICT (id) DO NOTHING";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
     bind_text(s, 1, blob_id);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)stored_size);
-    return stmt_run(st, sql, s, "blob add");
+    return stmt_run(st, sql, s, what);
+}
+
+int store_blob_add(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size)
+{
+    static const char sql[] = "INSERT INTO blobs (id, size, stored_size, refs) VALUES (?1, ?2, ?3, 0) "
+                              "ON CONFLICT (id) DO NOTHING";
+    return blob_upsert(st, sql, blob_id, size, stored_size, "blob add");
 }
 
 int store_blob_ref(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size)
 {
     static const char sql[] = "INSERT INTO blobs (id, size, stored_size, refs) VALUES (?1, ?2, ?3, 1) "
                               "ON CONFLICT (id) DO UPDATE SET refs = refs + 1";
-    sqlite3_stmt *s = stmt_get(st, sql);
-    if (!s)
-        return STORE_ERR;
-    bind_text(s, 1, blob_id);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)stored_size);
-    return stmt_run(st, sql, s, "blob reference");
+    return blob_upsert(st, sql, blob_id, size, stored_size, "blob reference");
 }
 
 int store_blob_unref(struct store *st, const char *blob_id)
@@ -295,11 +296,6 @@ static int msg_blob(struct store *st, const char *id, char blob[BLOB_ID_SIZE])
     return stmt_fetch_one(st, sql, s, read_blob_name, blob, "message get");
 }
 
-static void read_int(sqlite3_stmt *s, void *out)
-{
-    *(int *)out = sqlite3_column_int(s, 0);
-}
-
 int store_message_release_if_done(struct store *st, const char *id, int *released)
 {
     static const char sql_pending[] = "SELECT EXISTS (SELECT 1 FROM recipients WHERE msg_id = ?1 "
@@ -316,7 +312,7 @@ int store_message_release_if_done(struct store *st, const char *id, int *release
         sqlite3_stmt *s = stmt_get(st, sql_pending);
         if (s) {
             bind_text(s, 1, id);
-            rc = stmt_fetch_one(st, sql_pending, s, read_int, &pending, "message pending");
+            rc = stmt_fetch_one(st, sql_pending, s, read_col0_int, &pending, "message pending");
         } else {
             rc = STORE_ERR;
         }
@@ -393,11 +389,6 @@ int store_rcpt_due(struct store *st, int64_t now, size_t limit,
     return stmt_each(st, sql, s, rcpt_each, &e, "due recipients");
 }
 
-static void read_int64(sqlite3_stmt *s, void *out)
-{
-    *(int64_t *)out = sqlite3_column_int64(s, 0);
-}
-
 int store_rcpt_next_due(struct store *st, int64_t *when_out)
 {
     static const char sql[] = "SELECT next_attempt FROM recipients WHERE state = 0 "
@@ -405,7 +396,7 @@ int store_rcpt_next_due(struct store *st, int64_t *when_out)
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    return stmt_fetch_one(st, sql, s, read_int64, when_out, "next due recipient");
+    return stmt_fetch_one(st, sql, s, read_col0_int64, when_out, "next due recipient");
 }
 
 int store_rcpt_get(struct store *st, int64_t id, struct store_rcpt *out)

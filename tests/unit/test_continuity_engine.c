@@ -25,18 +25,14 @@
 
 #include <event2/http.h>
 #include <event2/thread.h>
-#include <ftw.h>
 #include <gmime/gmime.h>
 #include <jansson.h>
 
 #include "continuity/continuity.h"
 #include "directory/directory.h"
 #include "fake_smtp.h"
-#include "queue/queue.h"
 #include "store/blob.h"
 #include "util/log.h"
-#include "util/queueid.h"
-#include "util/timeutil.h"
 
 struct world {
     struct event_base *base;
@@ -55,13 +51,7 @@ struct world {
     int64_t acme;     /* domain id */
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+#include "test_mail_world.h"
 
 static void on_hook(struct evhttp_request *req, void *arg)
 {
@@ -114,11 +104,7 @@ static void tune_default(struct config *cfg)
 static struct world *world_new(const char *route_port, void (*tune)(struct config *))
 {
     struct world *w = calloc(1, sizeof *w);
-    w->base = event_base_new();
-    snprintf(w->dir, sizeof w->dir, "/tmp/lb-cont-XXXXXX");
-    assert_non_null(mkdtemp(w->dir));
-    fake_start(&w->customer, w->base);
-    fake_start(&w->internet, w->base);
+    world_base_init(w, "/tmp/lb-cont-XXXXXX");
     w->hooks = g_ptr_array_new_with_free_func(g_free);
     w->http = evhttp_new(w->base);
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(w->http, "127.0.0.1", 0);
@@ -129,22 +115,13 @@ static struct world *world_new(const char *route_port, void (*tune)(struct confi
     snprintf(w->http_port, sizeof w->http_port, "%d", ntohs(sin.sin_port));
     evhttp_set_cb(w->http, "/hook", on_hook, w);
 
-    config_defaults(&w->cfg);
-    snprintf(w->cfg.data_dir, sizeof w->cfg.data_dir, "%s", w->dir);
-    snprintf(w->cfg.hostname, sizeof w->cfg.hostname, "lifeboat.test");
-    snprintf(w->cfg.outbound_relay.host, sizeof w->cfg.outbound_relay.host, "127.0.0.1");
-    snprintf(w->cfg.outbound_relay.port, sizeof w->cfg.outbound_relay.port, "%s", w->internet.port);
-    w->cfg.delivery_timeout = 5;
     tune_default(&w->cfg);
     if (tune)
         tune(&w->cfg);
 
     char err[512];
     assert_int_equal(store_open(&w->cfg, &w->ctl, err, sizeof err), 0);
-    char routes[64];
-    snprintf(routes, sizeof routes, "127.0.0.1:%s", route_port ? route_port : w->customer.port);
-    assert_int_equal(directory_customer_add(w->ctl, "acme", err, sizeof err), 0);
-    assert_int_equal(directory_domain_add(w->ctl, "acme.test", "acme", routes, err, sizeof err), 0);
+    world_add_acme(w, route_port);
     assert_int_equal(directory_user_add(w->ctl, "alice@acme.test", "Alice", "user", NULL, 1, err, sizeof err), 0);
     assert_int_equal(directory_user_add(w->ctl, "carol@acme.test", "Carol", "user", NULL, 1, err, sizeof err), 0);
     assert_int_equal(directory_user_add(w->ctl, "tempo@acme.test", "Tempo", "user", NULL, 1, err, sizeof err), 0);
@@ -170,129 +147,41 @@ static void world_free(struct world *w)
 {
     engines_stop(w);
     store_close(w->ctl);
-    fake_stop(&w->customer);
-    fake_stop(&w->internet);
     evhttp_free(w->http);
     g_ptr_array_free(w->hooks, TRUE);
-    event_base_free(w->base);
-    nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    world_base_free(w);
     free(w);
-}
-
-/* Runs the loop until cond(w) holds (checked every 20 ms) or seconds pass. */
-struct waiter {
-    struct world *w;
-    int (*cond)(struct world *);
-    int64_t deadline;
-    int met;
-};
-
-static void check(evutil_socket_t fd, short what, void *arg)
-{
-    struct waiter *wt = arg;
-    (void)fd;
-    (void)what;
-    if (wt->cond(wt->w)) {
-        wt->met = 1;
-        event_base_loopexit(wt->w->base, NULL);
-    } else if (time_mono_ms() > wt->deadline) {
-        event_base_loopexit(wt->w->base, NULL);
-    }
-}
-
-static int wait_for(struct world *w, int (*cond)(struct world *), int seconds)
-{
-    struct waiter wt = {w, cond, time_mono_ms() + seconds * 1000, 0};
-    struct event *ev = event_new(w->base, -1, EV_PERSIST, check, &wt);
-    struct timeval tv = {0, 20000};
-    event_add(ev, &tv);
-    event_base_dispatch(w->base);
-    event_free(ev);
-    return wt.met;
-}
-
-static int never(struct world *w)
-{
-    (void)w;
-    return 0;
-}
-
-/* Lets the loop run for ms milliseconds. */
-static void run_for(struct world *w, int ms)
-{
-    struct waiter wt = {w, never, time_mono_ms() + ms, 0};
-    struct event *ev = event_new(w->base, -1, EV_PERSIST, check, &wt);
-    struct timeval tv = {0, 20000};
-    event_add(ev, &tv);
-    event_base_dispatch(w->base);
-    event_free(ev);
 }
 
 /* ------------------------------------------------------------ messages */
 
-struct submitted {
-    struct queue_message m;
-    const char *rcpts[4];
-    char body[256];
-    int done, rc;
-};
-
-static void submitted(int rc, void *arg)
-{
-    struct submitted *s = arg;
-    s->done = 1;
-    s->rc = rc;
-}
-
 /* Queues a message as smtpd does (through the writer) and kicks the runner. */
 static void submit(struct world *w, struct submitted *s, const char *subject, int n, ...)
 {
-    memset(s, 0, sizeof *s);
+    submitted_init(s);
     va_list ap;
     va_start(ap, n);
     for (int i = 0; i < n; i++)
         s->rcpts[i] = va_arg(ap, const char *);
     va_end(ap);
-    queueid_new(s->m.id);
     snprintf(s->body, sizeof s->body, "From: <sender@example.org>\r\nSubject: %s\r\n\r\n.dot line\r\n%s\r\n",
              subject, subject);
     s->m.sender = "sender@example.org";
-    s->m.rcpts = s->rcpts;
     s->m.nrcpt = (size_t)n;
-    s->m.prefix = "Received: from client.example.org by lifeboat.test; Fri, 27 Nov 2026 21:53:37 +0000\r\n";
+    s->m.prefix = WORLD_RECEIVED;
     s->m.body = (const unsigned char *)s->body;
     s->m.body_len = strlen(s->body);
-    s->m.client_addr = "192.0.2.7";
-    s->m.helo = "client.example.org";
-    assert_int_equal(queue_submit(w->writer, &s->m, submitted, s), 0);
-    int64_t until = time_mono_ms() + 5000;
-    while (!s->done && time_mono_ms() < until)
-        event_base_loop(w->base, EVLOOP_ONCE);
-    assert_true(s->done);
-    assert_int_equal(s->rc, STORE_OK);
+    submit_commit(w, s);
     delivery_kick(w->d);
 }
 
-struct rcpt_states {
-    int n;
-    struct store_rcpt r[8];
-};
-
-static int collect_rcpt(const struct store_rcpt *r, void *arg)
-{
-    struct rcpt_states *s = arg;
-    if (s->n < 8)
-        s->r[s->n++] = *r;
-    return 0;
-}
-
+/* The state of msg_id's copy for addr; state -1 when the message is gone. */
 static struct store_rcpt rcpt_of(struct world *w, const char *msg_id, const char *addr)
 {
-    struct rcpt_states s = {0};
-    assert_int_equal(store_rcpt_list(w->ctl, msg_id, collect_rcpt, &s), STORE_OK);
-    for (int i = 0; i < s.n; i++)
-        if (!strcmp(s.r[i].rcpt, addr))
-            return s.r[i];
+    struct rcpt_states s;
+    const struct store_rcpt *r = rcpt_find(w, &s, msg_id, addr);
+    if (r)
+        return *r;
     struct store_rcpt none;
     memset(&none, 0, sizeof none);
     none.state = -1; /* gone: the message was released */

@@ -15,16 +15,12 @@
 #include <cmocka.h>
 
 #include <event2/thread.h>
-#include <ftw.h>
 #include <gmime/gmime.h>
 
 #include "deliver/deliver.h"
 #include "directory/directory.h"
 #include "fake_smtp.h"
-#include "queue/queue.h"
 #include "util/log.h"
-#include "util/queueid.h"
-#include "util/timeutil.h"
 
 struct world {
     struct event_base *base;
@@ -38,30 +34,13 @@ struct world {
     struct fake internet; /* the outbound relay */
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+#include "test_mail_world.h"
 
-/* Builds everything; route "" means acme.test's route is the customer fake. */
+/* Builds everything; route NULL means acme.test's route is the customer fake. */
 static struct world *world_new(const char *route, void (*tune)(struct config *))
 {
     struct world *w = calloc(1, sizeof *w);
-    w->base = event_base_new();
-    snprintf(w->dir, sizeof w->dir, "/tmp/lb-runner-XXXXXX");
-    assert_non_null(mkdtemp(w->dir));
-    fake_start(&w->customer, w->base);
-    fake_start(&w->internet, w->base);
-
-    config_defaults(&w->cfg);
-    snprintf(w->cfg.data_dir, sizeof w->cfg.data_dir, "%s", w->dir);
-    snprintf(w->cfg.hostname, sizeof w->cfg.hostname, "lifeboat.test");
-    snprintf(w->cfg.outbound_relay.host, sizeof w->cfg.outbound_relay.host, "127.0.0.1");
-    snprintf(w->cfg.outbound_relay.port, sizeof w->cfg.outbound_relay.port, "%s", w->internet.port);
-    w->cfg.delivery_timeout = 5;
+    world_base_init(w, "/tmp/lb-runner-XXXXXX");
     if (tune)
         tune(&w->cfg);
 
@@ -70,11 +49,7 @@ static struct world *world_new(const char *route, void (*tune)(struct config *))
     assert_int_equal(store_open(&w->cfg, &w->ctl, err, sizeof err), 0);
     w->writer = store_writer_start(&w->cfg, w->base, err, sizeof err);
     assert_non_null(w->writer);
-
-    char routes[64];
-    snprintf(routes, sizeof routes, "127.0.0.1:%s", route && *route ? route : w->customer.port);
-    assert_int_equal(directory_customer_add(w->ctl, "acme", err, sizeof err), 0);
-    assert_int_equal(directory_domain_add(w->ctl, "acme.test", "acme", routes, err, sizeof err), 0);
+    world_add_acme(w, route);
 
     w->d = delivery_start(w->base, &w->cfg, w->st, w->writer, err, sizeof err);
     assert_non_null(w->d);
@@ -88,133 +63,41 @@ static void world_free(struct world *w)
     delivery_free(w->d);
     store_close(w->st);
     store_close(w->ctl);
-    fake_stop(&w->customer);
-    fake_stop(&w->internet);
-    event_base_free(w->base);
-    nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    world_base_free(w);
     free(w);
 }
 
-/* Runs the loop until cond(w) holds (checked every 20 ms) or seconds pass. */
-struct waiter {
-    struct world *w;
-    int (*cond)(struct world *);
-    int64_t deadline;
-    int met;
-};
-
-static void check(evutil_socket_t fd, short what, void *arg)
-{
-    struct waiter *wt = arg;
-    (void)fd;
-    (void)what;
-    if (wt->cond(wt->w)) {
-        wt->met = 1;
-        event_base_loopexit(wt->w->base, NULL);
-    } else if (time_mono_ms() > wt->deadline) {
-        event_base_loopexit(wt->w->base, NULL);
-    }
-}
-
-static int wait_for(struct world *w, int (*cond)(struct world *), int seconds)
-{
-    struct waiter wt = {w, cond, time_mono_ms() + seconds * 1000, 0};
-    struct event *ev = event_new(w->base, -1, EV_PERSIST, check, &wt);
-    struct timeval tv = {0, 20000};
-    event_add(ev, &tv);
-    event_base_dispatch(w->base);
-    event_free(ev);
-    return wt.met;
-}
-
-/* Queues a message through the writer, as smtpd does, and kicks the runner. */
-struct submitted {
-    struct queue_message m;
-    const char *rcpts[4];
-    int done, rc;
-};
-
-static void submitted(int rc, void *arg)
-{
-    struct submitted *s = arg;
-    s->done = 1;
-    s->rc = rc;
-}
-
-/* Queues one message for one recipient and waits for the commit; no kick. */
-static void submit_only(struct world *w, struct submitted *s, const char *sender, const char *body,
-                        const char *rcpt);
-
+/* Queues a message for n recipients, as smtpd does (with a Received: line),
+ * and kicks the runner. */
 static void submit(struct world *w, struct submitted *s, const char *sender, const char *body, int n, ...)
 {
-    memset(s, 0, sizeof *s);
+    submitted_init(s);
     va_list ap;
     va_start(ap, n);
     for (int i = 0; i < n; i++)
         s->rcpts[i] = va_arg(ap, const char *);
     va_end(ap);
-    queueid_new(s->m.id);
     s->m.sender = sender;
-    s->m.rcpts = s->rcpts;
     s->m.nrcpt = (size_t)n;
-    s->m.prefix = "Received: from client.example.org by lifeboat.test; Fri, 27 Nov 2026 21:53:37 +0000\r\n";
+    s->m.prefix = WORLD_RECEIVED;
     s->m.body = (const unsigned char *)body;
     s->m.body_len = strlen(body);
-    s->m.client_addr = "192.0.2.7";
-    s->m.helo = "client.example.org";
-    assert_int_equal(queue_submit(w->writer, &s->m, submitted, s), 0);
-    int64_t until = time_mono_ms() + 5000;
-    while (!s->done && time_mono_ms() < until)
-        event_base_loop(w->base, EVLOOP_ONCE);
-    assert_true(s->done);
-    assert_int_equal(s->rc, STORE_OK);
+    submit_commit(w, s);
     delivery_kick(w->d);
 }
 
+/* Queues one message for one recipient and waits for the commit; no kick. */
 static void submit_only(struct world *w, struct submitted *s, const char *sender, const char *body,
                         const char *rcpt)
 {
-    memset(s, 0, sizeof *s);
+    submitted_init(s);
     s->rcpts[0] = rcpt;
-    queueid_new(s->m.id);
     s->m.sender = sender;
-    s->m.rcpts = s->rcpts;
     s->m.nrcpt = 1;
     s->m.prefix = "";
     s->m.body = (const unsigned char *)body;
     s->m.body_len = strlen(body);
-    s->m.client_addr = "192.0.2.7";
-    s->m.helo = "client.example.org";
-    assert_int_equal(queue_submit(w->writer, &s->m, submitted, s), 0);
-    int64_t until = time_mono_ms() + 5000;
-    while (!s->done && time_mono_ms() < until)
-        event_base_loop(w->base, EVLOOP_ONCE);
-    assert_true(s->done);
-    assert_int_equal(s->rc, STORE_OK);
-}
-
-struct rcpt_states {
-    int n;
-    struct store_rcpt r[8];
-};
-
-static int collect(const struct store_rcpt *r, void *arg)
-{
-    struct rcpt_states *s = arg;
-    if (s->n < 8)
-        s->r[s->n++] = *r;
-    return 0;
-}
-
-static const struct store_rcpt *rcpt_of(struct world *w, struct rcpt_states *s, const char *msg_id,
-                                        const char *addr)
-{
-    memset(s, 0, sizeof *s);
-    assert_int_equal(store_rcpt_list(w->ctl, msg_id, collect, s), STORE_OK);
-    for (int i = 0; i < s->n; i++)
-        if (!strcmp(s->r[i].rcpt, addr))
-            return &s->r[i];
-    return NULL;
+    submit_commit(w, s);
 }
 
 static int count_msgs(const struct store_msg *m, void *arg)
@@ -258,13 +141,13 @@ static void test_sent_bounced_deferred(void **state)
     g_string_free(want, TRUE);
 
     struct rcpt_states st;
-    const struct store_rcpt *r = rcpt_of(w, &st, s.m.id, "ok@acme.test");
+    const struct store_rcpt *r = rcpt_find(w, &st, s.m.id, "ok@acme.test");
     assert_non_null(r);
     assert_int_equal(r->state, RCPT_SENT);
-    r = rcpt_of(w, &st, s.m.id, "perm@acme.test");
+    r = rcpt_find(w, &st, s.m.id, "perm@acme.test");
     assert_int_equal(r->state, RCPT_BOUNCED);
     assert_non_null(strstr(r->last_reply, "550 5.1.1"));
-    r = rcpt_of(w, &st, s.m.id, "temp@acme.test");
+    r = rcpt_find(w, &st, s.m.id, "temp@acme.test");
     assert_int_equal(r->state, RCPT_QUEUED);
     assert_int_equal(r->attempts, 1);
     assert_true(r->next_attempt >= t0 + 270 && r->next_attempt <= time_now() + 330);
@@ -346,12 +229,12 @@ static void test_route_down_defers(void **state)
     const struct store_rcpt *a = NULL, *b = NULL;
     while (time_mono_ms() < until) {
         wait_for(w, idle, 1);
-        a = rcpt_of(w, &st, s.m.id, "a@acme.test");
+        a = rcpt_find(w, &st, s.m.id, "a@acme.test");
         if (a && a->attempts == 1)
             break;
     }
-    a = rcpt_of(w, &st, s.m.id, "a@acme.test");
-    b = rcpt_of(w, &st, s.m.id, "b@acme.test");
+    a = rcpt_find(w, &st, s.m.id, "a@acme.test");
+    b = rcpt_find(w, &st, s.m.id, "b@acme.test");
     assert_non_null(a);
     assert_non_null(b);
     assert_int_equal(a->state, RCPT_QUEUED);
@@ -481,7 +364,7 @@ static void test_flush_from_elsewhere(void **state)
     submit(w, &s, "sender@example.org", BODY, 1, "a@acme.test");
     assert_true(wait_for(w, attempted_once, 10));
     struct rcpt_states st;
-    const struct store_rcpt *r = rcpt_of(w, &st, s.m.id, "a@acme.test");
+    const struct store_rcpt *r = rcpt_find(w, &st, s.m.id, "a@acme.test");
     assert_int_equal(r->attempts, 1);
     assert_true(r->next_attempt > time_now() + 100);
 
@@ -509,7 +392,7 @@ static void test_stop_keeps_queue(void **state)
     delivery_stop(w->d);
     assert_true(delivery_idle(w->d));
     struct rcpt_states st;
-    const struct store_rcpt *r = rcpt_of(w, &st, s.m.id, "a@acme.test");
+    const struct store_rcpt *r = rcpt_find(w, &st, s.m.id, "a@acme.test");
     assert_int_equal(r->state, RCPT_QUEUED);
     assert_int_equal(r->attempts, 0);
     world_free(w);

@@ -9,73 +9,18 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "directory/directory.h"
+#include "test_directory_fixture.h"
 #include "util/log.h"
-
-struct fixture {
-    char dir[64];
-    struct config cfg;
-    struct store *st;
-    char err[512];
-};
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_directory_XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    config_defaults(&f->cfg);
-    snprintf(f->cfg.data_dir, sizeof f->cfg.data_dir, "%s/data", f->dir);
-    char err[512];
-    if (store_open(&f->cfg, &f->st, err, sizeof err) != STORE_OK) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return directory_fixture_setup(state, "test_directory_admin");
 }
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_close(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
-}
-
-/* Runs an administration call that must succeed, showing its error if not. */
-#define assert_ok(call)                                                                \
-    do {                                                                               \
-        f->err[0] = 0;                                                                 \
-        if ((call) != 0)                                                               \
-            fail_msg("%s failed: %s", #call, f->err);                                  \
-    } while (0)
-
-/* Runs a call that must be refused with exactly the given message. */
-#define assert_refused(call, message)                                                  \
-    do {                                                                               \
-        f->err[0] = 0;                                                                 \
-        assert_int_equal((call), -1);                                                  \
-        assert_string_equal(f->err, (message));                                        \
-    } while (0)
-
-#define ERR f->err, sizeof f->err
 
 /* acme (acme.test, acme.example) and other (other.test), a few users. */
 static void populate(struct fixture *f)
@@ -178,7 +123,7 @@ static void test_domain_set(void **state)
     assert_refused(directory_domain_set(f->st, "acme.test", &dkim, ERR),
                    "domain acme.test: --dkim-selector and --dkim-key go together");
     char key[128], want[256];
-    snprintf(key, sizeof key, "%s/dkim.key", f->dir);
+    snprintf(key, sizeof key, "%s/dkim.key", f->t.root);
     snprintf(want, sizeof want, "domain acme.test: DKIM key %s is not a readable file", key);
     dkim.dkim_key_file = key;
     assert_refused(directory_domain_set(f->st, "acme.test", &dkim, ERR), want);

@@ -12,54 +12,13 @@
 
 #include <time.h>
 
-#include "directory/directory.h"
-#include "test_store_fixture.h"
+#include "test_directory_fixture.h"
 #include "util/log.h"
-
-struct fixture {
-    struct tmp_data_dir t;
-    struct store *st;
-    char err[512];
-};
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    if (!f || tmp_data_dir_make(&f->t, "test_directory_continuity") != 0)
-        return -1;
-    char err[512];
-    if (store_open(&f->t.cfg, &f->st, err, sizeof err) != STORE_OK) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return directory_fixture_setup(state, "test_directory_continuity");
 }
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_close(f->st);
-    tmp_data_dir_remove(&f->t);
-    free(f);
-    return 0;
-}
-
-#define assert_ok(call)                                                                \
-    do {                                                                               \
-        f->err[0] = 0;                                                                 \
-        if ((call) != 0)                                                               \
-            fail_msg("%s failed: %s", #call, f->err);                                  \
-    } while (0)
-
-#define assert_refused(call, message)                                                  \
-    do {                                                                               \
-        f->err[0] = 0;                                                                 \
-        assert_int_equal((call), -1);                                                  \
-        assert_string_equal(f->err, (message));                                        \
-    } while (0)
-
-#define ERR f->err, sizeof f->err
 
 /* UTC calendar time to seconds. */
 static int64_t utc(int y, int mon, int d, int h, int min, int s)

@@ -12,46 +12,15 @@
 
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <event2/thread.h>
 
 #include "queue/queue.h"
-#include "test_store_fixture.h"
+#include "test_writer_fixture.h"
 #include "util/log.h"
-#include "util/timeutil.h"
-
-struct fixture {
-    struct tmp_data_dir t;
-    struct event_base *base;
-    struct store_writer *w;
-    struct store *st;
-};
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    if (!f || tmp_data_dir_make(&f->t, "test_queue_submit") != 0)
-        return -1;
-    f->base = event_base_new();
-    char err[512];
-    if (!f->base || store_open(&f->t.cfg, &f->st, err, sizeof err) != STORE_OK ||
-        !(f->w = store_writer_start(&f->t.cfg, f->base, err, sizeof err))) {
-        fprintf(stderr, "setup: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_writer_stop(f->w);
-    store_close(f->st);
-    event_base_free(f->base);
-    tmp_data_dir_remove(&f->t);
-    free(f);
-    return 0;
+    return writer_fixture_setup(state, "test_queue_submit");
 }
 
 struct result {
@@ -64,17 +33,6 @@ static void submitted(int rc, void *arg)
     struct result *r = arg;
     r->rc = rc;
     (*r->done)++;
-}
-
-static void run_until(struct fixture *f, const int *counter, int target)
-{
-    int64_t give_up = time_mono_ms() + 20000;
-    while (*counter < target && time_mono_ms() < give_up) {
-        struct timeval tick = {0, 10000};
-        event_base_loopexit(f->base, &tick);
-        event_base_dispatch(f->base);
-    }
-    assert_int_equal(*counter, target);
 }
 
 static const char BODY[] = "From: a@example.org\r\nSubject: hello\r\n\r\nHi there.\r\n.dot\r\n";

@@ -28,16 +28,6 @@ struct fixture {
     int64_t bob, carol, dave;      /* bob and carol @acme.test, dave@other.test */
 };
 
-static int open_store(struct fixture *f)
-{
-    char err[512];
-    if (store_open(&f->t.cfg, &f->st, err, sizeof err) != STORE_OK) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
 static int64_t add_domain(struct store *st, int64_t customer, const char *name)
 {
     struct store_domain d;
@@ -66,7 +56,7 @@ static int64_t add_user(struct store *st, int64_t domain, const char *email)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    if (!f || tmp_data_dir_make(&f->t, "test_store_continuity") != 0 || open_store(f) != 0)
+    if (!f || tmp_data_dir_make(&f->t, "test_store_continuity") != 0 || tmp_store_open(&f->t, &f->st) != 0)
         return -1;
     assert_int_equal(store_customer_add(f->st, "acme", &f->customer), STORE_OK);
     f->acme = add_domain(f->st, f->customer, "acme.test");
@@ -89,46 +79,23 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A second, raw connection to the same database, to look behind the API. */
-static sqlite3 *raw_open(struct fixture *f)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/lifeboat.db", f->t.cfg.data_dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-static int64_t count(struct fixture *f, const char *sql)
-{
-    sqlite3 *db = raw_open(f);
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
 static int64_t blob_refs(struct fixture *f, const char *blob)
 {
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT coalesce((SELECT refs FROM blobs WHERE id = '%s'), -1)", blob);
-    return count(f, sql);
+    return tmp_raw_count(&f->t, sql);
 }
 
 static int64_t mailbox_rows(struct fixture *f)
 {
-    return count(f, "SELECT count(*) FROM mailbox");
+    return tmp_raw_count(&f->t, "SELECT count(*) FROM mailbox");
 }
 
 static int messages(struct fixture *f, const char *id)
 {
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE id = '%s'", id);
-    return (int)count(f, sql);
+    return (int)tmp_raw_count(&f->t, sql);
 }
 
 /* Queues a message (recording its blob first) with the given recipients. */
@@ -282,15 +249,15 @@ static void test_migration_from_version_1(void **state)
     tmp_data_dir_remove(&f->t);
     assert_int_equal(tmp_data_dir_make(&f->t, "test_store_continuity_v1"), 0);
     assert_int_equal(mkdir(f->t.cfg.data_dir, 0700), 0);
-    sqlite3 *db = raw_open(f);
+    sqlite3 *db = tmp_raw_open(&f->t);
     char *msg = NULL;
     if (sqlite3_exec(db, schema_v1, NULL, NULL, &msg) != SQLITE_OK)
         fail_msg("version-1 schema: %s", msg);
     sqlite3_close(db);
 
-    assert_int_equal(open_store(f), 0);
+    assert_int_equal(tmp_store_open(&f->t, &f->st), 0);
     /* Migrated past version 2 (later migrations may follow). */
-    assert_true(count(f, "SELECT max(version) FROM schema_version") >= 2);
+    assert_true(tmp_raw_count(&f->t, "SELECT max(version) FROM schema_version") >= 2);
     struct store_domain d;
     assert_int_equal(store_domain_get(f->st, "acme.test", &d), STORE_OK);
     assert_int_equal(d.state, DOMAIN_NORMAL);
@@ -350,7 +317,7 @@ static void test_domain_continuity_fields(void **state)
     assert_int_equal(again.outage_id, ev);
     assert_int_equal(again.continuity_since, 5000);
     assert_string_equal(again.state_cause, "connect: refused");
-    assert_int_equal(count(f, "SELECT state FROM domains WHERE name = 'acme.test'"), DOMAIN_OUTAGE);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT state FROM domains WHERE name = 'acme.test'"), DOMAIN_OUTAGE);
 }
 
 static int collect_event(const struct store_event *e, void *arg)
@@ -417,7 +384,7 @@ static void test_state_machine_and_events(void **state)
     /* Errors: unknown domain, no such state. */
     assert_int_equal(store_domain_set_state(f->st, 4242, DOMAIN_OUTAGE, "x", 1, NULL), STORE_NOTFOUND);
     assert_int_equal(store_domain_set_state(f->st, f->acme, 7, "x", 1, NULL), STORE_ERR);
-    assert_int_equal(count(f, "SELECT count(*) FROM domain_events"), 7);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM domain_events"), 7);
 }
 
 static void test_event_cause_is_cut_on_a_character(void **state)
@@ -531,7 +498,7 @@ static void test_redelivered_releases_the_message(void **state)
 
     assert_int_equal(store_mailbox_redelivered(f->st, carol), STORE_OK);
     assert_int_equal(messages(f, "00000000000000B1"), 0); /* the last copy: released */
-    assert_int_equal(count(f, "SELECT count(*) FROM recipients"), 0);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM recipients"), 0);
     assert_int_equal(blob_refs(f, BLOB_A), 2); /* the entries' own references remain */
     assert_int_equal(due(f, f->acme, 0).n, 0);
     assert_counts(f, f->acme, 2, 0, 2, 0);
@@ -569,7 +536,7 @@ static void test_delete_never_redelivered(void **state)
     assert_int_equal(store_mailbox_redelivered(f->st, e), STORE_NOTFOUND);
     /* Counted as deleted and held (a tombstone keeps the outage's count). */
     assert_counts(f, f->acme, 1, 0, 0, 1);
-    assert_int_equal(count(f, "SELECT count(*) FROM mailbox WHERE purged = 1 AND blob IS NULL"), 1);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM mailbox WHERE purged = 1 AND blob IS NULL"), 1);
 }
 
 static void test_delete_recipients_when_message_stays(void **state)
@@ -656,7 +623,7 @@ static void test_counts_per_outage_and_pruning(void **state)
     /* The user deleting a re-delivered entry does not change the counts. */
     assert_int_equal(store_mailbox_delete(f->st, e1), STORE_OK);
     assert_counts(f, f->acme, 3, 1, 1, 1);
-    assert_int_equal(count(f, "SELECT count(*) FROM mailbox WHERE purged = 1"), 2);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM mailbox WHERE purged = 1"), 2);
 
     /* Normal, then a new outage: its counts start at zero, the old waiting
      * entry still waits, and the old tombstones are gone. */
@@ -664,7 +631,7 @@ static void test_counts_per_outage_and_pruning(void **state)
     assert_counts(f, f->acme, 3, 1, 1, 1); /* the last outage's */
     outage(f, f->acme, 400);
     assert_counts(f, f->acme, 0, 1, 0, 0);
-    assert_int_equal(count(f, "SELECT count(*) FROM mailbox WHERE purged = 1"), 0);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM mailbox WHERE purged = 1"), 0);
     assert_int_equal(due(f, f->acme, 0).e[0].id, e3);
 }
 
@@ -711,7 +678,7 @@ static void test_due_order_limit_and_domains(void **state)
 
 static void assert_plan_uses(struct fixture *f, const char *sql, const char *index)
 {
-    sqlite3 *db = raw_open(f);
+    sqlite3 *db = tmp_raw_open(&f->t);
     sqlite3_stmt *s;
     char explain[1024];
     snprintf(explain, sizeof explain, "EXPLAIN QUERY PLAN %s", sql);
@@ -833,7 +800,7 @@ static void test_mailbox_add_sent_copy(void **state)
     assert_int_equal(store_mailbox_add(f->st, &e, 30, &id), STORE_OK);
     assert_true(id > 0);
     assert_int_equal(blob_refs(f, BLOB_C), 1); /* recorded and referenced */
-    assert_int_equal(count(f, "SELECT stored_size FROM blobs WHERE id = '" BLOB_C "'"), 30);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT stored_size FROM blobs WHERE id = '" BLOB_C "'"), 30);
     assert_int_equal(store_mailbox_add(f->st, &e, 30, NULL), STORE_EXISTS);
     assert_int_equal(blob_refs(f, BLOB_C), 1);
 
@@ -891,14 +858,14 @@ static void test_user_del_drops_the_mailbox(void **state)
     assert_int_equal(store_user_del(f->st, f->bob), STORE_OK);
     char sql[100];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM mailbox WHERE user_id = %lld", (long long)f->bob);
-    assert_int_equal(count(f, sql), 0);
+    assert_int_equal(tmp_raw_count(&f->t, sql), 0);
     assert_int_equal(mailbox_rows(f), 1); /* carol's */
     assert_int_equal(blob_refs(f, BLOB_A), 2);
     rc = rcpts_of(f, "00000000000000K1");
     assert_int_equal(rc.r[0].state, RCPT_DELETED);
     assert_int_equal(rc.r[0].mailbox_entry_id, 0); /* its entry is gone */
     assert_int_equal(rc.r[1].state, RCPT_CONTINUITY);
-    assert_int_equal(count(f, "SELECT count(*) FROM aliases"), 0);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM aliases"), 0);
     assert_int_equal(store_user_del(f->st, f->bob), STORE_NOTFOUND);
 }
 

@@ -1,17 +1,23 @@
 /*
  * test_store_fixture.h — a temporary data_dir for the store tests
- * (test_store_*.c, test_queue_submit.c): made with mkdtemp, removed afterwards.
+ * (test_store_*.c, test_directory_*.c, test_queue_submit.c): made with
+ * mkdtemp, removed afterwards; opening a store on it; and a raw SQLite
+ * connection to its database, to look behind the store's API.
+ *
+ * Header-only; include it after cmocka.h.
  */
 #ifndef LB_TEST_STORE_FIXTURE_H
 #define LB_TEST_STORE_FIXTURE_H
 
 #include <dirent.h>
 #include <ftw.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "store/store.h"
 #include "util/config.h"
 
 struct tmp_data_dir {
@@ -39,6 +45,48 @@ static inline void tmp_data_dir_remove(struct tmp_data_dir *t)
 {
     if (t->root[0])
         nftw(t->root, tmp_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* store_open on t's data_dir; 0, or -1 after printing why. */
+static inline int tmp_store_open(struct tmp_data_dir *t, struct store **st)
+{
+    char err[512];
+    if (store_open(&t->cfg, st, err, sizeof err) != STORE_OK) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* A second, raw connection to the same database, to look behind the API. */
+static inline sqlite3 *tmp_raw_open(const struct tmp_data_dir *t)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/lifeboat.db", t->cfg.data_dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+/* The first column of the first row of sql (which must give one). */
+static inline int64_t tmp_raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* tmp_raw_int on a connection of its own. */
+static inline int64_t tmp_raw_count(const struct tmp_data_dir *t, const char *sql)
+{
+    sqlite3 *db = tmp_raw_open(t);
+    int64_t n = tmp_raw_int(db, sql);
+    sqlite3_close(db);
+    return n;
 }
 
 /* Number of entries (other than . and ..) in data_dir/sub. */

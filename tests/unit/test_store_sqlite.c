@@ -25,13 +25,8 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    if (!f || tmp_data_dir_make(&f->t, "test_store_sqlite") != 0)
+    if (!f || tmp_data_dir_make(&f->t, "test_store_sqlite") != 0 || tmp_store_open(&f->t, &f->st) != 0)
         return -1;
-    char err[512];
-    if (store_open(&f->t.cfg, &f->st, err, sizeof err) != STORE_OK) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
     *state = f;
     return 0;
 }
@@ -43,35 +38,6 @@ static int teardown(void **state)
     tmp_data_dir_remove(&f->t);
     free(f);
     return 0;
-}
-
-/* A second, raw connection to the same database, to look behind the API. */
-static sqlite3 *raw_open(struct fixture *f)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/lifeboat.db", f->t.cfg.data_dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-static int64_t raw_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
-}
-
-static int64_t count(struct fixture *f, const char *sql)
-{
-    sqlite3 *db = raw_open(f);
-    int64_t n = raw_int(db, sql);
-    sqlite3_close(db);
-    return n;
 }
 
 /* ------------------------------------------------------------ open, schema */
@@ -89,7 +55,7 @@ static void test_open_creates_layout(void **state)
     snprintf(path, sizeof path, "%s/tmp", f->t.cfg.data_dir);
     assert_int_equal(stat(path, &sb), 0);
 
-    sqlite3 *db = raw_open(f);
+    sqlite3 *db = tmp_raw_open(&f->t);
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -102,8 +68,8 @@ static void test_reopen_is_idempotent(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(store_customer_add(f->st, "Acme", NULL), STORE_OK);
-    int64_t versions = count(f, "SELECT count(*) FROM schema_version");
-    int64_t newest = count(f, "SELECT max(version) FROM schema_version");
+    int64_t versions = tmp_raw_count(&f->t, "SELECT count(*) FROM schema_version");
+    int64_t newest = tmp_raw_count(&f->t, "SELECT max(version) FROM schema_version");
     assert_true(newest >= 1);
 
     /* Re-open twice, once while the first connection is still open. */
@@ -115,14 +81,14 @@ static void test_reopen_is_idempotent(void **state)
     struct store_customer c;
     assert_int_equal(store_customer_get(again, "acme", &c), STORE_OK);
     store_close(again);
-    assert_int_equal(count(f, "SELECT count(*) FROM schema_version"), versions);
-    assert_int_equal(count(f, "SELECT max(version) FROM schema_version"), newest);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM schema_version"), versions);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT max(version) FROM schema_version"), newest);
 }
 
 static void test_refuses_newer_schema(void **state)
 {
     struct fixture *f = *state;
-    sqlite3 *db = raw_open(f);
+    sqlite3 *db = tmp_raw_open(&f->t);
     assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES (9999)", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
@@ -350,7 +316,7 @@ static void test_users_and_aliases(void **state)
     assert_int_equal(store_user_del(f->st, bob), STORE_NOTFOUND);
     assert_int_equal(store_alias_get(f->st, "robert@other.test", &owner), STORE_NOTFOUND);
     assert_int_equal(store_alias_get(f->st, "amelia@acme.test", &owner), STORE_OK);
-    assert_int_equal(count(f, "SELECT count(*) FROM aliases"), 1);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM aliases"), 1);
 }
 
 /* ------------------------------------------------------------ transactions */
@@ -410,7 +376,7 @@ static int64_t blob_refs(struct fixture *f, const char *blob)
 {
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT coalesce((SELECT refs FROM blobs WHERE id = '%s'), -1)", blob);
-    return count(f, sql);
+    return tmp_raw_count(&f->t, sql);
 }
 
 struct rcpts {
@@ -433,8 +399,8 @@ static void test_message_insert_and_get(void **state)
     const char *rcpts[] = {"Bob@Acme.Test", "amy@acme.test", "carl@other.test"};
     /* The blob must be recorded first. */
     assert_int_equal(insert_msg(f, "00000000000000A1", BLOB_A, 1000, rcpts, 3), STORE_NOTFOUND);
-    assert_int_equal(count(f, "SELECT count(*) FROM messages"), 0);
-    assert_int_equal(count(f, "SELECT count(*) FROM recipients"), 0);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM messages"), 0);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM recipients"), 0);
 
     assert_int_equal(store_blob_add(f->st, BLOB_A, 1234, 600), STORE_OK);
     assert_int_equal(blob_refs(f, BLOB_A), 0);
@@ -447,7 +413,7 @@ static void test_message_insert_and_get(void **state)
     /* A taken queue ID changes nothing, not even the count. */
     assert_int_equal(insert_msg(f, "00000000000000A1", BLOB_A, 1002, rcpts, 1), STORE_EXISTS);
     assert_int_equal(blob_refs(f, BLOB_A), 2);
-    assert_int_equal(count(f, "SELECT count(*) FROM recipients"), 4);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM recipients"), 4);
     /* No recipients, or an over-long prefix: refused. */
     assert_int_equal(insert_msg(f, "00000000000000A3", BLOB_A, 1003, rcpts, 0), STORE_ERR);
     char longprefix[3000];
@@ -557,7 +523,7 @@ static void test_due_update_release(void **state)
     assert_int_equal(store_rcpt_next_due(f->st, &when), STORE_NOTFOUND);
     assert_int_equal(store_message_release_if_done(f->st, "00000000000000B2", &released), STORE_OK);
     assert_int_equal(released, 1);
-    assert_int_equal(count(f, "SELECT count(*) FROM recipients"), 0);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM recipients"), 0);
 }
 
 static int collect_msg(const struct store_msg *m, void *arg)
@@ -608,7 +574,7 @@ static void test_flush_list_delete(void **state)
     assert_int_equal(store_message_delete(f->st, "00000000000000C3"), STORE_OK);
     assert_int_equal(store_message_delete(f->st, "00000000000000C3"), STORE_NOTFOUND);
     assert_int_equal(blob_refs(f, BLOB_A), 2);
-    assert_int_equal(count(f, "SELECT count(*) FROM recipients WHERE msg_id = '00000000000000C3'"), 0);
+    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM recipients WHERE msg_id = '00000000000000C3'"), 0);
 }
 
 /* A listing callback that queries the same listing again (a re-entrant statement). */
@@ -652,7 +618,7 @@ static void test_reentrant_listing(void **state)
 static void test_due_query_uses_index(void **state)
 {
     struct fixture *f = *state;
-    sqlite3 *db = raw_open(f);
+    sqlite3 *db = tmp_raw_open(&f->t);
     sqlite3_stmt *s;
     const char *sql =
         "EXPLAIN QUERY PLAN SELECT r.id, r.msg_id, r.rcpt, r.domain, r.state, r.attempts, "
