@@ -24,6 +24,7 @@
 #include <glib.h>
 
 #include "http/http_internal.h"
+#include "mail/message_view.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -203,7 +204,7 @@ void http_h_messages(struct http_request *req, struct http_reply *rep)
 
 /* ------------------------------------------------------------------ one message */
 
-/* The stored fields of one entry (the parsed view comes with message_view). */
+/* The stored fields of one entry. */
 static json_t *entry_detail_json(struct http_request *req, const struct store_mailbox_entry *e)
 {
     struct http_summary s;
@@ -218,6 +219,55 @@ static json_t *entry_detail_json(struct http_request *req, const struct store_ma
     return j;
 }
 
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+/* Adds what a reader sees, parsed from the message itself: decoded headers, the
+ * text, the sanitised HTML (cid: images pointing at our attachment URLs, remote
+ * images blocked unless ?images=1) and the attachment list. The message_view
+ * strings are clean UTF-8, so json_string cannot refuse them. */
+static int add_view(struct http_request *req, const struct store_mailbox_entry *e, json_t *j)
+{
+    unsigned char *raw = NULL;
+    size_t len = 0;
+    if (blob_get(req->blobs, e->blob, &raw, &len) != 0) {
+        log_err("http: message %lld of %s: cannot read blob %s", (long long)e->id, req->user.email, e->blob);
+        return -1;
+    }
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "/api/v1/messages/%lld/attachments/", (long long)e->id);
+    const char *images = http_query(req, "images");
+    struct message_view_opts o = {.load_remote_images = images && strcmp(images, "1") == 0,
+                                  .cid_url_prefix = prefix};
+    struct message_view *v = NULL;
+    int rc = message_view_parse(raw, len, &o, &v);
+    free(raw);
+    if (rc != 0)
+        return -1;
+    json_object_set_new(j, "headers",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "from", v->from, "to", v->to,
+                                  "cc", v->cc, "reply_to", v->reply_to, "subject", v->subject, "date", v->date,
+                                  "message_id", v->message_id, "in_reply_to", v->in_reply_to, "references",
+                                  v->references));
+    json_object_set_new(j, "text", json_string(v->text));
+    json_object_set_new(j, "html", str_or_null(v->html));
+    json_object_set_new(j, "blocked_remote_images", json_integer(v->blocked_remote_images));
+    json_t *atts = json_array();
+    for (size_t i = 0; i < v->nattachments; i++) {
+        const struct mail_attachment *a = &v->attachments[i];
+        json_array_append_new(atts, json_pack("{s:I, s:o, s:s, s:I, s:o, s:b}", "n", (json_int_t)a->n,
+                                              "filename", str_or_null(a->filename), "content_type",
+                                              a->content_type, "size", (json_int_t)a->size, "content_id",
+                                              str_or_null(a->content_id), "inline", a->is_inline));
+    }
+    json_object_set_new(j, "attachments", atts);
+    json_object_set_new(j, "truncated", json_boolean(v->truncated));
+    message_view_free(v);
+    return 0;
+}
+
 void http_h_message_get(struct http_request *req, struct http_reply *rep)
 {
     struct store_mailbox_entry e;
@@ -226,7 +276,13 @@ void http_h_message_get(struct http_request *req, struct http_reply *rep)
         write_failed(rep, rc);
         return;
     }
-    http_reply_json(rep, 200, entry_detail_json(req, &e));
+    json_t *j = entry_detail_json(req, &e);
+    if (!j || add_view(req, &e, j) != 0) {
+        json_decref(j);
+        http_reply_error(rep, 500, "internal error");
+        return;
+    }
+    http_reply_json(rep, 200, j);
 }
 
 void http_h_message_raw(struct http_request *req, struct http_reply *rep)
