@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every suite against the sanitizer build and exits non-zero if any failed.
-# The runners' own summaries (ctest, pytest) are the last lines printed.
+# The runners' own summaries (ctest, pytest, node --test) are printed as they end.
 set -uo pipefail
 build=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.."
@@ -16,4 +16,14 @@ rc=0
 LIFEBOAT_BUILD="$build" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 prc=$?
 [ $prc -ne 0 ] && rc=1
+
+# The webmail in headless Chromium (tests/e2e): playwright-core from the lock
+# file, driving the system's /usr/bin/chromium (never a browser download).
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+if [ ! -d node_modules/playwright-core ]; then
+  npm ci --no-audit --no-fund --loglevel=error || rc=1
+fi
+LIFEBOAT_BUILD="$build" node --test tests/e2e/
+erc=$?
+[ $erc -ne 0 ] && rc=1
 exit $rc

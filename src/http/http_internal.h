@@ -234,6 +234,13 @@ void http_h_message_get(struct http_request *req, struct http_reply *rep);
 void http_h_message_patch(struct http_request *req, struct http_reply *rep);
 void http_h_message_delete(struct http_request *req, struct http_reply *rep);
 void http_h_message_raw(struct http_request *req, struct http_reply *rep);
+void http_h_static(struct http_request *req, struct http_reply *rep);
+
+/* The webmail's files (http_static.c): url ("/" means "/index.html") to the
+ * path under the web root in rel and its Content-Type; -1 for anything but
+ * plain segments of [A-Za-z0-9._-] (none starting with '.') ending in a known
+ * extension. Pure. */
+int http_static_path(const char *url, char *rel, size_t rellen, const char **ctype);
 
 /* The server's argon2id hash of a random password, for unknown users'
  * logins to take as long as real ones. */

@@ -1,0 +1,62 @@
+// api.js — the webmail's only way to the server: JSON over fetch to
+// /api/v1 (SPEC.md "HTTP API"). The session cookie is HttpOnly and travels by
+// itself; the CSRF token from the login answer is kept in sessionStorage (this
+// tab only, gone when it closes) and sent as X-CSRF-Token on every change.
+
+const CSRF_KEY = 'lifeboat.csrf';
+
+export class ApiError extends Error {
+  constructor(status, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+function csrfToken() {
+  return sessionStorage.getItem(CSRF_KEY);
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const token = csrfToken();
+  if (method !== 'GET' && method !== 'HEAD' && token) headers['X-CSRF-Token'] = token;
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError(0, 'The server cannot be reached.');
+  }
+  const type = resp.headers.get('Content-Type') || '';
+  const data = type.startsWith('application/json') ? await resp.json().catch(() => null) : await resp.text();
+  if (!resp.ok) {
+    const message = data && typeof data === 'object' && data.error ? data.error : `HTTP ${resp.status}`;
+    throw new ApiError(resp.status, message, Number(resp.headers.get('Retry-After')) || 0);
+  }
+  return data;
+}
+
+export async function login(email, password) {
+  const r = await api('POST', '/api/v1/login', { email, password });
+  sessionStorage.setItem(CSRF_KEY, r.csrf);
+  return r;
+}
+
+export async function logout() {
+  try {
+    await api('POST', '/api/v1/logout');
+  } finally {
+    sessionStorage.removeItem(CSRF_KEY);
+  }
+}
+
+export function forgetSession() {
+  sessionStorage.removeItem(CSRF_KEY);
+}

@@ -1,0 +1,327 @@
+// mailbox.js — the logged-in webmail: folders with unread counts, the message
+// list (paging, search), the reading pane and its actions (read/unread, flag,
+// move, delete), and the banner that says whether the domain's own server is
+// down or recovering. All text from mail is put in with textContent; an HTML
+// body (already sanitised by the server) goes into an <iframe sandbox> with no
+// allow-scripts, through srcdoc.
+
+import { api, ApiError } from './api.js';
+
+const $ = (id) => document.getElementById(id);
+const FOLDERS = ['INBOX', 'Sent', 'Trash'];
+const PAGE = 50;
+const STATUS_POLL_MS = 60000;
+
+const state = {
+  folder: 'INBOX',
+  offset: 0,
+  total: 0,
+  q: '',
+  current: null, // the open message (its detail JSON)
+  statusTimer: null,
+  onSessionEnd: null,
+  wired: false,
+};
+
+function fmtDate(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
+
+// A 401 means the session ended (expired, logged out elsewhere, suspended).
+function handle(e) {
+  if (e instanceof ApiError && e.status === 401) {
+    state.onSessionEnd?.();
+    return;
+  }
+  const err = $('reader-error');
+  err.textContent = e instanceof Error ? e.message : String(e);
+  err.hidden = false;
+  $('reader').hidden = false;
+}
+
+// ------------------------------------------------------------------ status banner
+
+async function loadStatus() {
+  const banner = $('status-banner');
+  let st;
+  try {
+    st = await api('GET', '/api/v1/status');
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) handle(e);
+    return;
+  }
+  banner.classList.remove('outage', 'recovering');
+  if (st.state === 'outage') {
+    banner.textContent = `The mail server of ${st.domain} is down since ${fmtDate(st.since)}. ` +
+      'Your mail is kept here and delivered to it once it is back.';
+    banner.classList.add('outage');
+    banner.hidden = false;
+  } else if (st.state === 'recovering') {
+    banner.textContent = `The mail server of ${st.domain} is back since ${fmtDate(st.since)}; ` +
+      'the mail kept here is being delivered to it.';
+    banner.classList.add('recovering');
+    banner.hidden = false;
+  } else {
+    banner.textContent = '';
+    banner.hidden = true;
+  }
+}
+
+// ------------------------------------------------------------------ folders
+
+async function loadFolders() {
+  const folders = await api('GET', '/api/v1/folders');
+  const ul = $('folder-list');
+  ul.replaceChildren();
+  for (const f of folders) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'folder';
+    b.dataset.folder = f.name;
+    const name = document.createElement('span');
+    name.textContent = f.name === 'INBOX' ? 'Inbox' : f.name;
+    b.append(name);
+    if (f.unread > 0) {
+      const count = document.createElement('span');
+      count.className = 'count';
+      count.textContent = String(f.unread);
+      b.append(count);
+    }
+    b.setAttribute('aria-label', f.unread > 0 ? `${name.textContent}, ${f.unread} unread` : name.textContent);
+    if (f.name === state.folder) b.setAttribute('aria-current', 'true');
+    b.addEventListener('click', () => openFolder(f.name));
+    li.append(b);
+    ul.append(li);
+  }
+}
+
+async function openFolder(name) {
+  state.folder = name;
+  state.offset = 0;
+  closeReader();
+  try {
+    await Promise.all([loadFolders(), loadList()]);
+  } catch (e) {
+    handle(e);
+  }
+}
+
+// ------------------------------------------------------------------ message list
+
+async function loadList() {
+  const params = new URLSearchParams({ folder: state.folder, offset: String(state.offset), limit: String(PAGE) });
+  if (state.q) params.set('q', state.q);
+  const r = await api('GET', `/api/v1/messages?${params}`);
+  state.total = r.total;
+  const ul = $('message-list');
+  ul.replaceChildren();
+  for (const m of r.messages) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'message' + (m.seen ? '' : ' unread') + (m.flagged ? ' flagged' : '');
+    b.dataset.id = String(m.id);
+    if (state.current && state.current.id === m.id) b.setAttribute('aria-current', 'true');
+    const from = document.createElement('span');
+    from.className = 'from';
+    from.textContent = m.from || '(no sender)';
+    const subject = document.createElement('span');
+    subject.className = 'subject';
+    subject.textContent = m.subject || '(no subject)';
+    const date = document.createElement('time');
+    date.className = 'date';
+    date.dateTime = m.date;
+    date.textContent = fmtDate(m.date);
+    b.append(from, subject, date);
+    if (m.flagged) {
+      const flag = document.createElement('span');
+      flag.className = 'flag';
+      flag.textContent = '⚑';
+      flag.setAttribute('aria-label', 'flagged');
+      b.append(flag);
+    }
+    if (!m.seen) b.setAttribute('aria-description', 'unread');
+    b.addEventListener('click', () => openMessage(m.id));
+    li.append(b);
+    ul.append(li);
+  }
+  const first = r.total === 0 ? 0 : state.offset + 1;
+  const last = state.offset + r.messages.length;
+  const where = state.folder === 'INBOX' ? 'Inbox' : state.folder;
+  $('list-info').textContent = r.total === 0
+    ? (state.q ? `No messages in ${where} match “${state.q}”.` : `${where} is empty.`)
+    : `${where}: ${first}–${last} of ${r.total}${state.q ? ` matching “${state.q}”` : ''}`;
+  $('page-prev').disabled = state.offset === 0;
+  $('page-next').disabled = last >= r.total;
+}
+
+async function refresh() {
+  await Promise.all([loadFolders(), loadList()]);
+}
+
+// ------------------------------------------------------------------ reading pane
+
+function closeReader() {
+  state.current = null;
+  $('reader').hidden = true;
+  $('reader-body').replaceChildren();
+  document.body.classList.remove('reading');
+}
+
+// The message's text when the server gives neither "text" nor "html": the
+// body of the raw message, shown as plain text.
+async function rawBodyText(id) {
+  const resp = await fetch(`/api/v1/messages/${id}/raw`, { credentials: 'same-origin', cache: 'no-store' });
+  if (!resp.ok) throw new ApiError(resp.status, `HTTP ${resp.status}`);
+  const raw = await resp.text();
+  const cut = raw.search(/\r?\n\r?\n/);
+  return cut < 0 ? '' : raw.slice(cut).replace(/^\s+/, '');
+}
+
+function showBody(msg, fallbackText) {
+  const body = $('reader-body');
+  body.replaceChildren();
+  if (typeof msg.html === 'string' && msg.html) {
+    const frame = document.createElement('iframe');
+    // No allow-scripts, no allow-same-origin: the mail's HTML runs nothing and
+    // cannot reach this page, whatever the sanitiser might have missed.
+    frame.setAttribute('sandbox', '');
+    frame.setAttribute('referrerpolicy', 'no-referrer');
+    frame.title = 'Message content';
+    frame.className = 'html-body';
+    frame.srcdoc = msg.html;
+    body.append(frame);
+  } else {
+    const pre = document.createElement('pre');
+    pre.className = 'text-body';
+    pre.textContent = typeof msg.text === 'string' ? msg.text : (fallbackText ?? '');
+    body.append(pre);
+  }
+}
+
+function showActions(msg) {
+  $('act-seen').textContent = msg.seen ? 'Mark unread' : 'Mark read';
+  const flag = $('act-flag');
+  flag.textContent = msg.flagged ? 'Unflag' : 'Flag';
+  flag.setAttribute('aria-pressed', msg.flagged ? 'true' : 'false');
+  const sel = $('act-move-to');
+  sel.replaceChildren();
+  for (const f of FOLDERS) {
+    if (f === msg.folder) continue;
+    const o = document.createElement('option');
+    o.value = f;
+    o.textContent = f === 'INBOX' ? 'Inbox' : f;
+    sel.append(o);
+  }
+  $('act-delete').textContent = msg.folder === 'Trash' ? 'Delete for good' : 'Delete';
+}
+
+async function openMessage(id) {
+  $('reader-error').hidden = true;
+  try {
+    let msg = await api('GET', `/api/v1/messages/${id}`);
+    if (!msg.seen) msg = { ...msg, ...(await api('PATCH', `/api/v1/messages/${id}`, { seen: true })) };
+    let fallback = null;
+    if (typeof msg.text !== 'string' && typeof msg.html !== 'string') fallback = await rawBodyText(id);
+    state.current = msg;
+    $('reader-subject').textContent = msg.subject || '(no subject)';
+    $('reader-from').textContent = msg.from || msg.envelope_from || '';
+    $('reader-to').textContent = msg.to || msg.envelope_to || '';
+    $('reader-date').textContent = fmtDate(msg.date);
+    showActions(msg);
+    showBody(msg, fallback);
+    $('reader').hidden = false;
+    document.body.classList.add('reading');
+    $('reader').focus();
+    await refresh();
+  } catch (e) {
+    handle(e);
+  }
+}
+
+async function change(patch) {
+  const msg = state.current;
+  if (!msg) return;
+  $('reader-error').hidden = true;
+  try {
+    const updated = await api('PATCH', `/api/v1/messages/${msg.id}`, patch);
+    state.current = { ...msg, ...updated };
+    if (patch.folder) {
+      closeReader();
+    } else {
+      showActions(state.current);
+    }
+    await refresh();
+  } catch (e) {
+    handle(e);
+  }
+}
+
+async function remove() {
+  const msg = state.current;
+  if (!msg) return;
+  if (msg.folder === 'Trash' && !window.confirm('Delete this message for good?')) return;
+  try {
+    await api('DELETE', `/api/v1/messages/${msg.id}`);
+    closeReader();
+    await refresh();
+    $('message-list').querySelector('button')?.focus();
+  } catch (e) {
+    handle(e);
+  }
+}
+
+// ------------------------------------------------------------------ wiring
+
+function wire() {
+  if (state.wired) return;
+  state.wired = true;
+  $('search-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    state.q = $('search-q').value.trim();
+    state.offset = 0;
+    loadList().catch(handle);
+  });
+  $('page-prev').addEventListener('click', () => {
+    state.offset = Math.max(0, state.offset - PAGE);
+    loadList().catch(handle);
+  });
+  $('page-next').addEventListener('click', () => {
+    state.offset += PAGE;
+    loadList().catch(handle);
+  });
+  $('act-seen').addEventListener('click', () => change({ seen: !state.current?.seen }));
+  $('act-flag').addEventListener('click', () => change({ flagged: !state.current?.flagged }));
+  $('act-move').addEventListener('click', () => change({ folder: $('act-move-to').value }));
+  $('act-delete').addEventListener('click', remove);
+  $('reader-back').addEventListener('click', () => {
+    const id = state.current?.id;
+    closeReader();
+    $('message-list').querySelector(`button[data-id="${id}"]`)?.focus();
+  });
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && !$('reader').hidden) $('reader-back').click();
+  });
+}
+
+export async function startMailbox(me, onSessionEnd) {
+  state.onSessionEnd = onSessionEnd;
+  state.folder = 'INBOX';
+  state.offset = 0;
+  state.q = '';
+  $('search-q').value = '';
+  closeReader();
+  wire();
+  await Promise.all([loadStatus(), refresh()]);
+  clearInterval(state.statusTimer);
+  state.statusTimer = setInterval(loadStatus, STATUS_POLL_MS);
+}
+
+export function stopMailbox() {
+  clearInterval(state.statusTimer);
+  state.statusTimer = null;
+  closeReader();
+}
