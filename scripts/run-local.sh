@@ -31,7 +31,7 @@ cat <<MSG
 
 lifeboat is starting (Ctrl-C stops it).
   SMTP (MX):        127.0.0.1:2525
-  demo user:        alice@demo.test, password lifeboat-demo (the webmail comes with a later release)
+  webmail:          http://127.0.0.1:8080/   (log in as alice@demo.test / lifeboat-demo)
   demo mail server: 127.0.0.1:2626, what it receives is in data/demo-server.log
 Try:  swaks --server 127.0.0.1:2525 --to alice@demo.test --from you@example.org
 MSG
