@@ -12,6 +12,7 @@
  * closed); the last one answers 404/405/413 or checks the session and the CSRF
  * token, parses the JSON and runs the handler.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -454,6 +455,30 @@ static char *read_file(const char *path, char *err, size_t errlen)
     return buf;
 }
 
+/* Percent-decoding of the path and the query (in place). Unlike libmicrohttpd's
+ * own, "%00" stays as it is: a decoded NUL would silently cut the path
+ * ("/index.html%00.js" served as "/index.html"), so such a URL matches no route. */
+static size_t unescape_keep_nul(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *out = s;
+    for (const char *in = s; *in;) {
+        if (in[0] == '%' && isxdigit((unsigned char)in[1]) && isxdigit((unsigned char)in[2])) {
+            char hex[3] = {in[1], in[2], 0};
+            char v = (char)strtol(hex, NULL, 16);
+            if (v != 0) {
+                *out++ = v;
+                in += 3;
+                continue;
+            }
+        }
+        *out++ = *in++;
+    }
+    *out = 0;
+    return (size_t)(out - s);
+}
+
 static int start_daemon(struct http_server *srv, int fd, char *err, size_t errlen)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -478,7 +503,8 @@ static int start_daemon(struct http_server *srv, int fd, char *err, size_t errle
     pthread_sigmask(SIG_SETMASK, &all, &old);
     struct MHD_Daemon *d =
         MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK,
+                         unescape_keep_nul, NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!d) {
         snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd refused its options%s)",

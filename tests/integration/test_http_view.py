@@ -81,3 +81,16 @@ def test_message_view_of_another_user_is_404(web):  # noqa: F811
     assert eve.login("eve@globex.test").status == 200
     r = eve.request("GET", f"/api/v1/messages/{mid}")
     assert r.status == 404 and r.json == {"error": r.json["error"]}
+
+
+def test_encoded_nul_never_shortens_a_path(web):  # noqa: F811
+    """libmicrohttpd would decode %00 and cut the path there; ours keeps it, so no route matches."""
+    c = Client(web.http_port)
+    assert c.request("GET", "/index.html%00.js").status == 404
+    assert c.login("bob@acme.test").status == 200
+    r = c.request("GET", "/api/v1/me%00x")
+    assert r.status == 404 and "error" in r.json
+    # Ordinary percent-encoding still decodes, in the path and in the query.
+    assert c.request("GET", "/api/v1/m%65").status == 200
+    r = c.request("GET", "/api/v1/messages?folder=IN%42OX")
+    assert r.status == 200 and r.json["total"] == 0
