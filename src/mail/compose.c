@@ -43,21 +43,7 @@ static char *one_line(const char *s, size_t max)
 /* Body text as clean UTF-8 with LF line ends (GMime writes them as CRLF). */
 static char *body_text(const char *s)
 {
-    size_t n;
-    char *out = utf8_clean(s ? s : "", s ? strlen(s) : 0, &n);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (out[i] == '\r') {
-            if (i + 1 < n && out[i + 1] == '\n')
-                continue;
-            out[o++] = '\n';
-        } else
-            out[o++] = out[i];
-    }
-    out[o] = '\0';
-    return out;
+    return utf8_clean_lf(s ? s : "", s ? strlen(s) : 0);
 }
 
 /* A message ID without its angle brackets if it is one we can write: printable

@@ -86,21 +86,7 @@ static char *header_clean(const char *s)
 /* Body text: clean UTF-8 with LF line ends (CRLF and lone CR become LF). */
 static char *text_clean(const char *s, size_t len)
 {
-    size_t n;
-    char *out = utf8_clean(s, len, &n);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (out[i] == '\r') {
-            if (i + 1 < n && out[i + 1] == '\n')
-                continue;
-            out[o++] = '\n';
-        } else
-            out[o++] = out[i];
-    }
-    out[o] = '\0';
-    return out;
+    return utf8_clean_lf(s, len);
 }
 
 /* A file name safe to offer for saving: no directories, no control

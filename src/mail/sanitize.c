@@ -1002,3 +1002,22 @@ int html_to_text(const char *html, size_t len, char **out, size_t *outlen)
     }
     return buf_finish(&t.out, out, outlen);
 }
+
+char *utf8_clean_lf(const char *s, size_t len)
+{
+    size_t n;
+    char *out = utf8_clean(s, len, &n);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (out[i] == '\r') {
+            if (i + 1 < n && out[i + 1] == '\n')
+                continue;
+            out[o++] = '\n';
+        } else
+            out[o++] = out[i];
+    }
+    out[o] = '\0';
+    return out;
+}

@@ -67,6 +67,9 @@ int html_to_text(const char *html, size_t len, char **out, size_t *outlen);
  * when not NULL), or NULL on out of memory.
  */
 char *utf8_clean(const char *s, size_t len, size_t *outlen);
+/* utf8_clean, then every line end (CRLF or a lone CR) made a single LF: body text
+ * for readers and for composing. Malloc'd, caller frees; NULL when out of memory. */
+char *utf8_clean_lf(const char *s, size_t len);
 
 /* 1 if s[0..len) is valid UTF-8 as utf8_clean() would leave it unchanged. */
 int utf8_is_clean(const char *s, size_t len);
