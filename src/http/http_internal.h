@@ -72,6 +72,7 @@ enum { ROUTE_FOUND = 0, ROUTE_NO_PATH = 1, ROUTE_NO_METHOD = 2 };
 struct http_route_match {
     const struct http_route *route;
     int64_t id; /* the ":id" segment, 0 if the pattern has none */
+    int64_t n;  /* the ":n" segment, 0 if the pattern has none */
 };
 
 /* Finds the route for method and path (no query string). ROUTE_NO_METHOD when
@@ -94,6 +95,7 @@ struct http_request {
     int method;
     const char *path;
     int64_t id;
+    int64_t n; /* the ":n" segment (an attachment number) */
     const char *body;
     size_t body_len;
     json_t *json;        /* ROUTE_JSON: the body (an object); owned by the server */
@@ -234,6 +236,8 @@ void http_h_message_get(struct http_request *req, struct http_reply *rep);
 void http_h_message_patch(struct http_request *req, struct http_reply *rep);
 void http_h_message_delete(struct http_request *req, struct http_reply *rep);
 void http_h_message_raw(struct http_request *req, struct http_reply *rep);
+void http_h_send(struct http_request *req, struct http_reply *rep);
+void http_h_message_attachment(struct http_request *req, struct http_reply *rep);
 void http_h_static(struct http_request *req, struct http_reply *rep);
 
 /* The webmail's files (http_static.c): url ("/" means "/index.html") to the
@@ -245,6 +249,8 @@ int http_static_path(const char *url, char *rel, size_t rellen, const char **cty
 /* The server's argon2id hash of a random password, for unknown users'
  * logins to take as long as real ones. */
 const char *http_dummy_hash(struct http_server *srv);
+/* The server's configuration (limits such as max_recipients, max_message_size). */
+const struct config *http_config(const struct http_server *srv);
 struct http_summary_cache *http_summaries(struct http_server *srv);
 
 /* "INBOX", "Sent", "Trash" <-> enum mailbox_folder; -1 for anything else. */

@@ -16,6 +16,7 @@
  * waiting are marked: one already re-delivered (or never meant to be) stays as
  * it is.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,6 +315,76 @@ void http_h_message_raw(struct http_request *req, struct http_reply *rep)
     http_reply_raw(rep, 200, "message/rfc822", out, plen + len);
     snprintf(rep->disposition, sizeof rep->disposition, "attachment; filename=\"message-%lld.eml\"",
              (long long)e.id);
+}
+
+/* Types a browser may show as they are; anything else (text/html, SVG, scripts)
+ * is served as opaque bytes so that it can never run on our origin. */
+static const char *safe_content_type(const char *ct)
+{
+    static const char *inline_ok[] = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"};
+    for (size_t i = 0; ct && i < sizeof inline_ok / sizeof inline_ok[0]; i++)
+        if (strcmp(ct, inline_ok[i]) == 0)
+            return inline_ok[i];
+    return "application/octet-stream";
+}
+
+/* Content-Disposition per RFC 6266: an ASCII fallback name and the UTF-8 name
+ * percent-encoded (cut at a character boundary to fit). */
+static void attachment_disposition(const char *filename, int64_t id, int64_t n, char *out, size_t outlen)
+{
+    char fallback[80], encoded[160];
+    size_t f = 0, e = 0;
+    const unsigned char *p = (const unsigned char *)(filename ? filename : "");
+    for (; *p && f + 1 < sizeof fallback; p++)
+        fallback[f++] = (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' && *p != '%') ? (char)*p : '_';
+    fallback[f] = 0;
+    p = (const unsigned char *)(filename ? filename : "");
+    while (*p) {
+        size_t clen = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : 4;
+        if (e + clen * 3 + 1 > sizeof encoded)
+            break;
+        for (size_t i = 0; i < clen && p[i]; i++) {
+            unsigned char c = p[i];
+            if (c < 0x80 && (isalnum(c) || strchr("!#$&+-.^_`|~", c)))
+                encoded[e++] = (char)c;
+            else
+                e += (size_t)snprintf(encoded + e, sizeof encoded - e, "%%%02X", c);
+        }
+        p += clen;
+    }
+    encoded[e] = 0;
+    if (!f)
+        snprintf(out, outlen, "attachment; filename=\"message-%lld-part-%lld\"", (long long)id, (long long)n);
+    else
+        snprintf(out, outlen, "attachment; filename=\"%s\"; filename*=UTF-8''%s", fallback, encoded);
+}
+
+void http_h_message_attachment(struct http_request *req, struct http_reply *rep)
+{
+    struct store_mailbox_entry e;
+    int rc = own_entry(req->st, req->user.id, req->id, &e);
+    if (rc != STORE_OK) {
+        write_failed(rep, rc);
+        return;
+    }
+    unsigned char *raw = NULL, *data = NULL;
+    size_t len = 0, dlen = 0;
+    if (blob_get(req->blobs, e.blob, &raw, &len) != 0) {
+        log_err("http: message %lld of %s: cannot read blob %s", (long long)e.id, req->user.email, e.blob);
+        http_reply_error(rep, 500, "internal error");
+        return;
+    }
+    struct mail_attachment info;
+    memset(&info, 0, sizeof info);
+    rc = message_attachment_extract(raw, len, (size_t)req->n, &data, &dlen, &info);
+    free(raw);
+    if (rc != 0) {
+        http_reply_error(rep, 404, "no such attachment");
+        return;
+    }
+    http_reply_raw(rep, 200, safe_content_type(info.content_type), (char *)data, dlen);
+    attachment_disposition(info.filename, e.id, req->n, rep->disposition, sizeof rep->disposition);
+    mail_attachment_clear(&info);
 }
 
 /* ------------------------------------------------------------------ changes */

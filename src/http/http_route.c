@@ -3,10 +3,11 @@
  * http_routes.c. Pure functions over strings, so the unit tests and fuzzers
  * need no server.
  *
- * A pattern is literal segments and ":id" segments; ":id" takes one positive
- * decimal number without leading zeros that fits an int64 (mailbox entry IDs),
- * so "/api/v1/messages/007", "/api/v1/messages/-1" or ".../1e3" never reach a
- * handler. Matching is exact: no trailing slash, no empty segments.
+ * A pattern is literal segments, ":id" and ":n" segments; ":id" takes one
+ * positive decimal number without leading zeros that fits an int64 (mailbox
+ * entry IDs), so "/api/v1/messages/007", "/api/v1/messages/-1" or ".../1e3"
+ * never reach a handler; ":n" is the same but may be 0 (attachment numbers).
+ * Matching is exact: no trailing slash, no empty segments.
  */
 #include <stdio.h>
 #include <string.h>
@@ -43,10 +44,11 @@ int http_method_changes_state(int method)
     return method != HTTP_GET && method != HTTP_HEAD;
 }
 
-/* Parses an ":id" segment of len bytes: 1..18 digits, no leading zero. */
-static int parse_id(const char *s, size_t len, int64_t *out)
+/* Parses an ":id" segment of len bytes: 1..18 digits, no leading zero (zero
+ * itself only when allow_zero, for ":n"). */
+static int parse_id(const char *s, size_t len, int allow_zero, int64_t *out)
 {
-    if (len == 0 || len > 18 || s[0] == '0')
+    if (len == 0 || len > 18 || (s[0] == '0' && !(allow_zero && len == 1)))
         return -1;
     int64_t v = 0;
     for (size_t i = 0; i < len; i++) {
@@ -58,10 +60,11 @@ static int parse_id(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
-/* 1 if path matches pattern (filling *id for an ":id" segment). */
-static int path_matches(const char *pattern, const char *path, int64_t *id)
+/* 1 if path matches pattern (filling *id for an ":id" segment, *n for ":n"). */
+static int path_matches(const char *pattern, const char *path, int64_t *id, int64_t *n)
 {
     *id = 0;
+    *n = 0;
     const char *p = pattern, *q = path;
     if (*p != '/' || *q != '/')
         return 0;
@@ -71,7 +74,10 @@ static int path_matches(const char *pattern, const char *path, int64_t *id)
         q++;
         size_t plen = strcspn(p, "/"), qlen = strcspn(q, "/");
         if (plen == 3 && strncmp(p, ":id", 3) == 0) {
-            if (parse_id(q, qlen, id) != 0)
+            if (parse_id(q, qlen, 0, id) != 0)
+                return 0;
+        } else if (plen == 2 && strncmp(p, ":n", 2) == 0) {
+            if (parse_id(q, qlen, 1, n) != 0)
                 return 0;
         } else if (plen != qlen || strncmp(p, q, plen) != 0) {
             return 0;
@@ -107,12 +113,13 @@ int http_route_find(const struct http_route *table, size_t n, int method, const 
     if (!path)
         return ROUTE_NO_PATH;
     for (size_t i = 0; i < n; i++) {
-        int64_t id;
-        if (!path_matches(table[i].pattern, path, &id))
+        int64_t id, sub;
+        if (!path_matches(table[i].pattern, path, &id, &sub))
             continue;
         if (table[i].method == method || (method == HTTP_HEAD && table[i].method == HTTP_GET)) {
             m->route = &table[i];
             m->id = id;
+            m->n = sub;
             return ROUTE_FOUND;
         }
         path_known = 1;

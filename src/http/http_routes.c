@@ -18,6 +18,8 @@ const struct http_route http_routes[] = {
     {HTTP_PATCH, "/api/v1/messages/:id", http_h_message_patch, ROUTE_SESSION | ROUTE_JSON, HTTP_JSON_MAX},
     {HTTP_DELETE, "/api/v1/messages/:id", http_h_message_delete, ROUTE_SESSION, 0},
     {HTTP_GET, "/api/v1/messages/:id/raw", http_h_message_raw, ROUTE_SESSION, 0},
+    {HTTP_POST, "/api/v1/send", http_h_send, ROUTE_SESSION | ROUTE_JSON, HTTP_SEND_MAX},
+    {HTTP_GET, "/api/v1/messages/:id/attachments/:n", http_h_message_attachment, ROUTE_SESSION, 0},
     /* The webmail's files (web/, http_static.c): each one listed, nothing else served. */
     {HTTP_GET, "/", http_h_static, 0, 0},
     {HTTP_GET, "/index.html", http_h_static, 0, 0},

@@ -286,6 +286,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
         .method = rs->method,
         .path = url,
         .id = rs->match.id,
+        .n = rs->match.n,
         .body = rs->body ? rs->body : "",
         .body_len = rs->len,
         .blobs = srv->blobs,
@@ -682,4 +683,9 @@ void http_free(struct http_server *srv)
     pthread_cond_destroy(&srv->pool_cond);
     pthread_mutex_destroy(&srv->lock);
     free(srv);
+}
+
+const struct config *http_config(const struct http_server *srv)
+{
+    return &srv->cfg;
 }

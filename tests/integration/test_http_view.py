@@ -94,3 +94,23 @@ def test_encoded_nul_never_shortens_a_path(web):  # noqa: F811
     assert c.request("GET", "/api/v1/m%65").status == 200
     r = c.request("GET", "/api/v1/messages?folder=IN%42OX")
     assert r.status == 200 and r.json["total"] == 0
+
+
+def test_attachment_download(web):  # noqa: F811
+    qid = submit(web.smtp_port, "alice@example.org", ["bob@acme.test"], HTML_MESSAGE.encode())
+    wait_for(lambda: any(e["msg_id"] == qid for e in web.mailbox("bob@acme.test")), timeout=20,
+             what="the diverted copy")
+    bob = Client(web.http_port)
+    bob.login("bob@acme.test")
+    mid = bob.request("GET", "/api/v1/messages?folder=INBOX").json["messages"][0]["id"]
+    r = bob.request("GET", f"/api/v1/messages/{mid}/attachments/0")
+    assert r.status == 200 and r.body == b"%PDF-1.4 fake"
+    assert r.getheader("Content-Type") == "application/pdf"
+    disp = r.getheader("Content-Disposition")
+    assert disp.startswith("attachment;") and 'filename="report.pdf"' in disp, disp
+    assert r.getheader("X-Content-Type-Options") == "nosniff"
+    assert bob.request("GET", f"/api/v1/messages/{mid}/attachments/7").status == 404
+    assert bob.request("GET", f"/api/v1/messages/{mid}/attachments/01").status == 404
+    eve = Client(web.http_port)
+    eve.login("eve@globex.test")
+    assert eve.request("GET", f"/api/v1/messages/{mid}/attachments/0").status == 404

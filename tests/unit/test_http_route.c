@@ -23,6 +23,7 @@ static const struct http_route table[] = {
     {HTTP_GET, "/api/v1/messages/:id", h_b, ROUTE_SESSION, 0},
     {HTTP_PATCH, "/api/v1/messages/:id", h_c, ROUTE_SESSION | ROUTE_JSON, 100},
     {HTTP_GET, "/api/v1/messages/:id/raw", h_d, ROUTE_SESSION, 0},
+    {HTTP_GET, "/api/v1/messages/:id/attachments/:n", h_d, ROUTE_SESSION, 0},
 };
 #define N (sizeof table / sizeof table[0])
 
@@ -108,8 +109,10 @@ static void test_daemon_table(void **state)
         int is_login = strcmp(r->pattern, "/api/v1/login") == 0;
         if (strncmp(r->pattern, "/api/", 5) == 0 && !is_login)
             assert_true(r->flags & ROUTE_SESSION);
+        /* JSON bodies are small, but for /send, whose attachments come base64 in the JSON. */
         if (r->flags & ROUTE_JSON)
-            assert_true(r->body_max > 0 && r->body_max <= HTTP_JSON_MAX);
+            assert_true(r->body_max > 0 &&
+                        r->body_max <= (strcmp(r->pattern, "/api/v1/send") == 0 ? HTTP_SEND_MAX : HTTP_JSON_MAX));
         /* no route shadows another */
         for (size_t j = 0; j < i; j++)
             assert_false(http_routes[j].method == r->method && strcmp(http_routes[j].pattern, r->pattern) == 0);
@@ -123,11 +126,34 @@ static void test_daemon_table(void **state)
                      ROUTE_FOUND);
 }
 
+static void test_n_segments(void **state)
+{
+    (void)state;
+    struct http_route_match m;
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/api/v1/messages/42/attachments/0", &m, NULL, 0),
+                     ROUTE_FOUND);
+    assert_int_equal(m.id, 42);
+    assert_int_equal(m.n, 0);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/api/v1/messages/42/attachments/17", &m, NULL, 0),
+                     ROUTE_FOUND);
+    assert_int_equal(m.n, 17);
+    /* ":n" allows 0 but no leading zeros, signs or empty segments; ":id" still refuses 0. */
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/api/v1/messages/42/attachments/01", &m, NULL, 0),
+                     ROUTE_NO_PATH);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/api/v1/messages/42/attachments/-1", &m, NULL, 0),
+                     ROUTE_NO_PATH);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/api/v1/messages/42/attachments/", &m, NULL, 0),
+                     ROUTE_NO_PATH);
+    assert_int_equal(http_route_find(table, N, HTTP_GET, "/api/v1/messages/0/attachments/0", &m, NULL, 0),
+                     ROUTE_NO_PATH);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_paths),
         cmocka_unit_test(test_id_segments),
+        cmocka_unit_test(test_n_segments),
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_daemon_table),
     };

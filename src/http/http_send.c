@@ -1,0 +1,325 @@
+/*
+ * http_send.c — POST /api/v1/send: a webmail user sends a message (issue 4,
+ * item 5; SPEC.md "HTTP API").
+ *
+ * The handler checks what the user may do (From is the user's own address or
+ * one of their aliases; at least one recipient, every one a valid address, no
+ * more than the limit; attachments that decode), builds the message with
+ * compose_build (mail/compose.h: Date, Message-ID, In-Reply-To/References,
+ * Bcc only in the envelope) and queues it with one writer job that does what
+ * queue_submit's job does (blob, blob row, message row with its recipients,
+ * DIR_OUTBOUND) and, in the same transaction, adds the Sent copy to the
+ * user's continuity mailbox. Either both exist after the commit or neither.
+ *
+ * queue_submit itself is not used: its done() runs on the daemon's loop,
+ * while this thread is one of libmicrohttpd's and waits in http_write. The
+ * queued recipients are delivered by the ordinary queue runner like any
+ * other outbound mail (MX or outbound_relay).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "http/http_internal.h"
+#include "mail/compose.h"
+#include "util/log.h"
+
+#define SEND_ATTACHMENTS_MAX 100
+
+/* ------------------------------------------------------------------ the writer job */
+
+struct send_job {
+    /* in */
+    char id[QUEUEID_SIZE];
+    int64_t user_id;
+    int64_t domain_id;
+    const char *sender;
+    const struct compose_result *msg;
+    /* out */
+    int64_t sent_entry;
+};
+
+/* Whether the Sent copy goes back to the customer's server when it recovers:
+ * only when the domain sends its outgoing mail there too (SPEC.md
+ * --outgoing-to-own-server) and is not normal now, i.e. the copy stands for
+ * mail the customer's server did not see. Runs inside the job. */
+static int sent_redeliver(struct store *st, int64_t domain_id)
+{
+    struct store_domain d;
+    if (store_domain_get_by_id(st, domain_id, &d) != STORE_OK)
+        return REDELIVER_NONE;
+    if (d.continuity && d.outgoing_to_own && d.state != DOMAIN_NORMAL)
+        return REDELIVER_WAITING;
+    return REDELIVER_NONE;
+}
+
+/* The envelope recipients as the mailbox entry keeps them: comma-separated,
+ * cut at the last whole address that fits (the queue rows have all of them). */
+static void rcpts_list(const struct compose_result *m, char *out, size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        size_t need = strlen(m->rcpts[i]) + (used ? 1 : 0);
+        if (used + need >= outlen)
+            break;
+        snprintf(out + used, outlen - used, "%s%s", used ? "," : "", m->rcpts[i]);
+        used += need;
+    }
+}
+
+static int send_job(struct store *st, struct blobstore *bs, void *arg)
+{
+    struct send_job *j = arg;
+    const struct compose_result *m = j->msg;
+    int64_t now = time(NULL);
+    struct store_msg_new row = {
+        .size = m->len,
+        .sender = j->sender,
+        .prefix = "",
+        .received = now,
+        .client_addr = "",
+        .helo = "",
+        .direction = DIR_OUTBOUND,
+        .nrcpt = m->nrcpts,
+        .rcpts = (const char *const *)m->rcpts,
+    };
+    memcpy(row.id, j->id, sizeof row.id);
+    uint64_t stored = 0;
+    if (blob_put(bs, m->data, m->len, row.blob, &stored) != 0) {
+        log_err("%s: cannot store the message body (%zu bytes): %s", j->id, m->len, strerror(errno));
+        return STORE_ERR;
+    }
+    int rc = store_blob_add(st, row.blob, m->len, stored);
+    if (rc == STORE_OK)
+        rc = store_message_insert(st, &row);
+    if (rc != STORE_OK)
+        return rc;
+
+    struct store_mailbox_entry e = {
+        .user_id = j->user_id,
+        .size = m->len,
+        .received = now,
+        .folder = FOLDER_SENT,
+        .seen = 1,
+        .redeliver = sent_redeliver(st, j->domain_id),
+        .direction = DIR_OUTBOUND,
+    };
+    memcpy(e.msg_id, j->id, sizeof e.msg_id);
+    memcpy(e.blob, row.blob, sizeof e.blob);
+    snprintf(e.sender, sizeof e.sender, "%s", j->sender);
+    rcpts_list(m, e.rcpts, sizeof e.rcpts);
+    return store_mailbox_add(st, &e, stored, &j->sent_entry);
+}
+
+/* ------------------------------------------------------------------ the request */
+
+/* Everything the handler allocates, freed in one place. */
+struct send_req {
+    const char **to, **cc, **bcc;
+    size_t nto, ncc, nbcc;
+    struct compose_attachment *atts;
+    size_t natts;
+};
+
+static void send_req_free(struct send_req *r)
+{
+    free(r->to);
+    free(r->cc);
+    free(r->bcc);
+    for (size_t i = 0; i < r->natts; i++)
+        free((void *)r->atts[i].data);
+    free(r->atts);
+}
+
+/* An optional string field: 0 and *out (NULL when absent or null), -1 if it
+ * is something else. */
+static int opt_string(json_t *obj, const char *key, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* An optional array of addresses (bare local@domain, as the client sends
+ * them). NULL with the reason on a bad field; *list is malloc'd. */
+static const char *address_list(json_t *obj, const char *key, const char ***list, size_t *n)
+{
+    json_t *a = json_object_get(obj, key);
+    *list = NULL;
+    *n = 0;
+    if (!a || json_is_null(a))
+        return NULL;
+    if (!json_is_array(a))
+        return "to, cc and bcc must be arrays of addresses";
+    if (json_array_size(a) > COMPOSE_RCPTS_MAX)
+        return "too many recipients";
+    if (json_array_size(a) == 0)
+        return NULL;
+    *list = calloc(json_array_size(a), sizeof **list);
+    if (!*list)
+        return "out of memory";
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (!s || strlen(s) > ADDR_MAX || !addr_is_valid(s))
+            return "invalid recipient address";
+        (*list)[(*n)++] = s;
+    }
+    return NULL;
+}
+
+/* Decodes the attachments. NULL, or the reason for a 400. */
+static const char *attachments(json_t *obj, struct send_req *r)
+{
+    json_t *a = json_object_get(obj, "attachments");
+    if (!a || json_is_null(a))
+        return NULL;
+    if (!json_is_array(a))
+        return "attachments must be an array";
+    if (json_array_size(a) > SEND_ATTACHMENTS_MAX)
+        return "too many attachments";
+    if (json_array_size(a) == 0)
+        return NULL;
+    r->atts = calloc(json_array_size(a), sizeof *r->atts);
+    if (!r->atts)
+        return "out of memory";
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        const char *filename, *ctype;
+        json_t *data = json_is_object(v) ? json_object_get(v, "data_base64") : NULL;
+        if (!data || !json_is_string(data) || opt_string(v, "filename", &filename) != 0 ||
+            opt_string(v, "content_type", &ctype) != 0)
+            return "each attachment needs data_base64 (and may have filename, content_type as strings)";
+        const char *b64 = json_string_value(data);
+        size_t b64len = json_string_length(data);
+        size_t cap = b64len / 4 * 3 + 3;
+        unsigned char *bin = malloc(cap ? cap : 1);
+        if (!bin)
+            return "out of memory";
+        size_t binlen = 0;
+        const char *end = NULL;
+        /* Line breaks are tolerated (clients wrap base64 at 76); nothing else. */
+        if (sodium_base642bin(bin, cap, b64, b64len, "\r\n", &binlen, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+            end != b64 + b64len) {
+            free(bin);
+            return "attachment data is not valid base64";
+        }
+        r->atts[r->natts++] = (struct compose_attachment){
+            .filename = filename, .content_type = ctype, .data = bin, .len = binlen};
+    }
+    return NULL;
+}
+
+/* 1 if from (canonical) is the user's own address or one of their aliases. */
+static int own_address(struct http_request *req, const char *from)
+{
+    if (strcmp(from, req->user.email) == 0)
+        return 1;
+    int64_t uid = 0;
+    return store_alias_get(req->st, from, &uid) == STORE_OK && uid == req->user.id;
+}
+
+void http_h_send(struct http_request *req, struct http_reply *rep)
+{
+    json_t *j = req->json;
+    struct send_req r = {0};
+    const char *from_in, *subject, *text, *html, *in_reply_to;
+    const char *why = NULL;
+    char from[ADDR_MAX + 1];
+
+    if (opt_string(j, "from", &from_in) != 0 || !from_in || !addr_is_valid(from_in) ||
+        addr_canonical(from_in, from, sizeof from) != 0) {
+        http_reply_error(rep, 400, "from must be one of your addresses");
+        return;
+    }
+    if (opt_string(j, "subject", &subject) != 0 || opt_string(j, "text", &text) != 0 ||
+        opt_string(j, "html", &html) != 0 || opt_string(j, "in_reply_to", &in_reply_to) != 0) {
+        http_reply_error(rep, 400, "subject, text, html and in_reply_to must be strings");
+        return;
+    }
+    if (!own_address(req, from)) {
+        log_warn("http: %s [%s] tried to send as %s", req->user.email, req->client_ip, from);
+        http_reply_error(rep, 403, "not your address");
+        return;
+    }
+    if (!why)
+        why = address_list(j, "to", &r.to, &r.nto);
+    if (!why)
+        why = address_list(j, "cc", &r.cc, &r.ncc);
+    if (!why)
+        why = address_list(j, "bcc", &r.bcc, &r.nbcc);
+    const struct config *cfg = http_config(req->srv);
+    if (!why && r.nto + r.ncc + r.nbcc == 0)
+        why = "at least one recipient is needed";
+    if (!why && (r.nto + r.ncc + r.nbcc > COMPOSE_RCPTS_MAX || r.nto + r.ncc + r.nbcc > cfg->max_recipients))
+        why = "too many recipients";
+    if (!why)
+        why = attachments(j, &r);
+    if (why) {
+        send_req_free(&r);
+        http_reply_error(rep, strcmp(why, "out of memory") == 0 ? 500 : 400, why);
+        return;
+    }
+
+    struct compose_msg m = {
+        .from_addr = from,
+        .from_name = req->user.name[0] && strcmp(from, req->user.email) == 0 ? req->user.name : NULL,
+        .to = r.to, .nto = r.nto,
+        .cc = r.cc, .ncc = r.ncc,
+        .bcc = r.bcc, .nbcc = r.nbcc,
+        .subject = subject,
+        .text = text,
+        .html = html,
+        .attachments = r.atts, .nattachments = r.natts,
+        .in_reply_to = in_reply_to && *in_reply_to ? in_reply_to : NULL,
+    };
+    struct compose_result msg = {0};
+    const char *error = NULL;
+    int rc = compose_build(&m, &msg, &error);
+    send_req_free(&r);
+    if (rc != 0) {
+        http_reply_error(rep, 400, error ? error : "cannot build the message");
+        return;
+    }
+    if (msg.len > cfg->max_message_size) {
+        compose_result_free(&msg);
+        http_reply_error(rep, 413, "message larger than max_message_size");
+        return;
+    }
+
+    struct send_job job = {.user_id = req->user.id, .domain_id = req->user.domain_id, .sender = from, .msg = &msg};
+    queueid_new(job.id);
+    rc = http_write(req->srv, send_job, &job);
+    if (rc != STORE_OK) {
+        log_err("%s: cannot queue the message of webmail user %s (%d)", job.id, req->user.email, rc);
+        compose_result_free(&msg);
+        http_reply_error(rep, rc == HTTP_WRITE_STOPPING ? 503 : 500,
+                         rc == HTTP_WRITE_STOPPING ? "shutting down" : "internal error");
+        return;
+    }
+    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queued from webmail user %s)", job.id, from, msg.len,
+             msg.nrcpts, req->user.email);
+    log_info("%s: message-id=<%s>", job.id, msg.message_id);
+    /* No wake-up of the delivery engine: delivery_kick belongs to the loop
+     * thread and this is one of libmicrohttpd's. The queue runner polls for
+     * due recipients at least every 5 seconds, which is soon enough for mail
+     * a person just sent. */
+    http_reply_json(rep, 202, json_pack("{s:s, s:o, s:I}", "id", job.id, "message_id",
+                                        http_json_text(msg.message_id), "sent_id", (json_int_t)job.sent_entry));
+    compose_result_free(&msg);
+}
