@@ -56,11 +56,11 @@ def descendants(root):
     children = {}
     for pid, f in table.items():
         children.setdefault(int(f[1]), []).append(pid)
-    out, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
+    out, pending = {}, [root]
+    while pending:
+        pid = pending.pop()
         out[pid] = table[pid]
-        todo.extend(children.get(pid, ()))
+        pending.extend(children.get(pid, ()))
     return out
 
 

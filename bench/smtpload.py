@@ -97,7 +97,7 @@ def run_sessions(port, sender, rcpt, bodies, sessions):
     """Sends bodies over `sessions` parallel sessions (threads, one connection each).
     Returns (latencies in seconds, errors as strings)."""
     lock = threading.Lock()
-    todo = list(reversed(bodies))
+    pending = list(reversed(bodies))
     latencies, errors = [], []
 
     def worker():
@@ -110,9 +110,9 @@ def run_sessions(port, sender, rcpt, bodies, sessions):
         try:
             while True:
                 with lock:
-                    if not todo:
+                    if not pending:
                         break
-                    body = todo.pop()
+                    body = pending.pop()
                 t = c.send(sender, rcpt, body)
                 with lock:
                     latencies.append(t)

@@ -44,7 +44,7 @@ TAILQ_HEAD(dsess_list, dsess);
 
 /* One entry on its way back. */
 struct ditem {
-    TAILQ_ENTRY(ditem) link; /* in drain->todo while waiting for a session */
+    TAILQ_ENTRY(ditem) link; /* in drain->backlog while waiting for a session */
     struct drain *dr;
     struct store_mailbox_entry e;
     char user[ADDR_MAX + 1]; /* the mailbox's owner */
@@ -74,8 +74,8 @@ struct drain {
     struct cdomain *cd;
     int mode; /* enum drain_mode */
     struct relay_target target;
-    struct ditem_list todo;
-    size_t ntodo;
+    struct ditem_list backlog;
+    size_t nbacklog;
     size_t nitems; /* alive: waiting, sending, or being recorded */
     struct dsess_list sessions;
     unsigned nsessions, nready;
@@ -164,8 +164,8 @@ static int scan_one(const struct store_mailbox_entry *e, void *arg)
         item_free(it);
         return 0;
     }
-    TAILQ_INSERT_TAIL(&dr->todo, it, link);
-    dr->ntodo++;
+    TAILQ_INSERT_TAIL(&dr->backlog, it, link);
+    dr->nbacklog++;
     return ++sc->added >= DRAIN_BATCH;
 }
 
@@ -363,8 +363,8 @@ static void item_start(struct dsess *ds, struct ditem *it)
         return;
     }
     if (rc < 0) { /* cannot happen: the session was ready */
-        TAILQ_INSERT_HEAD(&ds->dr->todo, it, link);
-        ds->dr->ntodo++;
+        TAILQ_INSERT_HEAD(&ds->dr->backlog, it, link);
+        ds->dr->nbacklog++;
         return;
     }
     item_answered(it); /* decided without the server (too big for it, ...) */
@@ -387,7 +387,7 @@ static void dispatch(struct drain *dr)
         /* An entry can be settled without the server (deleted meanwhile, too
          * big for it): the session then takes the next one. */
         while (ds->ready && !ds->item && relay_session_is_ready(ds->s)) {
-            if (dr->stopping || dr->ntodo == 0) {
+            if (dr->stopping || dr->nbacklog == 0) {
                 relay_session_quit(ds->s);
                 break;
             }
@@ -399,9 +399,9 @@ static void dispatch(struct drain *dr)
                 }
                 return;
             }
-            struct ditem *it = TAILQ_FIRST(&dr->todo);
-            TAILQ_REMOVE(&dr->todo, it, link);
-            dr->ntodo--;
+            struct ditem *it = TAILQ_FIRST(&dr->backlog);
+            TAILQ_REMOVE(&dr->backlog, it, link);
+            dr->nbacklog--;
             item_start(ds, it);
         }
     }
@@ -443,8 +443,8 @@ static void ds_on_end(struct relay_session *s, const struct relay_end *e, void *
     struct ditem *it = ds->item;
     free(ds);
     if (it) { /* cannot happen: the transaction is reported first */
-        TAILQ_INSERT_HEAD(&dr->todo, it, link);
-        dr->ntodo++;
+        TAILQ_INSERT_HEAD(&dr->backlog, it, link);
+        dr->nbacklog++;
     }
     /* Could not get as far as EHLO with any host of the route, and no other
      * session is talking to it: the server is down. */
@@ -475,9 +475,9 @@ static int ds_start(struct drain *dr)
 static void drain_free(struct drain *dr)
 {
     struct ditem *it;
-    while ((it = TAILQ_FIRST(&dr->todo))) {
-        TAILQ_REMOVE(&dr->todo, it, link);
-        dr->ntodo--;
+    while ((it = TAILQ_FIRST(&dr->backlog))) {
+        TAILQ_REMOVE(&dr->backlog, it, link);
+        dr->nbacklog--;
         item_free(it);
     }
     struct dsess *ds;
@@ -546,12 +546,12 @@ static void drain_pump(struct drain *dr)
             drain_check(dr);
         return;
     }
-    if (dr->ntodo < dr->cd->c->drain_concurrency)
+    if (dr->nbacklog < dr->cd->c->drain_concurrency)
         drain_scan(dr);
     dispatch(dr);
     unsigned limit = dr->cd->c->drain_concurrency;
     unsigned connecting = dr->nsessions - dr->nready;
-    while (dr->ntodo > connecting && dr->nsessions < limit) {
+    while (dr->nbacklog > connecting && dr->nsessions < limit) {
         if (ds_start(dr) != 0)
             break;
         connecting++;
@@ -570,7 +570,7 @@ void drain_start(struct cdomain *cd, int mode)
     }
     dr->cd = cd;
     dr->mode = mode;
-    TAILQ_INIT(&dr->todo);
+    TAILQ_INIT(&dr->backlog);
     TAILQ_INIT(&dr->sessions);
     dr->skipped = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     dr->rate_ev = evtimer_new(c->base, on_rate, dr);
@@ -594,9 +594,9 @@ void drain_stop(struct drain *dr)
         return;
     dr->stopping = 1;
     struct ditem *it;
-    while ((it = TAILQ_FIRST(&dr->todo))) {
-        TAILQ_REMOVE(&dr->todo, it, link);
-        dr->ntodo--;
+    while ((it = TAILQ_FIRST(&dr->backlog))) {
+        TAILQ_REMOVE(&dr->backlog, it, link);
+        dr->nbacklog--;
         item_free(it);
     }
     evtimer_del(dr->rate_ev);
