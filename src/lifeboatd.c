@@ -160,6 +160,8 @@ static int daemon_start(struct daemon *d, char *err, size_t errlen)
     if (!d->smtpd)
         return -1;
     d->http = http_start(&d->cfg, d->writer, err, errlen);
+    if (d->http)
+        http_set_on_queued(d->http, on_queued, d);
     if (!d->http)
         return -1;
     d->sig_term = evsignal_new(d->base, SIGTERM, on_terminate, d);

@@ -41,6 +41,11 @@ struct http_server;
 struct http_server *http_start(const struct config *cfg, struct store_writer *writer, char *err,
                                size_t errlen);
 
+/* Who to tell, on the daemon's loop, when a request has queued a message (the
+ * webmail's send): lifeboatd kicks the delivery engine, as for SMTP. Call before
+ * traffic arrives. */
+void http_set_on_queued(struct http_server *srv, void (*fn)(void *arg, const char *queue_id), void *arg);
+
 /* Closes the listen sockets and refuses new writes (503); requests on open
  * connections still get answers. Does not block. Idempotent. */
 void http_stop_accepting(struct http_server *srv);

@@ -199,6 +199,9 @@ int http_lockout_check(struct store *st, const struct http_lockout_policy *p, co
  * HTTP_WRITE_STOPPING when the server is shutting down (nothing was run). */
 #define HTTP_WRITE_STOPPING (-100)
 int http_write(struct http_server *srv, store_job_fn job, void *arg);
+/* The same for a write that queues message queue_id: once committed, the
+ * daemon's on_queued hook (http_set_on_queued) is told, on its loop. */
+int http_write_queued(struct http_server *srv, store_job_fn job, void *arg, const char *queue_id);
 
 /* ------------------------------------------------------------------ header summaries */
 

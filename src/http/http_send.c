@@ -304,7 +304,7 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
 
     struct send_job job = {.user_id = req->user.id, .domain_id = req->user.domain_id, .sender = from, .msg = &msg};
     queueid_new(job.id);
-    rc = http_write(req->srv, send_job, &job);
+    rc = http_write_queued(req->srv, send_job, &job, job.id);
     if (rc != STORE_OK) {
         log_err("%s: cannot queue the message of webmail user %s (%d)", job.id, req->user.email, rc);
         compose_result_free(&msg);
@@ -315,10 +315,8 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
     log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queued from webmail user %s)", job.id, from, msg.len,
              msg.nrcpts, req->user.email);
     log_info("%s: message-id=<%s>", job.id, msg.message_id);
-    /* No wake-up of the delivery engine: delivery_kick belongs to the loop
-     * thread and this is one of libmicrohttpd's. The queue runner polls for
-     * due recipients at least every 5 seconds, which is soon enough for mail
-     * a person just sent. */
+    /* The delivery engine was told on the loop when the write committed
+     * (http_write_queued), so the message goes out at once. */
     http_reply_json(rep, 202, json_pack("{s:s, s:o, s:I}", "id", job.id, "message_id",
                                         http_json_text(msg.message_id), "sent_id", (json_int_t)job.sent_entry));
     compose_result_free(&msg);

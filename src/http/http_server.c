@@ -48,6 +48,8 @@
 static const char csp[] = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 struct http_server {
+    void (*on_queued)(void *arg, const char *queue_id); /* set before traffic; called on the loop */
+    void *on_queued_arg;
     struct config cfg;
     struct store_writer *writer;
     struct blobstore *blobs; /* the writer's (blob_get is thread-safe) */
@@ -119,6 +121,8 @@ static void pool_release(struct http_server *srv, struct store *st)
 
 /* One write of a request: the job and its argument, and the wait for its commit. */
 struct write_wait {
+    struct http_server *srv;
+    const char *queued_id; /* a message this write queues, to announce once committed */
     store_job_fn job;
     void *arg;
     pthread_mutex_t lock;
@@ -137,6 +141,9 @@ static int write_job(struct store *st, struct blobstore *bs, void *arg)
 static void write_done(int rc, void *arg)
 {
     struct write_wait *w = arg;
+    /* On the loop thread: the delivery engine may be told right here. */
+    if (rc == STORE_OK && w->queued_id && w->srv->on_queued)
+        w->srv->on_queued(w->srv->on_queued_arg, w->queued_id);
     pthread_mutex_lock(&w->lock);
     w->rc = rc;
     w->done = 1;
@@ -146,7 +153,12 @@ static void write_done(int rc, void *arg)
 
 int http_write(struct http_server *srv, store_job_fn job, void *arg)
 {
-    struct write_wait w = {.job = job, .arg = arg, .rc = STORE_ERR};
+    return http_write_queued(srv, job, arg, NULL);
+}
+
+int http_write_queued(struct http_server *srv, store_job_fn job, void *arg, const char *queue_id)
+{
+    struct write_wait w = {.srv = srv, .queued_id = queue_id, .job = job, .arg = arg, .rc = STORE_ERR};
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.cond, NULL);
     /* The stopping check and the submit are one step under srv->lock, so once
@@ -688,4 +700,10 @@ void http_free(struct http_server *srv)
 const struct config *http_config(const struct http_server *srv)
 {
     return &srv->cfg;
+}
+
+void http_set_on_queued(struct http_server *srv, void (*fn)(void *arg, const char *queue_id), void *arg)
+{
+    srv->on_queued = fn;
+    srv->on_queued_arg = arg;
 }

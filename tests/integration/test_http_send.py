@@ -181,3 +181,12 @@ def test_send_follows_the_configured_limits(make_lifeboat, sink):
     r = c.request("POST", "/api/v1/send", message(bcc=[]))
     assert r.status == 202, r.body
     assert sink.wait_messages(1, timeout=30)
+
+
+def test_sent_mail_goes_out_without_waiting_for_the_queue_poll(web, sink):  # noqa: F811
+    """The committed send wakes the delivery engine (the queue runner's own poll is every 5 s)."""
+    c = Client(web.http_port)
+    assert c.login("bob@acme.test").status == 200
+    r = c.request("POST", "/api/v1/send", message(bcc=[], cc=[]))
+    assert r.status == 202, r.body
+    assert sink.wait_messages(1, timeout=4.0)
