@@ -24,6 +24,66 @@ int password_hash(const char *password, char out[PASSWORD_HASH_MAX]);
 /* 1 when password matches hash, 0 otherwise (constant-time in the hash check). */
 int password_verify(const char *hash, const char *password);
 
+/* ---------------------------------------------------------------- logins
+ *
+ * What the webmail login and the submission port's AUTH share (lockout.c):
+ * after too many failures for one account, or from one client address, within
+ * a window, logins are refused (HTTP 429, SMTP 454) until the window has slid
+ * past them. Failures are store rows, so a restart does not reset them; the
+ * account key is the address as typed, canonicalised, whether or not such a
+ * user exists, so the lockout tells nobody who exists. */
+
+struct directory_lockout_policy {
+    unsigned account_max; /* failures per account within window before refusal */
+    unsigned addr_max;    /* failures per client address within window */
+    int64_t window;       /* seconds */
+};
+extern const struct directory_lockout_policy directory_lockout_default;
+
+/* Store keys: "account:EMAIL" (canonical) and "addr:IP". Pure. */
+void directory_lockout_key_account(const char *email, char *out, size_t outlen);
+void directory_lockout_key_addr(const char *ip, char *out, size_t outlen);
+/* 1 if these counts lock the login out. Pure. */
+int directory_lockout_locked(const struct directory_lockout_policy *p, unsigned account_failures,
+                             unsigned addr_failures);
+/* Counts both keys in the store (read): 1 locked, 0 not, -1 on a store error. */
+int directory_lockout_check(struct store *st, const struct directory_lockout_policy *p, const char *email,
+                            const char *ip, int64_t now);
+/* Writer-side (inside a transaction): records one failure for the account and
+ * the address (purging rows older than the window); clears an account's
+ * failures after a good login. STORE_* codes. */
+int directory_lockout_record_failure(struct store *st, const struct directory_lockout_policy *p,
+                                     const char *email, const char *ip, int64_t now);
+int directory_lockout_clear(struct store *st, const char *email);
+
+/* The user an address or one of their aliases logs in as: STORE_OK,
+ * STORE_NOTFOUND (also for a string that is no address) or STORE_ERR. */
+int directory_login_user(struct store *st, const char *email, struct store_user *u);
+
+/* The argon2id hash of a random password, computed once per process: unknown
+ * users' passwords are checked against it so they take as long as known
+ * ones. NULL if it could not be computed (out of memory). Thread-safe. */
+const char *directory_dummy_hash(void);
+
+/* 1 if addr (canonical) is the user's own address or one of their aliases:
+ * the From rule of the webmail and the submission port. */
+int directory_user_owns_address(struct store *st, const struct store_user *u, const char *addr);
+
+/* ---------------------------------------------------------------- DKIM
+ *
+ * Mail a user sends (webmail, submission port) is signed with the key of the
+ * From domain when that domain has one (domain set --dkim-selector S
+ * --dkim-key FILE). The signing itself is mail/dkim.h's (libopendkim). */
+
+/* Signs msg (a complete message, CRLF line ends) for from_domain. Returns 0
+ * with *header malloc'd ("DKIM-Signature: ...\r\n", folded, to put in front
+ * of the message); 0 with *header NULL when the domain has no key; -1 with a
+ * one-line reason in err when it has one but signing failed (key file
+ * unreadable or not a private key): the caller logs it and sends unsigned.
+ * Thread-safe; takes the caller's store connection. */
+int directory_dkim_sign(struct store *st, const char *from_domain, const unsigned char *msg, size_t len,
+                        char **header, char *err, size_t errlen);
+
 /* ---------------------------------------------------------------- routes */
 
 #define ROUTE_MAX_HOSTS 8

@@ -7,7 +7,7 @@
  * for each: an unknown user's password is checked against a dummy argon2id
  * hash. Only a right password learns more (a suspended or not yet activated
  * account gets 403). Failures are counted per account and per client address
- * (http_lockout.c) and the lockout is checked before the password, so a locked
+ * (directory lockout.c) and the lockout is checked before the password, so a locked
  * account cannot be guessed at. A successful login clears the account's count,
  * purges expired sessions and creates the session, all in one write.
  */
@@ -41,26 +41,20 @@ void http_h_healthz(struct http_request *req, struct http_reply *rep)
 /* ------------------------------------------------------------------ login */
 
 struct failure_job {
-    char account_key[ADDR_MAX + 64];
-    char addr_key[96];
-    int64_t now, window;
+    const char *email, *ip;
+    int64_t now;
 };
 
 static int failure_job(struct store *st, struct blobstore *bs, void *arg)
 {
     struct failure_job *j = arg;
     (void)bs;
-    int rc = store_login_failure_purge(st, j->now - j->window);
-    if (rc == STORE_OK)
-        rc = store_login_failure_add(st, j->account_key, j->now);
-    if (rc == STORE_OK)
-        rc = store_login_failure_add(st, j->addr_key, j->now);
-    return rc;
+    return directory_lockout_record_failure(st, &directory_lockout_default, j->email, j->ip, j->now);
 }
 
 struct login_job {
     struct store_session session;
-    char account_key[ADDR_MAX + 64];
+    const char *email;
 };
 
 static int login_job(struct store *st, struct blobstore *bs, void *arg)
@@ -70,24 +64,10 @@ static int login_job(struct store *st, struct blobstore *bs, void *arg)
     int64_t now = j->session.created;
     int rc = store_session_purge(st, now - HTTP_SESSION_IDLE, now - HTTP_SESSION_ABSOLUTE, NULL);
     if (rc == STORE_OK)
-        rc = store_login_failure_clear(st, j->account_key);
+        rc = directory_lockout_clear(st, j->email);
     if (rc == STORE_OK)
         rc = store_session_add(st, &j->session);
     return rc;
-}
-
-/* The user an address (or one of their aliases) logs in as. */
-static int find_user(struct store *st, const char *email, struct store_user *u)
-{
-    char canon[ADDR_MAX + 1];
-    if (!addr_is_valid(email) || addr_canonical(email, canon, sizeof canon) != 0)
-        return STORE_NOTFOUND;
-    int rc = store_user_get(st, canon, u);
-    if (rc != STORE_NOTFOUND)
-        return rc;
-    int64_t uid;
-    rc = store_alias_get(st, canon, &uid);
-    return rc == STORE_OK ? store_user_get_by_id(st, uid, u) : rc;
 }
 
 void http_h_login(struct http_request *req, struct http_reply *rep)
@@ -102,8 +82,8 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
         http_reply_error(rep, 400, "email or password too long");
         return;
     }
-    const struct http_lockout_policy *policy = &http_lockout_default;
-    int locked = http_lockout_check(req->st, policy, email, req->client_ip, req->now);
+    const struct directory_lockout_policy *policy = &directory_lockout_default;
+    int locked = directory_lockout_check(req->st, policy, email, req->client_ip, req->now);
     if (locked < 0) {
         http_reply_error(rep, 500, "internal error");
         return;
@@ -116,18 +96,16 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
     }
 
     struct store_user u;
-    int found = find_user(req->st, email, &u);
+    int found = directory_login_user(req->st, email, &u);
     if (found == STORE_ERR) {
         http_reply_error(rep, 500, "internal error");
         return;
     }
     int has_password = found == STORE_OK && u.pw_hash[0];
     /* Always one argon2id check, against the dummy hash when there is nothing real. */
-    int ok = password_verify(has_password ? u.pw_hash : http_dummy_hash(req->srv), password);
+    int ok = password_verify(has_password ? u.pw_hash : directory_dummy_hash(), password);
     if (!ok || !has_password) {
-        struct failure_job fj = {.now = req->now, .window = policy->window};
-        http_lockout_key_account(email, fj.account_key, sizeof fj.account_key);
-        http_lockout_key_addr(req->client_ip, fj.addr_key, sizeof fj.addr_key);
+        struct failure_job fj = {.email = email, .ip = req->client_ip, .now = req->now};
         if (http_write(req->srv, failure_job, &fj) != STORE_OK)
             log_err("http: cannot record a failed login, client=%s", req->client_ip);
         log_info("http: login failed, client=%s", req->client_ip); /* the address typed is no one's business */
@@ -147,7 +125,7 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
     http_token_hash(token, lj.session.token_hash);
     http_token_new(lj.session.csrf);
     snprintf(lj.session.client_addr, sizeof lj.session.client_addr, "%s", req->client_ip);
-    http_lockout_key_account(email, lj.account_key, sizeof lj.account_key);
+    lj.email = email;
     int rc = http_write(req->srv, login_job, &lj);
     if (rc != STORE_OK) {
         sodium_memzero(token, sizeof token);

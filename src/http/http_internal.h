@@ -173,25 +173,6 @@ int http_session_expired(const struct store_session *s, int64_t now);
  * active and not suspended. */
 int http_session_load(struct http_request *req);
 
-/* ------------------------------------------------------------------ lockout */
-
-struct http_lockout_policy {
-    unsigned account_max; /* failures per account within window before 429 */
-    unsigned addr_max;    /* failures per client address within window */
-    int64_t window;       /* seconds */
-};
-extern const struct http_lockout_policy http_lockout_default;
-
-/* Store keys: "account:EMAIL" (canonical, so unknown accounts count the same as
- * known ones) and "addr:IP". Pure. */
-void http_lockout_key_account(const char *email, char *out, size_t outlen);
-void http_lockout_key_addr(const char *ip, char *out, size_t outlen);
-/* 1 if these counts lock the login out. Pure. */
-int http_lockout_locked(const struct http_lockout_policy *p, unsigned account_failures, unsigned addr_failures);
-/* Counts both keys in the store (read): 1 locked, 0 not, -1 on a store error. */
-int http_lockout_check(struct store *st, const struct http_lockout_policy *p, const char *email, const char *ip,
-                       int64_t now);
-
 /* ------------------------------------------------------------------ writes */
 
 /* Runs job on the writer (inside the group's transaction) and waits for its
@@ -249,9 +230,6 @@ void http_h_static(struct http_request *req, struct http_reply *rep);
  * extension. Pure. */
 int http_static_path(const char *url, char *rel, size_t rellen, const char **ctype);
 
-/* The server's argon2id hash of a random password, for unknown users'
- * logins to take as long as real ones. */
-const char *http_dummy_hash(struct http_server *srv);
 /* The server's configuration (limits such as max_recipients, max_message_size). */
 const struct config *http_config(const struct http_server *srv);
 struct http_summary_cache *http_summaries(struct http_server *srv);

@@ -6,10 +6,9 @@
  * one of their aliases; at least one recipient, every one a valid address, no
  * more than the limit; attachments that decode), builds the message with
  * compose_build (mail/compose.h: Date, Message-ID, In-Reply-To/References,
- * Bcc only in the envelope) and queues it with one writer job that does what
- * queue_submit's job does (blob, blob row, message row with its recipients,
- * DIR_OUTBOUND) and, in the same transaction, adds the Sent copy to the
- * user's continuity mailbox. Either both exist after the commit or neither.
+ * Bcc only in the envelope) and queues it with queue_submit_run's writer job
+ * (blob, message row with its recipients, DIR_OUTBOUND, and the Sent copy in
+ * the same transaction: either both exist after the commit or neither).
  *
  * queue_submit itself is not used: its done() runs on the daemon's loop,
  * while this thread is one of libmicrohttpd's and waits in http_write. The
@@ -25,99 +24,20 @@
 
 #include <sodium.h>
 
+#include "directory/directory.h"
 #include "http/http_internal.h"
 #include "mail/compose.h"
+#include "queue/queue.h"
 #include "util/log.h"
 
 #define SEND_ATTACHMENTS_MAX 100
 
-/* ------------------------------------------------------------------ the writer job */
-
-struct send_job {
-    /* in */
-    char id[QUEUEID_SIZE];
-    int64_t user_id;
-    int64_t domain_id;
-    const char *sender;
-    const struct compose_result *msg;
-    /* out */
-    int64_t sent_entry;
-};
-
-/* Whether the Sent copy goes back to the customer's server when it recovers:
- * only when the domain sends its outgoing mail there too (SPEC.md
- * --outgoing-to-own-server) and is not normal now, i.e. the copy stands for
- * mail the customer's server did not see. Runs inside the job. */
-static int sent_redeliver(struct store *st, int64_t domain_id)
-{
-    struct store_domain d;
-    if (store_domain_get_by_id(st, domain_id, &d) != STORE_OK)
-        return REDELIVER_NONE;
-    if (d.continuity && d.outgoing_to_own && d.state != DOMAIN_NORMAL)
-        return REDELIVER_WAITING;
-    return REDELIVER_NONE;
-}
-
-/* The envelope recipients as the mailbox entry keeps them: comma-separated,
- * cut at the last whole address that fits (the queue rows have all of them). */
-static void rcpts_list(const struct compose_result *m, char *out, size_t outlen)
-{
-    size_t used = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        size_t need = strlen(m->rcpts[i]) + (used ? 1 : 0);
-        if (used + need >= outlen)
-            break;
-        snprintf(out + used, outlen - used, "%s%s", used ? "," : "", m->rcpts[i]);
-        used += need;
-    }
-}
-
-static int send_job(struct store *st, struct blobstore *bs, void *arg)
-{
-    struct send_job *j = arg;
-    const struct compose_result *m = j->msg;
-    int64_t now = time(NULL);
-    struct store_msg_new row = {
-        .size = m->len,
-        .sender = j->sender,
-        .prefix = "",
-        .received = now,
-        .client_addr = "",
-        .helo = "",
-        .direction = DIR_OUTBOUND,
-        .nrcpt = m->nrcpts,
-        .rcpts = (const char *const *)m->rcpts,
-    };
-    memcpy(row.id, j->id, sizeof row.id);
-    uint64_t stored = 0;
-    if (blob_put(bs, m->data, m->len, row.blob, &stored) != 0) {
-        log_err("%s: cannot store the message body (%zu bytes): %s", j->id, m->len, strerror(errno));
-        return STORE_ERR;
-    }
-    int rc = store_blob_add(st, row.blob, m->len, stored);
-    if (rc == STORE_OK)
-        rc = store_message_insert(st, &row);
-    if (rc != STORE_OK)
-        return rc;
-
-    struct store_mailbox_entry e = {
-        .user_id = j->user_id,
-        .size = m->len,
-        .received = now,
-        .folder = FOLDER_SENT,
-        .seen = 1,
-        .redeliver = sent_redeliver(st, j->domain_id),
-        .direction = DIR_OUTBOUND,
-    };
-    memcpy(e.msg_id, j->id, sizeof e.msg_id);
-    memcpy(e.blob, row.blob, sizeof e.blob);
-    snprintf(e.sender, sizeof e.sender, "%s", j->sender);
-    rcpts_list(m, e.rcpts, sizeof e.rcpts);
-    return store_mailbox_add(st, &e, stored, &j->sent_entry);
-}
-
 /* ------------------------------------------------------------------ the request */
+
+static int send_queue_job(struct store *st, struct blobstore *bs, void *arg)
+{
+    return queue_submit_run(st, bs, arg);
+}
 
 /* Everything the handler allocates, freed in one place. */
 struct send_req {
@@ -225,15 +145,6 @@ static const char *attachments(json_t *obj, struct send_req *r)
     return NULL;
 }
 
-/* 1 if from (canonical) is the user's own address or one of their aliases. */
-static int own_address(struct http_request *req, const char *from)
-{
-    if (strcmp(from, req->user.email) == 0)
-        return 1;
-    int64_t uid = 0;
-    return store_alias_get(req->st, from, &uid) == STORE_OK && uid == req->user.id;
-}
-
 void http_h_send(struct http_request *req, struct http_reply *rep)
 {
     json_t *j = req->json;
@@ -252,7 +163,7 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
         http_reply_error(rep, 400, "subject, text, html and in_reply_to must be strings");
         return;
     }
-    if (!own_address(req, from)) {
+    if (!directory_user_owns_address(req->st, &req->user, from)) {
         log_warn("http: %s [%s] tried to send as %s", req->user.email, req->client_ip, from);
         http_reply_error(rep, 403, "not your address");
         return;
@@ -302,9 +213,21 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
         return;
     }
 
-    struct send_job job = {.user_id = req->user.id, .domain_id = req->user.domain_id, .sender = from, .msg = &msg};
+    struct queue_sent_copy sent = {.user_id = req->user.id, .domain_id = req->user.domain_id};
+    struct queue_message job = {
+        .sender = from,
+        .rcpts = (const char *const *)msg.rcpts,
+        .nrcpt = msg.nrcpts,
+        .prefix = "",
+        .body = msg.data,
+        .body_len = msg.len,
+        .client_addr = req->client_ip,
+        .helo = "",
+        .direction = DIR_OUTBOUND,
+        .sent_copy = &sent,
+    };
     queueid_new(job.id);
-    rc = http_write_queued(req->srv, send_job, &job, job.id);
+    rc = http_write_queued(req->srv, send_queue_job, &job, job.id);
     if (rc != STORE_OK) {
         log_err("%s: cannot queue the message of webmail user %s (%d)", job.id, req->user.email, rc);
         compose_result_free(&msg);
@@ -318,6 +241,6 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
     /* The delivery engine was told on the loop when the write committed
      * (http_write_queued), so the message goes out at once. */
     http_reply_json(rep, 202, json_pack("{s:s, s:o, s:I}", "id", job.id, "message_id",
-                                        http_json_text(msg.message_id), "sent_id", (json_int_t)job.sent_entry));
+                                        http_json_text(msg.message_id), "sent_id", (json_int_t)sent.entry_id));
     compose_result_free(&msg);
 }

@@ -71,7 +71,6 @@ struct http_server {
     int stopping;
     unsigned writes_inflight;
 
-    char dummy_hash[PASSWORD_HASH_MAX];
     struct http_summary_cache *summaries;
 };
 
@@ -87,10 +86,6 @@ struct request_state {
     char allow[64];  /* 405 */
 };
 
-const char *http_dummy_hash(struct http_server *srv)
-{
-    return srv->dummy_hash;
-}
 
 struct http_summary_cache *http_summaries(struct http_server *srv)
 {
@@ -609,12 +604,9 @@ struct http_server *http_start(const struct config *cfg, struct store_writer *wr
     }
 
     /* Unknown users' logins check their password against this, so they take
-     * as long as known users' (no user enumeration by timing). */
-    char random_pw[HTTP_TOKEN_HEX + 1];
-    http_token_new(random_pw);
-    int hashed = password_hash(random_pw, srv->dummy_hash);
-    sodium_memzero(random_pw, sizeof random_pw);
-    if (hashed != 0) {
+     * as long as known users' (no user enumeration by timing); computed now
+     * rather than on the first login. */
+    if (!directory_dummy_hash()) {
         snprintf(err, errlen, "cannot compute a password hash (out of memory?)");
         goto fail;
     }

@@ -18,6 +18,17 @@
 #include "store/store.h"
 #include "store/writer.h"
 
+/* The Sent copy of a message an authenticated user sends (webmail or the
+ * submission port): an entry in the user's Sent folder, added in the same
+ * transaction as the queued message, so either both exist or neither. It is
+ * marked for re-delivery to the customer's server when the domain sends its
+ * outgoing mail there (continuity --outgoing-to-own-server) and is not normal. */
+struct queue_sent_copy {
+    int64_t user_id;
+    int64_t domain_id;
+    int64_t entry_id; /* out: the new Sent entry */
+};
+
 struct queue_message {
     char id[QUEUEID_SIZE];        /* set by the caller (queueid_new) so it can log it */
     const char *sender;           /* "" for the null sender */
@@ -30,6 +41,7 @@ struct queue_message {
     const char *helo;
     int direction;                /* enum store_direction */
     int is_bounce;
+    struct queue_sent_copy *sent_copy; /* NULL: none */
 };
 
 typedef void (*queue_submit_done)(int rc, void *arg);
@@ -38,6 +50,11 @@ typedef void (*queue_submit_done)(int rc, void *arg);
  * Returns 0, or -1 if the writer refused the job (done will not run). */
 int queue_submit(struct store_writer *w, const struct queue_message *m, queue_submit_done done,
                  void *arg);
+
+/* The writer job itself, for a caller that runs it through its own writer
+ * wrapper (the HTTP threads wait for the commit instead of a loop callback).
+ * Call on the writer thread inside a transaction; a STORE_* code. */
+int queue_submit_run(struct store *st, struct blobstore *bs, const struct queue_message *m);
 
 /* When to try a recipient again after its attempts-th failed attempt:
  * retry_min_backoff doubled per attempt, capped at retry_max_backoff. */

@@ -7,8 +7,10 @@
  * lives in the row, not in the blob, so identical bodies share one file. The
  * caller's done() runs on its loop once the group has committed (STORE_OK:
  * the message is on stable storage, answer 250) or failed (answer 451).
+ * Mail an authenticated user sends also gets its Sent copy in the same job.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,14 +24,63 @@ struct submit {
     void *arg;
 };
 
-static int submit_job(struct store *st, struct blobstore *bs, void *arg)
+/* Whether the Sent copy goes back to the customer's server when it recovers:
+ * only when the domain sends its outgoing mail there too and is not normal now,
+ * i.e. the copy stands for mail the customer's server did not see. */
+static int sent_redeliver(struct store *st, int64_t domain_id)
 {
-    const struct queue_message *m = ((struct submit *)arg)->m;
+    struct store_domain d;
+    if (store_domain_get_by_id(st, domain_id, &d) != STORE_OK)
+        return REDELIVER_NONE;
+    if (d.continuity && d.outgoing_to_own && d.state != DOMAIN_NORMAL)
+        return REDELIVER_WAITING;
+    return REDELIVER_NONE;
+}
+
+/* The envelope recipients as the mailbox entry keeps them: comma-separated,
+ * cut at the last whole address that fits (the queue rows have all of them). */
+static void rcpts_list(const struct queue_message *m, char *out, size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        size_t need = strlen(m->rcpts[i]) + (used ? 1 : 0);
+        if (used + need >= outlen)
+            break;
+        snprintf(out + used, outlen - used, "%s%s", used ? "," : "", m->rcpts[i]);
+        used += need;
+    }
+}
+
+static int add_sent_copy(struct store *st, const struct queue_message *m, const char *blob, int64_t now,
+                         uint64_t stored)
+{
+    struct queue_sent_copy *c = m->sent_copy;
+    struct store_mailbox_entry e = {
+        .user_id = c->user_id,
+        .size = m->body_len,
+        .received = now,
+        .folder = FOLDER_SENT,
+        .seen = 1,
+        .redeliver = sent_redeliver(st, c->domain_id),
+        .direction = DIR_OUTBOUND,
+    };
+    memcpy(e.msg_id, m->id, sizeof e.msg_id);
+    memcpy(e.blob, blob, sizeof e.blob);
+    snprintf(e.sender, sizeof e.sender, "%s", m->sender);
+    snprintf(e.prefix, sizeof e.prefix, "%s", m->prefix ? m->prefix : "");
+    rcpts_list(m, e.rcpts, sizeof e.rcpts);
+    return store_mailbox_add(st, &e, stored, &c->entry_id);
+}
+
+int queue_submit_run(struct store *st, struct blobstore *bs, const struct queue_message *m)
+{
+    int64_t now = time(NULL);
     struct store_msg_new row = {
         .size = m->body_len,
         .sender = m->sender,
         .prefix = m->prefix,
-        .received = time(NULL),
+        .received = now,
         .client_addr = m->client_addr,
         .helo = m->helo,
         .direction = m->direction,
@@ -47,7 +98,14 @@ static int submit_job(struct store *st, struct blobstore *bs, void *arg)
     int rc = store_blob_add(st, row.blob, m->body_len, stored);
     if (rc == STORE_OK)
         rc = store_message_insert(st, &row);
+    if (rc == STORE_OK && m->sent_copy)
+        rc = add_sent_copy(st, m, row.blob, now, stored);
     return rc;
+}
+
+static int submit_job(struct store *st, struct blobstore *bs, void *arg)
+{
+    return queue_submit_run(st, bs, ((struct submit *)arg)->m);
 }
 
 static void submit_done(int rc, void *arg)

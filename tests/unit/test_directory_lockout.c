@@ -1,5 +1,5 @@
 /*
- * test_http_lockout.c — login lockout counting (http_lockout.c) over a real
+ * test_directory_lockout.c — login lockout counting (directory/lockout.c) over a real
  * store in a temporary data_dir, and the session rows it sits next to
  * (store_sessions.c): the window slides, accounts and addresses count apart,
  * unknown and known accounts alike, purges and clears.
@@ -12,7 +12,6 @@
 
 #include "test_store_fixture.h"
 #include "directory/directory.h"
-#include "http/http_internal.h"
 
 struct fx {
     struct tmp_data_dir dir;
@@ -23,7 +22,7 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     char err[256];
-    if (!f || tmp_data_dir_make(&f->dir, "lb_http_lockout") != 0 || store_open(&f->dir.cfg, &f->st, err, sizeof err))
+    if (!f || tmp_data_dir_make(&f->dir, "lb_directory_lockout") != 0 || store_open(&f->dir.cfg, &f->st, err, sizeof err))
         return -1;
     *state = f;
     return 0;
@@ -41,67 +40,67 @@ static int teardown(void **state)
 static void test_pure_decision(void **state)
 {
     (void)state;
-    const struct http_lockout_policy *p = &http_lockout_default;
+    const struct directory_lockout_policy *p = &directory_lockout_default;
     assert_int_equal(p->account_max, 5);
     assert_int_equal(p->addr_max, 20);
-    assert_false(http_lockout_locked(p, 4, 19));
-    assert_true(http_lockout_locked(p, 5, 0));
-    assert_true(http_lockout_locked(p, 0, 20));
+    assert_false(directory_lockout_locked(p, 4, 19));
+    assert_true(directory_lockout_locked(p, 5, 0));
+    assert_true(directory_lockout_locked(p, 0, 20));
     char k[400];
-    http_lockout_key_account("Bob@ACME.test", k, sizeof k);
+    directory_lockout_key_account("Bob@ACME.test", k, sizeof k);
     assert_string_equal(k, "account:bob@acme.test");
-    http_lockout_key_addr("192.0.2.7", k, sizeof k);
+    directory_lockout_key_addr("192.0.2.7", k, sizeof k);
     assert_string_equal(k, "addr:192.0.2.7");
 }
 
 static void record_failure(struct store *st, const char *email, const char *ip, int64_t at)
 {
     char k[400];
-    http_lockout_key_account(email, k, sizeof k);
+    directory_lockout_key_account(email, k, sizeof k);
     assert_int_equal(store_login_failure_add(st, k, at), STORE_OK);
-    http_lockout_key_addr(ip, k, sizeof k);
+    directory_lockout_key_addr(ip, k, sizeof k);
     assert_int_equal(store_login_failure_add(st, k, at), STORE_OK);
 }
 
 static void test_account_window(void **state)
 {
     struct fx *f = *state;
-    const struct http_lockout_policy *p = &http_lockout_default;
+    const struct directory_lockout_policy *p = &directory_lockout_default;
     int64_t t0 = 1800000000;
     for (int i = 0; i < 4; i++)
         record_failure(f->st, "bob@acme.test", "192.0.2.1", t0 + i);
-    assert_int_equal(http_lockout_check(f->st, p, "bob@acme.test", "192.0.2.9", t0 + 10), 0);
+    assert_int_equal(directory_lockout_check(f->st, p, "bob@acme.test", "192.0.2.9", t0 + 10), 0);
     record_failure(f->st, "BOB@acme.test", "192.0.2.2", t0 + 5); /* another spelling, another address */
-    assert_int_equal(http_lockout_check(f->st, p, "bob@acme.test", "192.0.2.9", t0 + 10), 1);
-    assert_int_equal(http_lockout_check(f->st, p, "carol@acme.test", "192.0.2.9", t0 + 10), 0);
+    assert_int_equal(directory_lockout_check(f->st, p, "bob@acme.test", "192.0.2.9", t0 + 10), 1);
+    assert_int_equal(directory_lockout_check(f->st, p, "carol@acme.test", "192.0.2.9", t0 + 10), 0);
     /* the window slides: the first failure leaves it at t0 + window + 1 */
-    assert_int_equal(http_lockout_check(f->st, p, "bob@acme.test", "192.0.2.9", t0 + p->window), 1);
-    assert_int_equal(http_lockout_check(f->st, p, "bob@acme.test", "192.0.2.9", t0 + p->window + 1), 0);
+    assert_int_equal(directory_lockout_check(f->st, p, "bob@acme.test", "192.0.2.9", t0 + p->window), 1);
+    assert_int_equal(directory_lockout_check(f->st, p, "bob@acme.test", "192.0.2.9", t0 + p->window + 1), 0);
     /* a successful login clears the account */
     char k[400];
-    http_lockout_key_account("bob@acme.test", k, sizeof k);
+    directory_lockout_key_account("bob@acme.test", k, sizeof k);
     assert_int_equal(store_login_failure_clear(f->st, k), STORE_OK);
-    assert_int_equal(http_lockout_check(f->st, p, "bob@acme.test", "192.0.2.9", t0 + 10), 0);
+    assert_int_equal(directory_lockout_check(f->st, p, "bob@acme.test", "192.0.2.9", t0 + 10), 0);
 }
 
 static void test_address_and_unknown_accounts(void **state)
 {
     struct fx *f = *state;
-    const struct http_lockout_policy *p = &http_lockout_default;
+    const struct directory_lockout_policy *p = &directory_lockout_default;
     int64_t t0 = 1800000000;
     char email[64];
     for (int i = 0; i < 19; i++) {
         snprintf(email, sizeof email, "ghost%d@nowhere.test", i);
         record_failure(f->st, email, "198.51.100.7", t0);
     }
-    assert_int_equal(http_lockout_check(f->st, p, "bob@acme.test", "198.51.100.7", t0 + 1), 0);
+    assert_int_equal(directory_lockout_check(f->st, p, "bob@acme.test", "198.51.100.7", t0 + 1), 0);
     record_failure(f->st, "not an address", "198.51.100.7", t0);
-    assert_int_equal(http_lockout_check(f->st, p, "bob@acme.test", "198.51.100.7", t0 + 1), 1);
-    assert_int_equal(http_lockout_check(f->st, p, "bob@acme.test", "198.51.100.8", t0 + 1), 0);
+    assert_int_equal(directory_lockout_check(f->st, p, "bob@acme.test", "198.51.100.7", t0 + 1), 1);
+    assert_int_equal(directory_lockout_check(f->st, p, "bob@acme.test", "198.51.100.8", t0 + 1), 0);
     /* purge drops what no longer counts */
     unsigned n = 99;
     char k[400];
-    http_lockout_key_addr("198.51.100.7", k, sizeof k);
+    directory_lockout_key_addr("198.51.100.7", k, sizeof k);
     assert_int_equal(store_login_failure_purge(f->st, t0 + 1), STORE_OK);
     assert_int_equal(store_login_failure_count(f->st, k, 0, &n), STORE_OK);
     assert_int_equal(n, 0);
