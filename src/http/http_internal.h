@@ -229,6 +229,10 @@ void http_h_static(struct http_request *req, struct http_reply *rep);
  * plain segments of [A-Za-z0-9._-] (none starting with '.') ending in a known
  * extension. Pure. */
 int http_static_path(const char *url, char *rel, size_t rellen, const char **ctype);
+/* Finds the web root once, before the HTTP threads start: web_root (the config
+ * key) if set, else $LIFEBOAT_WEB_ROOT, else next to the executable. Logs
+ * where it serves from, or that it found nothing (the API still works). */
+void http_static_init(const char *web_root);
 
 /* The server's configuration (limits such as max_recipients, max_message_size). */
 const struct config *http_config(const struct http_server *srv);

@@ -606,6 +606,7 @@ struct http_server *http_start(const struct config *cfg, struct store_writer *wr
     /* Unknown users' logins check their password against this, so they take
      * as long as known users' (no user enumeration by timing); computed now
      * rather than on the first login. */
+    http_static_init(cfg->web_root);
     if (!directory_dummy_hash()) {
         snprintf(err, errlen, "cannot compute a password hash (out of memory?)");
         goto fail;

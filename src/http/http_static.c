@@ -10,16 +10,16 @@
  * a routing mistake must not turn into a path traversal. MHD hands us the
  * path percent-decoded, so "%2e%2e" arrives as ".." and is refused like it.
  *
- * Where the files are. LIFEBOAT_WEB_ROOT in the environment wins; otherwise
- * the daemon looks next to its own executable: ../web (a build directory in
- * the source tree) and ../share/lifeboat/web (an installed prefix). The
- * directory is found once; the files are read per request (a few kilobytes,
- * and an edited file shows on the next reload without a restart).
+ * Where the files are: the web_root config key; else LIFEBOAT_WEB_ROOT in the
+ * environment; else next to the daemon's own executable: ../web (a build
+ * directory in the source tree) and ../share/lifeboat/web (what `cmake
+ * --install` lays out). The directory is found once at start; the files are
+ * read per request (a few kilobytes, and an edited file shows on the next
+ * reload without a restart).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,8 +90,7 @@ int http_static_path(const char *url, char *rel, size_t rellen, const char **cty
 
 /* ------------------------------------------------------------------ the web root */
 
-static pthread_once_t root_once = PTHREAD_ONCE_INIT;
-static int root_fd = -1;
+static int root_fd = -1; /* set before the HTTP threads start, read-only after */
 
 static int open_dir(const char *path)
 {
@@ -101,8 +100,16 @@ static int open_dir(const char *path)
     return fd;
 }
 
-static void find_root(void)
+void http_static_init(const char *web_root)
 {
+    if (root_fd >= 0)
+        return; /* found by an earlier start in this process (tests start several) */
+    if (web_root && *web_root) {
+        root_fd = open_dir(web_root);
+        if (root_fd < 0)
+            log_err("http: web_root %s: %s", web_root, strerror(errno));
+        return;
+    }
     const char *env = getenv("LIFEBOAT_WEB_ROOT");
     if (env && *env) {
         root_fd = open_dir(env);
@@ -126,7 +133,7 @@ static void find_root(void)
         }
     }
     if (root_fd < 0)
-        log_err("http: the webmail's files are not found (set LIFEBOAT_WEB_ROOT to the web/ directory)");
+        log_err("http: the webmail's files are not found (set web_root to the web/ directory)");
 }
 
 /* Reads rel under the web root: 0 and a malloc'd buffer, or -1 (logged unless
@@ -177,7 +184,6 @@ void http_h_static(struct http_request *req, struct http_reply *rep)
         http_reply_error(rep, 404, "not found");
         return;
     }
-    pthread_once(&root_once, find_root);
     char *body = NULL;
     size_t len = 0;
     if (root_fd < 0 || read_static(rel, &body, &len) != 0) {

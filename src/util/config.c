@@ -216,6 +216,8 @@ static const struct key_def keys[] = {
     {"drain_concurrency", K_UINT, F(drain_concurrency), NULL, "a number"},
     {"drain_rate", K_UINT, F(drain_rate), NULL, "messages per second (0: no limit)"},
     {"log_level", K_LEVEL, F(log_level), NULL, "debug, info, warning or error"},
+    {"web_root", K_PATH, F(web_root), NULL, "a directory path"},
+    {"web_url", K_STRING, F(web_url), NULL, "a URL like https://mail.example.com/"},
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])

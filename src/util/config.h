@@ -53,6 +53,8 @@ struct config {
     unsigned drain_concurrency;    /* continuity recovery drain: connections per domain */
     unsigned drain_rate;           /* continuity recovery drain: messages per second, 0: no limit */
     int log_level;                 /* enum log_level */
+    char web_root[1024];           /* the webmail's files; "": $LIFEBOAT_WEB_ROOT or next to the binary */
+    char web_url[512];             /* the webmail's public URL, for links in mail; "": from hostname */
 };
 
 /* Fills every field with its SPEC.md default. */
