@@ -33,6 +33,7 @@
 
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/metrics.h"
 
 #define DRAIN_BATCH 64 /* entries read from the store at a time */
 #define SENT_HEADER "X-Lifeboat-Sent: yes\r\n"
@@ -300,6 +301,7 @@ static void item_answered(struct ditem *it)
     case CONT_DRAIN_DELIVERED:
         dr->later_streak = 0;
         dr->n_delivered++;
+        metrics_inc(METRIC_CONTINUITY_REDELIVERED);
         log_item(it, "redelivered", why);
         settle(it);
         return;

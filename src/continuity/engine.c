@@ -20,6 +20,7 @@
 
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/metrics.h"
 
 #define TICK_MS 1000          /* the table is read again, and every domain looked at, this often */
 #define PROBE_TIMEOUT_MAX 30  /* seconds a probe waits for one reply: a silent server fails the probe */
@@ -229,6 +230,7 @@ static void transition_done(int rc, void *arg)
         snprintf(cd->row.state_cause, sizeof cd->row.state_cause, "%s", t->cause);
         if (t->step.from == DOMAIN_NORMAL && t->step.to == DOMAIN_OUTAGE)
             cd->row.outage_id = t->event_id;
+        metrics_inc(METRIC_CONTINUITY_TRANSITIONS);
         log_info("continuity: domain %s %s -> %s: %s", cd->row.name, cont_state_name(t->step.from),
                  cont_state_name(t->step.to), t->cause);
     }

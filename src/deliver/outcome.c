@@ -26,6 +26,7 @@
 #include "util/log.h"
 #include "util/queueid.h"
 #include "util/timeutil.h"
+#include "util/metrics.h"
 
 struct fates {
     struct job *job;
@@ -117,6 +118,7 @@ static void sent(struct fates *f, size_t i)
     struct job *job = f->job;
     const struct smtpc_outcome *o = &job->out[i];
     record(job, i, RCPT_SENT, job->rcpts[i].attempts + 1, f->now, o->text);
+    metrics_inc(METRIC_DELIVERY_SENT);
     log_rcpt(f, i, "sent", o->dsn, o->text);
 }
 
@@ -125,6 +127,7 @@ static void bounce(struct fates *f, size_t i, const char *text)
     struct job *job = f->job;
     const struct smtpc_outcome *o = &job->out[i];
     record(job, i, RCPT_BOUNCED, job->rcpts[i].attempts + 1, f->now, text);
+    metrics_inc(METRIC_DELIVERY_BOUNCED);
     log_rcpt(f, i, "bounced", o->dsn, text);
     struct dsn_failure *df = &f->failures[f->nfail++];
     df->rcpt = job->rcpts[i].addr;
@@ -151,6 +154,7 @@ static void defer_or_expire(struct fates *f, size_t i)
     }
     unsigned attempts = job->rcpts[i].attempts + 1;
     record(job, i, RCPT_QUEUED, attempts, queue_next_attempt(cfg, attempts, f->now), f->why[i]);
+    metrics_inc(METRIC_DELIVERY_DEFERRED);
     log_rcpt(f, i, "deferred", job->out[i].dsn, f->why[i]);
 }
 
@@ -171,6 +175,7 @@ static void divert(struct fates *f, size_t i, const struct delivery_route_rcpt *
     int64_t wall_ms = (f->now - job->msg.received) * 1000;
     char total[16];
     fmt_secs(wall_ms > 0 ? wall_ms : 0, total, sizeof total);
+    metrics_inc(METRIC_CONTINUITY_DIVERTED);
     log_info("%s: to=<%s>, relay=continuity, delay=%s, status=continuity (%s)", job->msg.id, job->rcpts[i].addr,
              total, status);
 }

@@ -21,6 +21,7 @@
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/metrics.h"
 
 #define PASSWORD_INPUT_MAX 1024 /* longer "passwords" are refused before any hashing */
 
@@ -89,6 +90,7 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
         return;
     }
     if (locked) {
+        metrics_inc(METRIC_HTTP_LOGIN_FAILURES);
         log_warn("http: login locked out, client=%s", req->client_ip);
         http_reply_error(rep, 429, "too many failed logins, try again later");
         rep->retry_after = (unsigned)policy->window;
@@ -108,6 +110,7 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
         struct failure_job fj = {.email = email, .ip = req->client_ip, .now = req->now};
         if (http_write(req->srv, failure_job, &fj) != STORE_OK)
             log_err("http: cannot record a failed login, client=%s", req->client_ip);
+        metrics_inc(METRIC_HTTP_LOGIN_FAILURES);
         log_info("http: login failed, client=%s", req->client_ip); /* the address typed is no one's business */
         http_reply_error(rep, 401, "invalid credentials");
         return;
@@ -136,6 +139,7 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
     http_cookie_format(rep->set_cookie, sizeof rep->set_cookie, http_cookie_name(req->tls), token,
                        HTTP_SESSION_ABSOLUTE, req->tls);
     sodium_memzero(token, sizeof token);
+    metrics_inc(METRIC_HTTP_LOGINS);
     log_info("http: login %s, client=%s", u.email, req->client_ip);
     http_reply_json(rep, 200,
                     json_pack("{s:s, s:o, s:i, s:i}", "csrf", lj.session.csrf, "email", http_json_text(u.email),

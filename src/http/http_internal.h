@@ -210,6 +210,7 @@ int http_summary_get(struct http_summary_cache *c, struct blobstore *bs, const c
 /* ------------------------------------------------------------------ handlers */
 
 void http_h_healthz(struct http_request *req, struct http_reply *rep);
+void http_h_metrics(struct http_request *req, struct http_reply *rep);
 void http_h_login(struct http_request *req, struct http_reply *rep);
 void http_h_logout(struct http_request *req, struct http_reply *rep);
 void http_h_me(struct http_request *req, struct http_reply *rep);

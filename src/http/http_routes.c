@@ -8,6 +8,7 @@
 
 const struct http_route http_routes[] = {
     {HTTP_GET, "/healthz", http_h_healthz, 0, 0},
+    {HTTP_GET, "/metrics", http_h_metrics, 0, 0},
     {HTTP_POST, "/api/v1/login", http_h_login, ROUTE_JSON, HTTP_JSON_MAX},
     {HTTP_POST, "/api/v1/logout", http_h_logout, ROUTE_SESSION, HTTP_JSON_MAX},
     {HTTP_GET, "/api/v1/me", http_h_me, ROUTE_SESSION, 0},

@@ -33,6 +33,7 @@
 #include "directory/directory.h"
 #include "http/http_internal.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/timeutil.h"
 
 #define HTTP_MAX_DAEMONS (CONFIG_MAX_LISTEN * 2) /* an address may resolve to IPv4 and IPv6 */
@@ -252,6 +253,7 @@ static enum MHD_Result send_reply(struct http_server *srv, struct MHD_Connection
         snprintf(s, sizeof s, "%u", rep->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, s);
     }
+    metrics_inc(METRIC_HTTP_REQUESTS);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)rep->status, resp);
     MHD_destroy_response(resp);
     return ret;

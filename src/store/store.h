@@ -231,6 +231,17 @@ int store_message_delete(struct store *st, const char *id);
 /* Messages that still have queued recipients, oldest first (queue list). */
 int store_queue_list(struct store *st, int (*cb)(const struct store_msg *, void *), void *arg);
 
+/* The queue's size for /metrics: messages in the queue, recipients waiting
+ * (RCPT_QUEUED), of those the ones that failed at least once, and recipients
+ * held in continuity mailboxes (RCPT_CONTINUITY). */
+struct store_queue_stats {
+    uint64_t messages;
+    uint64_t queued;
+    uint64_t deferred;
+    uint64_t continuity;
+};
+int store_queue_stats(struct store *st, struct store_queue_stats *out);
+
 /* -------------------------------------------------------------------- blobs */
 
 /* Reference counts of blobs (the files live in blob.h's store).

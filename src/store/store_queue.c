@@ -269,6 +269,28 @@ int store_queue_list(struct store *st, int (*cb)(const struct store_msg *, void 
     return stmt_each(st, sql, s, msg_each, &e, "queue list");
 }
 
+static void read_queue_stats(sqlite3_stmt *s, void *out)
+{
+    struct store_queue_stats *q = out;
+    q->messages = (uint64_t)sqlite3_column_int64(s, 0);
+    q->queued = (uint64_t)sqlite3_column_int64(s, 1);
+    q->deferred = (uint64_t)sqlite3_column_int64(s, 2);
+    q->continuity = (uint64_t)sqlite3_column_int64(s, 3);
+}
+
+int store_queue_stats(struct store *st, struct store_queue_stats *out)
+{
+    static const char sql[] = "SELECT (SELECT count(*) FROM messages), "
+                              "coalesce(sum(state = 0), 0), coalesce(sum(state = 0 AND attempts > 0), 0), "
+                              "coalesce(sum(state = 3), 0) FROM recipients";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    *out = (struct store_queue_stats){0};
+    if (!s)
+        return STORE_ERR;
+    int rc = stmt_fetch_one(st, sql, s, read_queue_stats, out, "queue stats");
+    return rc == STORE_NOTFOUND ? STORE_OK : rc;
+}
+
 static void read_blob_name(sqlite3_stmt *s, void *out)
 {
     col_text(s, 0, out, BLOB_ID_SIZE);

@@ -2,6 +2,7 @@
  * config.c — see config.h. A table maps each key to a typed setter; the line
  * loop only splits "key = value" and reports errors with the line number.
  */
+#include "util/cidr.h"
 #include "util/config.h"
 #include "util/log.h"
 
@@ -33,6 +34,7 @@ void config_defaults(struct config *cfg)
     cfg->retry_max_backoff = 3600;
     cfg->dr_probe_interval = 30;
     cfg->archive_retention = 90 * 86400;
+    snprintf(cfg->metrics_allow, sizeof cfg->metrics_allow, "127.0.0.0/8,::1");
     snprintf(cfg->store, sizeof cfg->store, "sqlite");
     cfg->smtp_timeout = 300;
     cfg->smtp_data_timeout = 600;
@@ -178,7 +180,7 @@ static int parse_listen_list(const char *v, const char *default_port, int may_be
     }
 }
 
-enum key_type { K_STRING, K_PATH, K_LISTEN, K_UINT, K_DURATION, K_SIZE, K_HOSTPORT, K_STORE, K_LEVEL };
+enum key_type { K_STRING, K_PATH, K_LISTEN, K_UINT, K_DURATION, K_SIZE, K_HOSTPORT, K_STORE, K_LEVEL, K_CIDRS };
 
 struct key_def {
     const char *name;
@@ -218,6 +220,7 @@ static const struct key_def keys[] = {
     {"log_level", K_LEVEL, F(log_level), NULL, "debug, info, warning or error"},
     {"web_root", K_PATH, F(web_root), NULL, "a directory path"},
     {"web_url", K_STRING, F(web_url), NULL, "a URL like https://mail.example.com/"},
+    {"metrics_allow", K_CIDRS, F(metrics_allow), NULL, "comma-separated addresses or networks, or none"},
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -265,6 +268,15 @@ static int set_value(struct config *cfg, const struct key_def *k, const char *v)
             strncmp(v, "postgres://", 11) != 0)
             return -1;
         if (strlen(v) >= k->size)
+            return -1;
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    case K_CIDRS:
+        if (!strcmp(v, "none")) {
+            field[0] = '\0';
+            return 0;
+        }
+        if (strlen(v) >= k->size || cidr_list_validate(v) != 0)
             return -1;
         memcpy(field, v, strlen(v) + 1);
         return 0;

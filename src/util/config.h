@@ -55,6 +55,7 @@ struct config {
     int log_level;                 /* enum log_level */
     char web_root[1024];           /* the webmail's files; "": $LIFEBOAT_WEB_ROOT or next to the binary */
     char web_url[512];             /* the webmail's public URL, for links in mail; "": from hostname */
+    char metrics_allow[1024];      /* CIDR list of who may read /metrics; "": nobody */
 };
 
 /* Fills every field with its SPEC.md default. */

@@ -1,11 +1,11 @@
 /*
  * cidr.c — networks written as "address[/prefix]" and comma-separated lists of
- * them (see directory.h): a domain's --outbound-from, the clients that may relay
- * mail out through lifeboat. This guards the open-relay door, so parsing is
+ * them (cidr.h): a domain's --outbound-from, the clients that may relay mail
+ * out through lifeboat, and who may read /metrics. This guards the open-relay door, so parsing is
  * strict (inet_pton, a decimal prefix in range, nothing else) and anything that
  * does not parse never matches.
  */
-#include "directory/directory.h"
+#include "util/cidr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
