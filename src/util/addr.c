@@ -31,10 +31,17 @@ int addr_is_valid(const char *s)
     const char *at = strrchr(s, '@');
     if (!at || at == s || strlen(s) > ADDR_MAX || (size_t)(at - s) > 64)
         return 0;
-    for (const unsigned char *p = (const unsigned char *)s; p < (const unsigned char *)at; p++)
+    /* A quoted local part ("a@b"@example.com) may hold an @; a bare one may
+     * not, or "a@b@c" would pass as a@b at c. */
+    int quoted = s[0] == '"' && at - s >= 2 && at[-1] == '"';
+    for (const unsigned char *p = (const unsigned char *)s; p < (const unsigned char *)at; p++) {
         if (*p <= ' ' || *p == '<' || *p == '>' || *p == '(' || *p == ')' || *p == ',' ||
             *p == ';' || *p == '\\' || *p == 0x7f)
             return 0;
+        int inside = quoted && p > (const unsigned char *)s && p < (const unsigned char *)at - 1;
+        if ((*p == '@' && !inside) || (*p == '"' && !quoted))
+            return 0;
+    }
     return domain_is_valid(at + 1);
 }
 

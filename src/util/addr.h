@@ -14,7 +14,8 @@
 #define ADDR_MAX 320   /* 64 local + @ + 255 domain, RFC 5321 4.5.3.1 */
 #define DOMAIN_MAX 255
 
-/* 1 if s is a plausible "local@domain" (no spaces, no brackets, one @, both sides non-empty). */
+/* 1 if s is a plausible "local@domain": both sides non-empty, no spaces or
+ * brackets, one @ (a quoted local part, "a@b"@domain, may hold more). */
 int addr_is_valid(const char *s);
 
 /* Lower-cases s into out (outlen bytes). Returns 0, or -1 if it does not fit. */
