@@ -6,7 +6,9 @@
  * one of their aliases; at least one recipient, every one a valid address, no
  * more than the limit; attachments that decode), builds the message with
  * compose_build (mail/compose.h: Date, Message-ID, In-Reply-To/References,
- * Bcc only in the envelope) and queues it with queue_submit_run's writer job
+ * Bcc only in the envelope), signs it with the From domain's DKIM key when
+ * the domain has one (directory_dkim_sign), and queues it with
+ * queue_submit_run's writer job
  * (blob, message row with its recipients, DIR_OUTBOUND, and the Sent copy in
  * the same transaction: either both exist after the commit or neither).
  *
@@ -27,6 +29,7 @@
 #include "directory/directory.h"
 #include "http/http_internal.h"
 #include "mail/compose.h"
+#include "mail/dkim.h"
 #include "queue/queue.h"
 #include "util/log.h"
 
@@ -145,6 +148,41 @@ static const char *attachments(json_t *obj, struct send_req *r)
     return NULL;
 }
 
+/* DKIM: the signature goes in front of the message when the From domain has
+ * a key (directory_dkim_sign). A key that cannot be used is the operator's
+ * to fix, not the user's: the message then goes unsigned, with a warning, as
+ * it would through Postfix with opendkim. Returns the signed copy
+ * (malloc'd, *len its size, selector[] the s= for the log) or NULL: queue
+ * msg as it is. */
+static unsigned char *dkim_signed_copy(struct store *st, const char *qid, const char *from,
+                                       const struct compose_result *msg, size_t *len, char *selector,
+                                       size_t sellen)
+{
+    const char *domain = strrchr(from, '@') + 1; /* from is a valid address */
+    char *header = NULL;
+    char err[512];
+    if (directory_dkim_sign(st, domain, msg->data, msg->len, &header, err, sizeof err) != 0) {
+        log_warn("%s: DKIM signing for %s failed: %s; sending unsigned", qid, domain, err);
+        return NULL;
+    }
+    if (!header)
+        return NULL;
+    size_t hlen = strlen(header);
+    unsigned char *out = malloc(hlen + msg->len);
+    if (!out) {
+        log_warn("%s: DKIM signing for %s failed: out of memory; sending unsigned", qid, domain);
+        free(header);
+        return NULL;
+    }
+    memcpy(out, header, hlen);
+    memcpy(out + hlen, msg->data, msg->len);
+    *len = hlen + msg->len;
+    if (mail_dkim_header_tag(header, "s", selector, sellen) != 0)
+        snprintf(selector, sellen, "?");
+    free(header);
+    return out;
+}
+
 void http_h_send(struct http_request *req, struct http_reply *rep)
 {
     json_t *j = req->json;
@@ -227,17 +265,26 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
         .sent_copy = &sent,
     };
     queueid_new(job.id);
+    char dkim_selector[64];
+    unsigned char *signed_body =
+        dkim_signed_copy(req->st, job.id, from, &msg, &job.body_len, dkim_selector, sizeof dkim_selector);
+    if (signed_body)
+        job.body = signed_body;
     rc = http_write_queued(req->srv, send_queue_job, &job, job.id);
     if (rc != STORE_OK) {
         log_err("%s: cannot queue the message of webmail user %s (%d)", job.id, req->user.email, rc);
+        free(signed_body);
         compose_result_free(&msg);
         http_reply_error(rep, rc == HTTP_WRITE_STOPPING ? 503 : 500,
                          rc == HTTP_WRITE_STOPPING ? "shutting down" : "internal error");
         return;
     }
-    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queued from webmail user %s)", job.id, from, msg.len,
+    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queued from webmail user %s)", job.id, from, job.body_len,
              msg.nrcpts, req->user.email);
     log_info("%s: message-id=<%s>", job.id, msg.message_id);
+    if (signed_body)
+        log_info("%s: dkim=signed d=%s s=%s", job.id, strrchr(from, '@') + 1, dkim_selector);
+    free(signed_body);
     /* The delivery engine was told on the loop when the write committed
      * (http_write_queued), so the message goes out at once. */
     http_reply_json(rep, 202, json_pack("{s:s, s:o, s:I}", "id", job.id, "message_id",

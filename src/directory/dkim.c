@@ -1,0 +1,108 @@
+/*
+ * dkim.c — directory_dkim_sign (directory.h): the domain's DKIM selector and
+ * key file from the store, the key read from disk, the signing itself by
+ * mail/dkim.h.
+ *
+ * The key file is read for every message, so a new key (lifeboatctl domain
+ * set, or a new file at the same path) takes effect at once without a
+ * reload. The copy in memory is wiped before it is freed; neither the key
+ * nor anything derived from it is logged or put into err.
+ */
+#include "directory/directory.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mail/dkim.h"
+#include "util/addr.h"
+
+static int dkim_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int dkim_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Reads the whole key file into buf (at most MAIL_DKIM_KEY_MAX bytes).
+ * The length, or -1 with the reason in err. */
+static ssize_t key_read(const char *path, unsigned char *buf, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return dkim_fail(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return dkim_fail(err, errlen, "key file %s is not a regular file", path);
+    }
+    if (sb.st_size > MAIL_DKIM_KEY_MAX) {
+        close(fd);
+        return dkim_fail(err, errlen, "key file %s is larger than %d bytes", path, MAIL_DKIM_KEY_MAX);
+    }
+    size_t n = 0;
+    for (;;) {
+        /* One byte more than allowed, to notice a file that grew. */
+        ssize_t r = read(fd, buf + n, MAIL_DKIM_KEY_MAX + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            return dkim_fail(err, errlen, "cannot read key file %s: %s", path, strerror(e));
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > MAIL_DKIM_KEY_MAX) {
+            close(fd);
+            return dkim_fail(err, errlen, "key file %s is larger than %d bytes", path, MAIL_DKIM_KEY_MAX);
+        }
+    }
+    close(fd);
+    return (ssize_t)n;
+}
+
+int directory_dkim_sign(struct store *st, const char *from_domain, const unsigned char *msg, size_t len,
+                        char **header, char *err, size_t errlen)
+{
+    *header = NULL;
+    char name[DOMAIN_MAX + 1];
+    if (!from_domain || addr_canonical(from_domain, name, sizeof name) != 0)
+        return 0; /* no such domain can be ours, so it has no key */
+    struct store_domain d;
+    int rc = store_domain_get(st, name, &d);
+    if (rc == STORE_NOTFOUND)
+        return 0;
+    if (rc != STORE_OK)
+        return dkim_fail(err, errlen, "store error reading domain %s", name);
+    if (!d.dkim_selector[0] || !d.dkim_key_file[0])
+        return 0;
+
+    unsigned char *key = malloc(MAIL_DKIM_KEY_MAX + 1);
+    if (!key)
+        return dkim_fail(err, errlen, "out of memory");
+    ssize_t keylen = key_read(d.dkim_key_file, key, err, errlen);
+    rc = -1;
+    if (keylen >= 0) {
+        struct mail_dkim_signer s = {
+            .domain = d.name, .selector = d.dkim_selector, .key = key, .keylen = (size_t)keylen};
+        char why[256];
+        rc = mail_dkim_sign(&s, msg, len, header, why, sizeof why);
+        if (rc != 0)
+            dkim_fail(err, errlen, "selector %s, key file %s: %s", d.dkim_selector, d.dkim_key_file, why);
+    }
+    explicit_bzero(key, MAIL_DKIM_KEY_MAX + 1);
+    free(key);
+    return rc;
+}
