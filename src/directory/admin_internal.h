@@ -24,4 +24,8 @@ int admin_canonical(const char *s, char *out, size_t outlen);
  * a customer name). */
 int admin_text_ok(const char *s, size_t maxlen);
 
+/* 0 if path holds a private key that DKIM signing can use (dkim.c), else -1
+ * with the reason: domain set checks it so that a wrong file fails there. */
+int directory_dkim_key_file_check(const char *path, char *err, size_t errlen);
+
 #endif

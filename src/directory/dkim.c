@@ -73,6 +73,21 @@ static ssize_t key_read(const char *path, unsigned char *buf, char *err, size_t 
     return (ssize_t)n;
 }
 
+int directory_dkim_key_file_check(const char *path, char *err, size_t errlen)
+{
+    unsigned char *key = malloc(MAIL_DKIM_KEY_MAX + 1);
+    if (!key)
+        return dkim_fail(err, errlen, "out of memory");
+    ssize_t keylen = key_read(path, key, err, errlen);
+    char why[256];
+    int rc = keylen < 0 ? -1 : mail_dkim_key_check(key, (size_t)keylen, why, sizeof why);
+    if (keylen >= 0 && rc != 0)
+        dkim_fail(err, errlen, "key file %s: %s", path, why);
+    explicit_bzero(key, MAIL_DKIM_KEY_MAX + 1);
+    free(key);
+    return rc;
+}
+
 int directory_dkim_sign(struct store *st, const char *from_domain, const unsigned char *msg, size_t len,
                         char **header, char *err, size_t errlen)
 {

@@ -169,6 +169,11 @@ static int dkim_key_canonical(const char *domain, const char *file, char *out, s
         return admin_fail(err, errlen, "domain %s: DKIM key %.200s is not a readable file", domain, file);
     if (strlen(abs) >= outlen)
         return admin_fail(err, errlen, "domain %s: DKIM key path is too long", domain);
+    /* The contents too: the selector's .txt record or a public key given by
+     * mistake must fail now, not as a warning on every message sent. */
+    char why[512];
+    if (directory_dkim_key_file_check(abs, why, sizeof why) != 0)
+        return admin_fail(err, errlen, "domain %s: DKIM %s", domain, why);
     memcpy(out, abs, strlen(abs) + 1);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "test_directory_fixture.h"
+#include "test_dkim_helpers.h"
 #include "util/log.h"
 
 static int setup(void **state)
@@ -30,7 +31,7 @@ static void populate(struct fixture *f)
     assert_ok(directory_domain_add(f->st, "Acme.TEST", "acme", "mx.acme.test", ERR));
     assert_ok(directory_domain_add(f->st, "acme.example", "acme", "mx.acme.test:2525", ERR));
     assert_ok(directory_domain_add(f->st, "other.test", "other", "[192.0.2.25]:25", ERR));
-    assert_ok(directory_user_add(f->st, "Bob@Acme.Test", "Bob Builder", "user", "s3cret", 1, ERR));
+    assert_ok(directory_user_add(f->st, "Bob@Acme.Test", "Bob Builder", "user", "s3cret-pass", 1, ERR));
     assert_ok(directory_user_add(f->st, "carol@acme.test", NULL, NULL, NULL, 0, ERR));
     assert_ok(directory_user_add(f->st, "dave@other.test", NULL, "admin", NULL, 1, ERR));
 }
@@ -127,10 +128,22 @@ static void test_domain_set(void **state)
     snprintf(want, sizeof want, "domain acme.test: DKIM key %s is not a readable file", key);
     dkim.dkim_key_file = key;
     assert_refused(directory_domain_set(f->st, "acme.test", &dkim, ERR), want);
+    /* A file that is no private key is refused at set time, not at the first message. */
     FILE *kf = fopen(key, "w");
     assert_non_null(kf);
     fputs("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", kf);
     fclose(kf);
+    assert_int_equal(directory_domain_set(f->st, "acme.test", &dkim, ERR), -1);
+    assert_non_null(strstr(f->err, "domain acme.test: DKIM key file "));
+    EVP_PKEY *pk = tk_rsa(1024);
+    size_t pemlen = 0;
+    unsigned char *pem = tk_private(pk, TK_PKCS8_PEM, &pemlen);
+    kf = fopen(key, "w");
+    assert_non_null(kf);
+    assert_int_equal(fwrite(pem, 1, pemlen, kf), pemlen);
+    fclose(kf);
+    free(pem);
+    EVP_PKEY_free(pk);
     assert_ok(directory_domain_set(f->st, "acme.test", &dkim, ERR));
     assert_int_equal(store_domain_get(f->st, "acme.test", &d), STORE_OK);
     assert_string_equal(d.dkim_selector, "s1");
@@ -163,7 +176,7 @@ static void test_users(void **state)
     assert_int_equal(u.active, 1);
     assert_int_equal(u.suspended, 0);
     assert_int_equal(strncmp(u.pw_hash, "$argon2id$", 10), 0);
-    assert_true(password_verify(u.pw_hash, "s3cret"));
+    assert_true(password_verify(u.pw_hash, "s3cret-pass"));
     assert_int_equal(store_user_get(f->st, "carol@acme.test", &u), STORE_OK);
     assert_string_equal(u.pw_hash, "");
     assert_int_equal(u.active, 0);
@@ -171,21 +184,21 @@ static void test_users(void **state)
     assert_int_equal(u.role, ROLE_ADMIN);
 
     /* user set */
-    struct directory_user_changes ch = {.active = 1, .suspended = -1, .password = "n3w", .alt_email = "Carol@Home.example",
+    struct directory_user_changes ch = {.active = 1, .suspended = -1, .password = "n3w-password", .alt_email = "Carol@Home.example",
                                         .role = "operator"};
     assert_ok(directory_user_set(f->st, "CAROL@acme.test", &ch, ERR));
     assert_int_equal(store_user_get(f->st, "carol@acme.test", &u), STORE_OK);
     assert_int_equal(u.active, 1);
     assert_int_equal(u.role, ROLE_OPERATOR);
     assert_string_equal(u.alt_email, "carol@home.example");
-    assert_true(password_verify(u.pw_hash, "n3w"));
+    assert_true(password_verify(u.pw_hash, "n3w-password"));
 
     struct directory_user_changes suspend = {.active = -1, .suspended = 1};
     assert_ok(directory_user_set(f->st, "carol@acme.test", &suspend, ERR));
     assert_int_equal(store_user_get(f->st, "carol@acme.test", &u), STORE_OK);
     assert_int_equal(u.suspended, 1);
     assert_int_equal(u.active, 1);
-    assert_true(password_verify(u.pw_hash, "n3w")); /* untouched */
+    assert_true(password_verify(u.pw_hash, "n3w-password")); /* untouched */
     struct directory_user_changes activate = {.active = 1, .suspended = -1};
     assert_ok(directory_user_set(f->st, "carol@acme.test", &activate, ERR));
     assert_int_equal(store_user_get(f->st, "carol@acme.test", &u), STORE_OK);
