@@ -48,6 +48,10 @@ static const struct command commands[] = {
     {"alias", "add", ctl_alias_add, "EMAIL ALIAS"},
     {"alias", "del", ctl_alias_del, "ALIAS"},
     {"alias", "list", ctl_alias_list, "[EMAIL] [--json]"},
+    {"policy", "set", ctl_policy_set,
+     "CUSTOMER [--min-length N] [--upper] [--lower] [--digit] [--special] [--no-upper] [--no-lower] "
+     "[--no-digit] [--no-special]"},
+    {"policy", "show", ctl_policy_show, "CUSTOMER [--json]"},
     {"mailbox", "list", ctl_mailbox_list, "EMAIL [--folder INBOX|Sent|Trash] [--json]"},
     {"queue", "list", ctl_queue_list, "[--json]"},
     {"queue", "show", ctl_queue_show, "ID [--json]"},

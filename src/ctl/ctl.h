@@ -142,6 +142,8 @@ int ctl_continuity_disable(struct ctl *c, int argc, char **argv);
 int ctl_continuity_status(struct ctl *c, int argc, char **argv);
 int ctl_continuity_events(struct ctl *c, int argc, char **argv);
 int ctl_mailbox_list(struct ctl *c, int argc, char **argv);
+int ctl_policy_set(struct ctl *c, int argc, char **argv);
+int ctl_policy_show(struct ctl *c, int argc, char **argv);
 int ctl_config_check(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -234,4 +234,52 @@ int directory_continuity_disable(struct store *st, const char *domain, int *was_
 /* "normal", "outage", "recovering" (SPEC's names for enum domain_state). */
 const char *directory_state_name(int state);
 
+/* ---------------------------------------------------------------- password policy
+ *
+ * What a new password must look like (password_policy.c), per customer
+ * (lifeboatctl policy set), applied wherever a password is set: the webmail's
+ * password change and reset, lifeboatctl user add/set. A customer without a
+ * policy of its own gets password_policy_default: at least 8 characters, no
+ * class of characters required. Length is counted in characters (UTF-8 code
+ * points). Always refused, whatever the policy: more than PASSWORD_BYTES_MAX
+ * bytes, invalid UTF-8, control characters. */
+
+#define PASSWORD_BYTES_MAX 1024
+#define PASSWORD_POLICY_DEFAULT_LENGTH 8
+#define PASSWORD_POLICY_LENGTH_MAX 256 /* the largest minimum a policy may ask for */
+#define PASSWORD_POLICY_MSG_MAX 256    /* room for the longest message of the check */
+
+struct password_policy {
+    unsigned min_length;              /* characters */
+    int upper, lower, digit, special; /* 1: at least one of that class */
+};
+extern const struct password_policy password_policy_default;
+
+/* 0 when password satisfies p, else -1 with one message naming every rule it
+ * fails, e.g. "password must be at least 12 characters and contain an
+ * upper-case letter and a digit". msg may be NULL. Pure. */
+int password_policy_check(const struct password_policy *p, const char *password, char *msg, size_t msglen);
+/* "at least 12 characters, with an upper-case letter and a digit". Pure. */
+void password_policy_describe(const struct password_policy *p, char *out, size_t outlen);
+
+/* The customer's policy, or the defaults (*is_default = 1; may be NULL).
+ * STORE_OK or STORE_ERR. */
+int directory_password_policy_get(struct store *st, int64_t customer_id, struct password_policy *out,
+                                  int *is_default);
+/* Checks a new password of a user of domain_id against their customer's
+ * policy: 0 acceptable, 1 refused (msg says why, as password_policy_check),
+ * -1 on a store error (msg says so). */
+int directory_password_check(struct store *st, int64_t domain_id, const char *password, char *msg,
+                             size_t msglen);
+
+/* policy set: min_length -1 leaves it, else 1..PASSWORD_POLICY_LENGTH_MAX;
+ * each class 1 (required), 0 (not required) or -1 (unchanged). Starts from the
+ * customer's policy or the defaults. result (may be NULL) gets the new policy. */
+struct directory_policy_changes {
+    long min_length;
+    int upper, lower, digit, special;
+};
+int directory_password_policy_set(struct store *st, const char *customer, const struct directory_policy_changes *ch,
+                                  struct password_policy *result, char *err, size_t errlen);
+
 #endif

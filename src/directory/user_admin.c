@@ -4,8 +4,9 @@
  * An address is either a user or an alias, never both, and an alias only
  * points into the same customer's domains: an alias is a way to receive mail,
  * so one customer must not be able to claim another customer's addresses.
- * Passwords are hashed before the transaction starts, so the write lock is
- * never held for the length of an argon2id computation.
+ * Passwords are checked against the customer's password policy and hashed
+ * before the transaction starts, so the write lock is never held for the
+ * length of an argon2id computation.
  */
 #include "directory/admin_internal.h"
 #include "directory/directory.h"
@@ -20,6 +21,21 @@ static int address_canonical(const char *what, const char *addr, char out[ADDR_M
 {
     if (!addr || admin_canonical(addr, out, ADDR_MAX + 1) != 0 || !addr_is_valid(out))
         return admin_fail(err, errlen, "%s \"%.200s\" is not a valid address", what, addr ? addr : "");
+    return 0;
+}
+
+/* Checks a new password against the policy of the customer owning domain_id
+ * (the message is the one the webmail gives, after "user EMAIL: "). Read
+ * before the transaction, as the hash is made: a policy changed in between
+ * applies from the next password on. */
+static int check_policy(struct store *st, int64_t domain_id, const char *email, const char *password, char *err,
+                        size_t errlen)
+{
+    char why[PASSWORD_POLICY_MSG_MAX];
+    if (!*password)
+        return 0; /* hash_new_password refuses it as empty, the clearer message */
+    if (directory_password_check(st, domain_id, password, why, sizeof why) != 0)
+        return admin_fail(err, errlen, "user %s: %s", email, why);
     return 0;
 }
 
@@ -50,8 +66,17 @@ int directory_user_add(struct store *st, const char *email, const char *name, co
             return admin_fail(err, errlen, "user %s: the name is too long or has control characters", u.email);
         memcpy(u.name, name, strlen(name) + 1);
     }
-    if (password && hash_new_password(u.email, password, u.pw_hash, err, errlen) != 0)
-        return -1;
+    if (password) {
+        /* An unknown domain is refused in the transaction below. */
+        struct store_domain pd;
+        int prc = store_domain_get(st, addr_domain(u.email), &pd);
+        if (prc == STORE_ERR)
+            return admin_fail(err, errlen, "user %s: store error", u.email);
+        if (prc == STORE_OK && check_policy(st, pd.id, u.email, password, err, errlen) != 0)
+            return -1;
+        if (hash_new_password(u.email, password, u.pw_hash, err, errlen) != 0)
+            return -1;
+    }
     u.active = activate ? 1 : 0;
     u.created = time_now();
 
@@ -125,8 +150,17 @@ int directory_user_set(struct store *st, const char *email, const struct directo
     char pw_hash[PASSWORD_HASH_MAX];
     if (address_canonical("user", email, canon, err, errlen) != 0)
         return -1;
-    if (ch->password && hash_new_password(canon, ch->password, pw_hash, err, errlen) != 0)
-        return -1;
+    if (ch->password) {
+        /* An unknown user is refused in the transaction below. */
+        struct store_user pu;
+        int prc = store_user_get(st, canon, &pu);
+        if (prc == STORE_ERR)
+            return admin_fail(err, errlen, "user %s: store error", canon);
+        if (prc == STORE_OK && check_policy(st, pu.domain_id, canon, ch->password, err, errlen) != 0)
+            return -1;
+        if (hash_new_password(canon, ch->password, pw_hash, err, errlen) != 0)
+            return -1;
+    }
     if (admin_begin(st, err, errlen) != 0) {
         sodium_memzero(pw_hash, sizeof pw_hash);
         return -1;

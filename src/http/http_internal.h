@@ -224,6 +224,10 @@ void http_h_message_raw(struct http_request *req, struct http_reply *rep);
 void http_h_send(struct http_request *req, struct http_reply *rep);
 void http_h_message_attachment(struct http_request *req, struct http_reply *rep);
 void http_h_static(struct http_request *req, struct http_reply *rep);
+/* http_password.c: password change and reset (SPEC.md "HTTP API"). */
+void http_h_password(struct http_request *req, struct http_reply *rep);
+void http_h_password_reset_request(struct http_request *req, struct http_reply *rep);
+void http_h_password_reset_confirm(struct http_request *req, struct http_reply *rep);
 
 /* The webmail's files (http_static.c): url ("/" means "/index.html") to the
  * path under the web root in rel and its Content-Type; -1 for anything but

@@ -21,6 +21,10 @@ const struct http_route http_routes[] = {
     {HTTP_GET, "/api/v1/messages/:id/raw", http_h_message_raw, ROUTE_SESSION, 0},
     {HTTP_POST, "/api/v1/send", http_h_send, ROUTE_SESSION | ROUTE_JSON, HTTP_SEND_MAX},
     {HTTP_GET, "/api/v1/messages/:id/attachments/:n", http_h_message_attachment, ROUTE_SESSION, 0},
+    {HTTP_POST, "/api/v1/password", http_h_password, ROUTE_SESSION | ROUTE_JSON, HTTP_JSON_MAX},
+    /* No session: the user forgot the password. The reset token is the credential. */
+    {HTTP_POST, "/api/v1/password-reset/request", http_h_password_reset_request, ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_POST, "/api/v1/password-reset/confirm", http_h_password_reset_confirm, ROUTE_JSON, HTTP_JSON_MAX},
     /* The webmail's files (web/, http_static.c): each one listed, nothing else served. */
     {HTTP_GET, "/", http_h_static, 0, 0},
     {HTTP_GET, "/index.html", http_h_static, 0, 0},

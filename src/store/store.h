@@ -435,4 +435,60 @@ int store_login_failure_clear(struct store *st, const char *key);
 /* Forgets every failure before before (they no longer count). */
 int store_login_failure_purge(struct store *st, int64_t before);
 
+/* ------------------------------------------------------ passwords (policy, reset) */
+
+/*
+ * Password policies per customer and password reset tokens (store_password.c,
+ * migration 4). The rules (defaults, what a password must contain) are
+ * directory's; here only their records. A reset token is never stored: token_hash
+ * is the hex SHA-256 of the token mailed to the user (http computes it).
+ */
+
+struct store_password_policy {
+    int64_t customer_id;
+    unsigned min_length; /* in characters (UTF-8 code points) */
+    int upper, lower, digit, special; /* 1: at least one of that class is required */
+};
+
+/* STORE_NOTFOUND when the customer has no policy of its own. */
+int store_password_policy_get(struct store *st, int64_t customer_id, struct store_password_policy *out);
+/* Creates or replaces the customer's policy. STORE_NOTFOUND: no such customer. */
+int store_password_policy_set(struct store *st, const struct store_password_policy *p);
+
+/* Sets a user's password hash and deletes the user's sessions but the one
+ * whose token hash is keep_session (NULL or "": all of them), in one unit.
+ * STORE_NOTFOUND: no such user. */
+int store_user_set_password(struct store *st, int64_t user_id, const char *pw_hash, const char *keep_session);
+
+#define PASSWORD_RESET_HASH_SIZE 65 /* SHA-256 in hex + NUL */
+
+struct store_password_reset {
+    char token_hash[PASSWORD_RESET_HASH_SIZE];
+    int64_t user_id;
+    int64_t created;
+    int64_t expires;
+    int64_t used; /* when it was used or voided; 0: usable until expires */
+};
+
+/* STORE_EXISTS if the hash is taken, STORE_NOTFOUND if the user is not. */
+int store_password_reset_add(struct store *st, const struct store_password_reset *r);
+/* Any state (used, expired): the caller decides. */
+int store_password_reset_get(struct store *st, const char *token_hash, struct store_password_reset *out);
+/* Uses a token: only an unused one that has not expired at now.
+ * STORE_NOTFOUND when there is none such (unknown, used, voided, expired). */
+int store_password_reset_use(struct store *st, const char *token_hash, int64_t now);
+/* Voids every unused token of the user (a newer request, a reset done). */
+int store_password_reset_void_user(struct store *st, int64_t user_id, int64_t now);
+/* Tokens made for the user at or after since, used or not (reset mails sent). */
+int store_password_reset_count(struct store *st, int64_t user_id, int64_t since, unsigned *count);
+/* Deletes the tokens that expired before before. */
+int store_password_reset_purge(struct store *st, int64_t before);
+
+/* Reset requests per client address, for their rate limit: one row each;
+ * count those at or after since; forget those before before. */
+int store_password_reset_request_add(struct store *st, const char *client_addr, int64_t at);
+int store_password_reset_request_count(struct store *st, const char *client_addr, int64_t since,
+                                       unsigned *count);
+int store_password_reset_request_purge(struct store *st, int64_t before);
+
 #endif

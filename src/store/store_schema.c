@@ -11,8 +11,9 @@
  *
  * To change the schema, append a migration; never edit one that has shipped.
  * 1: directory, queue, blob references. 2: continuity (domain state, events,
- * mailboxes). 3: webmail sessions and login failures. Expected next: the
- * archive (an FTS5 index).
+ * mailboxes). 3: webmail sessions and login failures. 4: password policies and
+ * password reset tokens. 5: the archive (entries, participants, an FTS5
+ * index, legal holds) and the audit trail.
  *
  * Addresses and domain names are stored lower-case and compared with COLLATE
  * NOCASE (ASCII folding, like util/addr.h), so a lookup by any spelling hits the
@@ -183,6 +184,38 @@ static const struct migration migrations[] = {
      "  at INTEGER NOT NULL);"
      "CREATE INDEX login_failures_key ON login_failures(key, at);"
      "CREATE INDEX login_failures_at ON login_failures(at);"},
+
+    {4, "password policies and password resets",
+     /* One row per customer that has a policy (lifeboatctl policy set); a
+      * customer without one gets directory's defaults. */
+     "CREATE TABLE password_policy ("
+     "  customer_id INTEGER PRIMARY KEY REFERENCES customers(id) ON DELETE CASCADE,"
+     "  min_length INTEGER NOT NULL,"
+     "  require_upper INTEGER NOT NULL DEFAULT 0,"
+     "  require_lower INTEGER NOT NULL DEFAULT 0,"
+     "  require_digit INTEGER NOT NULL DEFAULT 0,"
+     "  require_special INTEGER NOT NULL DEFAULT 0);"
+     /* Reset tokens mailed to a user's alternate address (store_password.c).
+      * Only the SHA-256 of the token is kept. used is when it was used or
+      * voided by a newer request, 0 while it is usable. The rows outlive their
+      * use until they expire: they are also the count of reset mails per
+      * account for the rate limit. */
+     "CREATE TABLE password_resets ("
+     "  token_hash TEXT PRIMARY KEY,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  created INTEGER NOT NULL,"
+     "  expires INTEGER NOT NULL,"
+     "  used INTEGER NOT NULL DEFAULT 0"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX password_resets_user ON password_resets(user_id, created);"
+     "CREATE INDEX password_resets_expires ON password_resets(expires);"
+     /* Reset requests per client address, one row each, for the rate limit
+      * (login_failures has its own, shorter window and purge). */
+     "CREATE TABLE password_reset_requests ("
+     "  client_addr TEXT NOT NULL,"
+     "  at INTEGER NOT NULL);"
+     "CREATE INDEX password_reset_requests_addr ON password_reset_requests(client_addr, at);"
+     "CREATE INDEX password_reset_requests_at ON password_reset_requests(at);"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
