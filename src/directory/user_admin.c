@@ -174,6 +174,10 @@ int directory_user_set(struct store *st, const char *email, const struct directo
     else if ((rc = user_apply(&u, ch, ch->password ? pw_hash : NULL, err, errlen)) == 0 &&
              store_user_update(st, &u) != STORE_OK)
         rc = admin_fail(err, errlen, "user %s: store error", canon);
+    /* A password set by an administrator (a leaked one, a user who left)
+     * ends the user's webmail sessions, as the user's own change does. */
+    else if (rc == 0 && ch->password && store_user_set_password(st, u.id, pw_hash, NULL) != STORE_OK)
+        rc = admin_fail(err, errlen, "user %s: store error", canon);
     sodium_memzero(&u, sizeof u);
     sodium_memzero(pw_hash, sizeof pw_hash);
     return admin_end(st, rc, err, errlen);

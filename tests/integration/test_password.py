@@ -197,7 +197,11 @@ def test_ctl_policy_set_show_and_user_passwords(web):  # noqa: F811
     assert cp.returncode == 1
     assert cp.stderr == "lifeboatctl: user dave@acme.test: password must contain a digit and a special character\n"
     assert logs_in(web, "bob@acme.test", PASSWORD) == 200
+    before = Client(web.http_port)
+    assert before.login("bob@acme.test", PASSWORD).status == 200
     web.ctl_ok("user", "set", "bob@acme.test", "--password-stdin", input="it is 12 chars+1\n")
+    # A password set by an administrator ends the user's sessions.
+    assert before.request("GET", "/api/v1/me").status == 401
     assert logs_in(web, "bob@acme.test", "it is 12 chars+1") == 200
     web.ctl_ok("user", "add", "dave@acme.test", "--password-stdin", "--activate", input="dave's pass: 7 7 7\n")
     assert logs_in(web, "dave@acme.test", "dave's pass: 7 7 7") == 200
