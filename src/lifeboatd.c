@@ -111,8 +111,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         return;
     }
     if (strcmp(fresh.data_dir, d->cfg.data_dir) != 0 || strcmp(fresh.store, d->cfg.store) != 0 ||
-        memcmp(&fresh.smtp_listen, &d->cfg.smtp_listen, sizeof fresh.smtp_listen) != 0)
-        log_warn("reload: data_dir, store and smtp_listen changes take effect after a restart");
+        memcmp(&fresh.smtp_listen, &d->cfg.smtp_listen, sizeof fresh.smtp_listen) != 0 ||
+        memcmp(&fresh.submission_listen, &d->cfg.submission_listen, sizeof fresh.submission_listen) != 0)
+        log_warn("reload: data_dir, store, smtp_listen and submission_listen changes take effect after a restart");
     if (smtpd_reload(d->smtpd, &fresh) != 0) {
         log_err("reload: smtpd refused the new configuration (TLS certificate?), keeping the old one");
         return;

@@ -16,10 +16,11 @@
  * write timeout closes the connection).
  *
  * Lifetime: a session is freed from the top of a libevent callback only (never
- * while a command is being handled). While its message is with the writer
- * (SS_SUBMIT) the transaction must stay alive: if the connection is lost then,
- * only the socket is closed and the memory is freed when the writer's done
- * callback arrives (session_txn.c).
+ * while a command is being handled). While its message is with a worker or the
+ * writer (SS_SUBMIT), or its AUTH is being checked (SS_AUTH), the session must
+ * stay alive: if the connection is lost then, only the socket is closed and
+ * the memory is freed when the done callback arrives (session_txn.c,
+ * session_submission.c, session_auth.c).
  */
 #include "smtpd/smtpd_int.h"
 
@@ -31,6 +32,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <sodium.h>
 
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -178,6 +180,8 @@ static void log_disconnect(struct session *s)
 /* Frees the memory of a session whose connection is closed. */
 void session_destroy(struct session *s)
 {
+    session_auth_abandon(s);
+    free(s->user);
     txn_free(&s->txn);
     if (s->close_timer)
         event_free(s->close_timer);
@@ -199,7 +203,7 @@ static void session_close_connection(struct session *s)
         event_del(s->close_timer);
     if (s->srv)
         smtpd_connection_closed(s->srv, s, s->ip);
-    if (s->state != SS_SUBMIT)
+    if (!SESSION_WAITING(s))
         session_destroy(s);
 }
 
@@ -260,6 +264,8 @@ void session_drain(struct session *s)
 {
     if (!s->bev || s->closing)
         return;
+    if (s->state == SS_AUTH_LINE)
+        session_auth_abandon(s); /* a client that types slowly does not hold up the shutdown */
     if (s->state == SS_CMD && !s->txn.active) {
         session_replyf(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
                        s->srv->cfg.hostname);
@@ -271,9 +277,9 @@ void session_drain(struct session *s)
 
 void session_abort(struct session *s)
 {
-    if (s->state == SS_SUBMIT) {
-        /* The writer still holds the transaction: close the socket, let go of
-         * the server, and leave the memory to the done callback. */
+    if (SESSION_WAITING(s)) {
+        /* A worker or the writer still holds the session: close the socket,
+         * let go of the server, and leave the memory to the done callback. */
         session_close_connection(s);
         smtpd_session_freed(s->srv, s);
         s->srv = NULL;
@@ -295,7 +301,10 @@ static int next_command(struct session *s)
     size_t avail = evbuffer_get_length(in);
     if (avail == 0)
         return 0;
-    size_t window = avail < SMTP_PARAM_LINE_MAX ? avail : SMTP_PARAM_LINE_MAX;
+    /* The submission port takes longer lines: AUTH with its initial response,
+     * and SASL responses. */
+    size_t max = s->submission ? SMTP_AUTH_LINE_MAX : SMTP_PARAM_LINE_MAX;
+    size_t window = avail < max ? avail : max;
     struct evbuffer_ptr end;
     evbuffer_ptr_set(in, &end, window, EVBUFFER_PTR_SET);
     struct evbuffer_ptr lf = evbuffer_search_range(in, "\n", 1, NULL, &end);
@@ -307,25 +316,34 @@ static int next_command(struct session *s)
         }
         evbuffer_drain(in, (size_t)lf.pos + 1);
         s->discarding_line = 0;
+        if (s->state == SS_AUTH_LINE) { /* a SASL response no credentials need */
+            s->failed[SMTP_AUTH]++;
+            session_auth_abandon(s);
+        }
         session_error(s, smtp_reply_line_too_long);
         return 1;
     }
     if (lf.pos < 0) {
-        if (avail < SMTP_PARAM_LINE_MAX)
+        if (avail < max)
             return 0; /* a partial line: wait for the rest */
         /* Too long to be a command: drop it as it comes, answer at its end. */
         s->discarding_line = 1;
         evbuffer_drain(in, window);
         return 1;
     }
-    char line[SMTP_PARAM_LINE_MAX + 1];
+    char line[SMTP_AUTH_LINE_MAX + 1];
     size_t n = (size_t)lf.pos + 1;
     evbuffer_remove(in, line, n);
     n--; /* the LF */
     if (n > 0 && line[n - 1] == '\r')
         n--;
     line[n] = '\0';
-    session_command(s, line, n);
+    if (s->state == SS_AUTH_LINE)
+        session_auth_line(s, line, n);
+    else
+        session_command(s, line, n);
+    /* A line may hold a password (AUTH PLAIN's initial response). */
+    sodium_memzero(line, n);
     return 1;
 }
 
@@ -370,7 +388,7 @@ static int skip_chunk(struct session *s)
 void session_process(struct session *s)
 {
     while (s->bev && !s->closing) {
-        if (s->state == SS_SUBMIT)
+        if (SESSION_WAITING(s))
             return;
         /* A client that does not read its replies gets no more of them, and
          * we stop reading from it (libevent would otherwise keep calling
@@ -384,6 +402,7 @@ void session_process(struct session *s)
         int progress;
         switch (s->state) {
         case SS_CMD:
+        case SS_AUTH_LINE:
             progress = next_command(s);
             break;
         case SS_DATA:
@@ -400,7 +419,8 @@ void session_process(struct session *s)
         if (!progress)
             break;
     }
-    if (s->bev && !s->closing && s->srv && s->srv->draining && s->state == SS_CMD && !s->txn.active)
+    if (s->bev && !s->closing && s->srv && s->srv->draining && (s->state == SS_CMD || s->state == SS_AUTH_LINE) &&
+        !s->txn.active)
         session_drain(s);
 }
 
@@ -496,7 +516,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
         return;
     }
     /* The output drained: commands held back by SMTPD_OUTPUT_MAX can go on. */
-    if (s->output_blocked && s->state != SS_SUBMIT) {
+    if (s->output_blocked && !SESSION_WAITING(s)) {
         s->output_blocked = 0;
         bufferevent_enable(s->bev, EV_READ);
     }
@@ -517,9 +537,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
-        if (s->state == SS_SUBMIT) {
-            return; /* not reading while the writer works; resume re-arms */
-        }
+        if (SESSION_WAITING(s))
+            return; /* the client waits for us, not we for it; resume re-arms */
         if ((what & BEV_EVENT_READING) && !s->closing) {
             log_info("timeout after %s from [%s]", s->last_verb, s->ip);
             session_replyf(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg.hostname);

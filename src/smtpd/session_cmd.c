@@ -4,9 +4,14 @@
  *
  * RCPT is accepted when the domain is hosted (and, with recipient_check on,
  * the address is a known user or alias), or — for any domain — when the client
- * address is in some hosted domain's --outbound-from networks. Everything else
- * gets 554 5.7.1. A directory that cannot be read gives 451 4.3.0, never a
- * guess: the sender retries.
+ * address is in some hosted domain's --outbound-from networks, or the client
+ * authenticated on the submission port. Everything else gets 554 5.7.1. A
+ * directory that cannot be read gives 451 4.3.0, never a guess: the sender
+ * retries.
+ *
+ * On the submission port nothing is accepted before AUTH (530), and AUTH is
+ * offered only after STARTTLS (session_auth.c); MAIL FROM must then be one of
+ * the user's own addresses.
  */
 #include "smtpd/smtpd_int.h"
 
@@ -57,7 +62,9 @@ static int cmd_helo(struct session *s, const struct smtp_cmd *cmd)
     session_reply(s, "250-ENHANCEDSTATUSCODES");
     if (s->srv->tls && !s->tls)
         session_reply(s, "250-STARTTLS");
-    /* The submission issue adds "250-AUTH PLAIN LOGIN" here (submission, after TLS). */
+    /* Passwords only travel encrypted: AUTH on the submission port, after STARTTLS. */
+    if (s->submission && s->tls)
+        session_reply(s, "250-AUTH PLAIN LOGIN");
     session_reply(s, "250 CHUNKING");
     return 0;
 }
@@ -81,10 +88,12 @@ static int cmd_mail(struct session *s, const struct smtp_cmd *cmd)
         session_close_after_flush(s);
         return -1;
     }
-    if (s->submission && !s->authenticated) {
+    if (s->submission && !s->user) {
         session_error(s, "530 5.7.0 Authentication required");
         return -1;
     }
+    if (s->user && session_auth_check_sender(s, cmd->path) != 0)
+        return -1;
     if (cmd->has_size && cfg->max_message_size && cmd->size > cfg->max_message_size) {
         session_error(s, "552 5.3.4 Message size exceeds fixed limit");
         return -1;
@@ -182,7 +191,11 @@ static int cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
     t->accepted++;
     if (!t->queue_id[0]) {
         queueid_new(t->queue_id);
-        log_info("%s: client=[%s]", t->queue_id, s->ip);
+        if (s->user)
+            log_info("%s: client=[%s], sasl_method=%s, sasl_username=%s", t->queue_id, s->ip,
+                     sasl_mech_name(s->auth_mech), s->user->email);
+        else
+            log_info("%s: client=[%s]", t->queue_id, s->ip);
     }
     session_reply(s, "250 2.1.5 Ok");
     return 0;
@@ -270,21 +283,6 @@ static int cmd_starttls(struct session *s)
     return 0;
 }
 
-static int cmd_auth(struct session *s)
-{
-    if (!s->submission) {
-        session_error(s, "503 5.5.1 Error: authentication not enabled");
-        return -1;
-    }
-    if (!s->tls) {
-        session_error(s, "538 5.7.11 Encryption required for requested authentication mechanism");
-        return -1;
-    }
-    /* The submission service (AUTH PLAIN/LOGIN) arrives with its own issue. */
-    session_error(s, "504 5.5.4 Unrecognized authentication type");
-    return -1;
-}
-
 static void junk(struct session *s)
 {
     /* Postfix's smtpd_junk_command_limit: a session that only NOOPs holds a
@@ -360,15 +358,17 @@ void session_command(struct session *s, const char *line, size_t len)
         r = -1;
         break;
     case SMTP_HELP:
-        session_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"
-                         " STARTTLS");
+        session_reply(s, s->submission ? "214 2.0.0 Commands: HELO EHLO AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT"
+                                         " VRFY HELP STARTTLS"
+                                       : "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"
+                                         " STARTTLS");
         junk(s);
         break;
     case SMTP_STARTTLS:
         r = cmd_starttls(s);
         break;
     case SMTP_AUTH:
-        r = cmd_auth(s);
+        r = session_cmd_auth(s, &cmd);
         break;
     default:
         session_error(s, "500 5.5.1 Error: command not recognized");

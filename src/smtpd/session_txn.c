@@ -7,6 +7,10 @@
  * the only copy of the message made here is the one the reader already made
  * from the socket buffers. While the writer stores it the session reads nothing
  * more, and answers 250 (on stable storage) or 451 when done() arrives.
+ *
+ * On the submission port the message first goes through
+ * session_submission.c (the From rule, Date, Message-ID, DKIM), and is then
+ * queued here as outbound mail with a copy in the user's Sent folder.
  */
 #include "smtpd/smtpd_int.h"
 
@@ -19,6 +23,7 @@
 
 void txn_free(struct txn *t)
 {
+    submission_job_free(t->sub);
     smtp_data_free(&t->data);
     free(t->arena);
     free(t->rcpt_off);
@@ -36,6 +41,7 @@ void txn_reset(struct txn *t)
     size_t rcpt_cap = t->rcpt_cap;
     uint32_t *slots = t->slots;
     size_t nslots = t->nslots;
+    submission_job_free(t->sub);
     smtp_data_free(&t->data);
     free(t->rcpt_ptrs);
     memset(t, 0, sizeof *t);
@@ -159,7 +165,7 @@ static void submit_done(int rc, void *arg)
     session_resume(s);
 }
 
-static void submit(struct session *s)
+void txn_submit(struct session *s)
 {
     struct txn *t = &s->txn;
     struct smtp_data *d = &t->data;
@@ -198,9 +204,15 @@ static void submit(struct session *s)
     m->client_addr = s->ip;
     m->helo = s->helo_name;
     /* Mail only to domains we do not host is outbound relay (allowed by
-     * --outbound-from); anything for a hosted domain is inbound. */
-    m->direction = t->nhosted == 0 ? DIR_OUTBOUND : DIR_INBOUND;
+     * --outbound-from); anything for a hosted domain is inbound. What an
+     * authenticated user sends is theirs, outbound, wherever it goes, and
+     * kept in their Sent folder. */
+    m->direction = t->nhosted == 0 || s->user ? DIR_OUTBOUND : DIR_INBOUND;
     m->is_bounce = 0;
+    if (s->user) {
+        t->sent = (struct queue_sent_copy){.user_id = s->user->id, .domain_id = s->user->domain_id};
+        m->sent_copy = &t->sent;
+    }
 
     /* Nothing more is read from this client until the writer answers. */
     s->state = SS_SUBMIT;
@@ -247,5 +259,8 @@ void session_data_segment_done(struct session *s)
         session_error(s, "554 5.4.6 Error: too many hops (mail loop?)");
         return;
     }
-    submit(s);
+    if (s->user)
+        session_submission_finish(s);
+    else
+        txn_submit(s);
 }

@@ -283,3 +283,21 @@ const char *smtp_data_reply(const struct smtp_data *d)
         return NULL;
     }
 }
+
+int smtp_data_prepend(struct smtp_data *d, const void *text, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (d->len + n > d->cap) {
+        unsigned char *nb = realloc(d->buf, d->len + n);
+        if (!nb)
+            return -1;
+        d->buf = nb;
+        d->cap = d->len + n;
+    }
+    if (d->len)
+        memmove(d->buf + n, d->buf, d->len);
+    memcpy(d->buf, text, n);
+    d->len += n;
+    return 0;
+}

@@ -76,6 +76,10 @@ size_t smtp_data_feed(struct smtp_data *d, const void *in, size_t len);
 /* 1 when the current DATA body or BDAT chunk has been read completely. */
 int smtp_data_segment_done(const struct smtp_data *d);
 
+/* Puts n octets in front of a complete body (fields the submission port adds:
+ * Date, Message-ID, DKIM-Signature). 0, or -1 when out of memory (d unchanged). */
+int smtp_data_prepend(struct smtp_data *d, const void *text, size_t n);
+
 /* The reply for d->error, without CRLF (NULL when there is no error). */
 const char *smtp_data_reply(const struct smtp_data *d);
 

@@ -769,8 +769,9 @@ int smtp_parse_command(const char *line, size_t len, unsigned flags, struct smtp
         return SMTP_PARSE_ERROR;
     }
     cmd->verb = def->verb;
-    size_t limit = (def->verb == SMTP_MAIL || def->verb == SMTP_RCPT) ? SMTP_PARAM_LINE_MAX
-                                                                      : SMTP_CMD_LINE_MAX;
+    size_t limit = def->verb == SMTP_MAIL || def->verb == SMTP_RCPT ? SMTP_PARAM_LINE_MAX
+                   : def->verb == SMTP_AUTH                         ? SMTP_AUTH_LINE_MAX
+                                                                    : SMTP_CMD_LINE_MAX;
     if (len + 2 > limit) {
         cmd->reply = smtp_reply_line_too_long;
         return SMTP_PARSE_ERROR;

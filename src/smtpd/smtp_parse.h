@@ -30,6 +30,9 @@
 /* MAIL and RCPT lines may be longer by the parameters they carry (RFC 1869
  * 4.1.2, RFC 3461 5): we allow this many octets, CRLF included. */
 #define SMTP_PARAM_LINE_MAX 1024
+/* AUTH may carry a SASL initial response (RFC 4954 4 allows 12288 octets);
+ * the submission port takes lines up to this long (smtpd/sasl.h). */
+#define SMTP_AUTH_LINE_MAX 4128
 
 #define SMTP_DOMAIN_MAX 255
 #define SMTP_AUTH_MECH_MAX 20   /* RFC 4422 3.1: 1 to 20 characters */

@@ -6,7 +6,12 @@
  * Limits are checked at accept time, before any memory is spent on the
  * client: past smtp_max_connections, or smtp_client_limit sessions from one
  * address, the client gets a 421 written straight to the new socket, which is
- * closed at once.
+ * closed at once. Port 25 and submission sessions share the limits.
+ *
+ * The submission listeners (submission_listen) need a certificate: AUTH is
+ * only offered after STARTTLS, so without one they could never be used, and
+ * the server refuses to start (or to reload) rather than run a port that
+ * cannot work.
  */
 #include "smtpd/smtpd_int.h"
 
@@ -20,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mail/message_view.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -48,6 +54,85 @@ static int queue_submit_job(void *arg, const struct queue_message *m, queue_subm
 {
     struct smtpd *s = arg;
     return queue_submit(s->deps.writer, m, done, done_arg);
+}
+
+static int dir_login_locked(void *arg, const char *login, const char *ip, int64_t now)
+{
+    struct smtpd *s = arg;
+    return directory_lockout_check(s->deps.store, &directory_lockout_default, login, ip, now);
+}
+
+static int dir_login_user(void *arg, const char *login, struct store_user *u)
+{
+    struct smtpd *s = arg;
+    return directory_login_user(s->deps.store, login, u);
+}
+
+/* The lockout's writer job: its own copy of the attempt, and the caller's done. */
+struct login_job {
+    char login[SASL_AUTHCID_MAX + 1];
+    char ip[64];
+    int64_t now;
+    int ok;
+    store_done_fn done;
+    void *done_arg;
+};
+
+static int login_job_run(struct store *st, struct blobstore *bs, void *arg)
+{
+    (void)bs;
+    struct login_job *j = arg;
+    if (j->ok)
+        return directory_lockout_clear(st, j->login);
+    return directory_lockout_record_failure(st, &directory_lockout_default, j->login, j->ip, j->now);
+}
+
+static void login_job_done(int rc, void *arg)
+{
+    struct login_job *j = arg;
+    store_done_fn done = j->done;
+    void *done_arg = j->done_arg;
+    free(j);
+    done(rc, done_arg);
+}
+
+static int dir_login_record(void *arg, const struct smtpd_login *l, store_done_fn done, void *done_arg)
+{
+    struct smtpd *s = arg;
+    struct login_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return -1;
+    snprintf(j->login, sizeof j->login, "%s", l->login);
+    snprintf(j->ip, sizeof j->ip, "%s", l->ip);
+    j->now = l->now;
+    j->ok = l->ok;
+    j->done = done;
+    j->done_arg = done_arg;
+    if (store_writer_submit(s->deps.writer, login_job_run, login_job_done, j) != 0) {
+        free(j);
+        return -1;
+    }
+    return 0;
+}
+
+static int dir_owns_address(void *arg, struct store *st, const struct store_user *u, const char *addr)
+{
+    (void)arg;
+    if (!st)
+        return STORE_ERR;
+    return directory_user_owns_address(st, u, addr);
+}
+
+static int dir_dkim_sign(void *arg, struct store *st, const char *domain, const unsigned char *msg, size_t len,
+                         char **header, char *err, size_t errlen)
+{
+    (void)arg;
+    *header = NULL;
+    if (!st) {
+        snprintf(err, errlen, "no store connection");
+        return -1;
+    }
+    return directory_dkim_sign(st, domain, msg, len, header, err, errlen);
 }
 
 /* ------------------------------------------------------------------ accepting */
@@ -221,7 +306,7 @@ static int listen_on(struct smtpd *s, const struct config_listen *la, int submis
         s->nlisteners++;
         char ip[64];
         peer_text(ai->ai_addr, ip, sizeof ip);
-        log_info("listening for SMTP on [%s]:%s", ip, la->port);
+        log_info("listening for %s on [%s]:%s", submission ? "submission" : "SMTP", ip, la->port);
     }
     freeaddrinfo(res);
     return rc;
@@ -257,11 +342,23 @@ struct smtpd *smtpd_start_with(struct event_base *base, const struct config *cfg
         s->backend.lookup_rcpt = dir_lookup_rcpt;
         s->backend.may_relay = dir_may_relay;
         s->backend.submit = queue_submit_job;
+        s->backend.login_locked = dir_login_locked;
+        s->backend.login_user = dir_login_user;
+        s->backend.login_record = dir_login_record;
+        s->backend.owns_address = dir_owns_address;
+        s->backend.dkim_sign = dir_dkim_sign;
         s->backend.arg = s;
     }
+    mail_init(); /* GMime, for the From rule on the workers: once per process, thread-safe */
     s->accept_pause = evtimer_new(base, resume_accepting, s);
     if (!s->accept_pause || client_table_init(&s->clients, CLIENT_BUCKETS) != 0) {
         snprintf(err, errlen, "out of memory");
+        smtpd_free(s);
+        return NULL;
+    }
+    if (cfg->submission_listen.count && !cfg->tls_cert_file[0]) {
+        snprintf(err, errlen, "submission_listen needs tls_cert_file and tls_key_file: AUTH is only offered "
+                              "after STARTTLS");
         smtpd_free(s);
         return NULL;
     }
@@ -272,13 +369,25 @@ struct smtpd *smtpd_start_with(struct event_base *base, const struct config *cfg
             return NULL;
         }
     }
+    /* The submission port's workers (argon2id, DKIM). The unit tests, with a
+     * backend of their own, get them without store connections. */
+    if (cfg->submission_listen.count || backend) {
+        s->work = smtpd_work_start(base, cfg, !backend, err, errlen);
+        if (!s->work) {
+            smtpd_free(s);
+            return NULL;
+        }
+    }
     for (size_t i = 0; i < cfg->smtp_listen.count; i++)
         if (listen_on(s, &cfg->smtp_listen.addr[i], 0, err, errlen) != 0) {
             smtpd_free(s);
             return NULL;
         }
-    /* submission_listen (AUTH after STARTTLS) is the submission issue's: the
-     * sessions already carry the flag (listen_on(..., 1, ...)). */
+    for (size_t i = 0; i < cfg->submission_listen.count; i++)
+        if (listen_on(s, &cfg->submission_listen.addr[i], 1, err, errlen) != 0) {
+            smtpd_free(s);
+            return NULL;
+        }
     return s;
 }
 
@@ -306,6 +415,10 @@ unsigned smtpd_session_count(const struct smtpd *s)
 
 int smtpd_reload(struct smtpd *s, const struct config *cfg)
 {
+    if (s->cfg.submission_listen.count && !cfg->tls_cert_file[0]) {
+        log_err("reload: the submission port is open and needs tls_cert_file");
+        return -1;
+    }
     SSL_CTX *tls = NULL;
     if (cfg->tls_cert_file[0]) {
         char err[512];
@@ -319,9 +432,10 @@ int smtpd_reload(struct smtpd *s, const struct config *cfg)
         SSL_CTX_free(s->tls);
     s->tls = tls;
     /* The listeners stay as they are; everything else applies from now on. */
-    struct config_listen_list listen = s->cfg.smtp_listen;
+    struct config_listen_list listen = s->cfg.smtp_listen, submission = s->cfg.submission_listen;
     s->cfg = *cfg;
     s->cfg.smtp_listen = listen;
+    s->cfg.submission_listen = submission;
     return 0;
 }
 
@@ -332,6 +446,9 @@ void smtpd_free(struct smtpd *s)
     close_listeners(s);
     while (s->sessions)
         session_abort(s->sessions);
+    /* Sessions whose AUTH or message a worker still holds are freed by the
+     * done callbacks this runs. */
+    smtpd_work_free(s->work);
     client_table_free(&s->clients);
     if (s->accept_pause)
         event_free(s->accept_pause);

@@ -6,6 +6,11 @@
  *   session.c        one connection: I/O, timeouts, pipelining, STARTTLS, closing
  *   session_cmd.c    the commands: the SMTP state machine and the RCPT policy
  *   session_txn.c    the mail transaction: recipients, end of data, queue_submit
+ *   session_auth.c   AUTH on the submission port: the SASL exchange, the password check
+ *   session_submission.c  the end of a submitted message: From rule, added fields, DKIM
+ *   sasl.c           SASL PLAIN and LOGIN (pure)
+ *   submission_msg.c the header checks and additions of submission (pure)
+ *   workers.c        the threads that run argon2id and DKIM off the loop
  *   tls.c            the server's SSL_CTX
  *   client_table.c   sessions per client address
  */
@@ -25,20 +30,44 @@
 #include "mail/received.h"
 #include "queue/queue.h"
 #include "smtpd/client_table.h"
+#include "smtpd/sasl.h"
 #include "smtpd/smtp_data.h"
 #include "smtpd/smtp_parse.h"
 #include "smtpd/smtpd.h"
 #include "util/config.h"
 #include "util/queueid.h"
 
-/* The server's view of the rest of lifeboat. smtpd_start wires it to
- * directory_lookup_rcpt, directory_client_may_relay and queue_submit; the unit
- * tests put their own in. */
+/* One AUTH attempt's outcome, for the lockout's writer job. */
+struct smtpd_login {
+    const char *login; /* the authentication identity as typed */
+    const char *ip;
+    int64_t now;
+    int ok; /* 1: a good login clears the account's failures; 0: record a failure */
+};
+
+/* The server's view of the rest of lifeboat. smtpd_start wires it to the
+ * directory (recipients, relay permission, logins, the From rule, DKIM) and
+ * queue_submit; the unit tests put their own in. Hooks run on the loop thread
+ * unless said otherwise. */
 struct smtpd_backend {
     int (*lookup_rcpt)(void *arg, const char *addr, struct rcpt_lookup *out); /* STORE_OK/ERR */
     int (*may_relay)(void *arg, const char *client_ip);                       /* 1, 0, STORE_ERR */
     int (*submit)(void *arg, const struct queue_message *m, queue_submit_done done, void *done_arg);
     void *arg;
+
+    /* The submission port. The lockout (1 locked, 0 not, -1 store error) and
+     * the user a login name stands for (STORE_OK, STORE_NOTFOUND, STORE_ERR). */
+    int (*login_locked)(void *arg, const char *login, const char *ip, int64_t now);
+    int (*login_user)(void *arg, const char *login, struct store_user *u);
+    /* Records the outcome through the writer; done runs on the loop. 0, or -1
+     * (the writer is stopping: done will not run). l is copied. */
+    int (*login_record)(void *arg, const struct smtpd_login *l, store_done_fn done, void *done_arg);
+    /* 1 if addr (canonical) is u's address or alias, 0 if not, STORE_ERR. On
+     * the loop with the loop's connection, or on a worker with its own (st). */
+    int (*owns_address)(void *arg, struct store *st, const struct store_user *u, const char *addr);
+    /* On a worker: directory_dkim_sign's contract. */
+    int (*dkim_sign)(void *arg, struct store *st, const char *domain, const unsigned char *msg, size_t len,
+                     char **header, char *err, size_t errlen);
 };
 
 /* After this many error replies in one session: 421 and close (Postfix's
@@ -54,7 +83,32 @@ struct smtpd_backend {
 
 #define SMTPD_MAX_LISTENERS (2 * CONFIG_MAX_LISTEN * 4)
 
+/* Worker threads for argon2id and DKIM (workers.c). Each argon2id check holds
+ * 64 MB while it runs, so a few are enough; AUTHs beyond them wait in line. */
+#define SMTPD_WORKERS 2
+
 struct session;
+
+/* A piece of work for the worker threads (workers.c), embedded in whatever
+ * owns it; that owner stays alive until done() has run. */
+struct smtpd_work_item {
+    struct smtpd_work_item *next;
+    void (*run)(struct smtpd_work_item *it, struct store *st); /* worker thread; st may be NULL */
+    void (*done)(struct smtpd_work_item *it);                  /* loop thread */
+    int ran; /* 0 in done(): the pool stopped before running it */
+};
+
+struct smtpd_work;
+
+/* Starts SMTPD_WORKERS threads; with_store: each opens its own store
+ * connection for cfg. NULL with err filled. */
+struct smtpd_work *smtpd_work_start(struct event_base *base, const struct config *cfg, int with_store, char *err,
+                                    size_t errlen);
+/* From the loop thread. 0, or -1 when the pool is stopping (done will not run). */
+int smtpd_work_submit(struct smtpd_work *w, struct smtpd_work_item *it);
+/* Joins the threads (after their current item), calls done() for every item
+ * left, frees w. On the loop thread. */
+void smtpd_work_free(struct smtpd_work *w);
 
 struct smtpd_listener {
     struct evconnlistener *l;
@@ -68,6 +122,7 @@ struct smtpd {
     struct smtpd_deps deps;
     struct smtpd_backend backend;
     SSL_CTX *tls; /* NULL: no certificate, no STARTTLS */
+    struct smtpd_work *work; /* NULL when there is no submission port */
 
     struct smtpd_listener listeners[SMTPD_MAX_LISTENERS];
     size_t nlisteners;
@@ -129,10 +184,15 @@ struct txn {
     int bdat_used;        /* BDAT was given */
     struct smtp_data data;
 
+    /* Submission: the end-of-data work (session_submission.c), alive from the
+     * end of the data until the message is queued or refused. */
+    struct submission_job *sub;
+
     /* Alive from queue_submit until its done callback. */
     const char **rcpt_ptrs;
     char prefix[RECEIVED_MAX];
     struct queue_message qm;
+    struct queue_sent_copy sent;
 };
 
 enum session_state {
@@ -140,8 +200,14 @@ enum session_state {
     SS_DATA,    /* reading a DATA body */
     SS_BDAT,    /* reading a BDAT chunk */
     SS_SKIP,    /* reading a BDAT chunk that has no transaction, to discard it */
-    SS_SUBMIT,  /* the message is with the writer; input is not read */
+    SS_SUBMIT,  /* the message is with a worker or the writer; input is not read */
+    SS_AUTH_LINE, /* reading a SASL response line */
+    SS_AUTH,    /* the credentials are being checked; commands wait */
 };
+
+/* The session must stay alive for a callback (the writer, a worker): closing
+ * the connection then leaves the memory to that callback. */
+#define SESSION_WAITING(s) ((s)->state == SS_SUBMIT || (s)->state == SS_AUTH)
 
 struct session {
     struct session *prev, *next;
@@ -151,10 +217,13 @@ struct session {
     int64_t close_deadline_ms;
 
     char ip[64];
-    int submission;      /* the submission port: AUTH required (a later issue) */
+    int submission;      /* the submission port: AUTH required */
     int tls;
     int authenticated;
     char tls_info[128];
+    struct session_auth *auth;  /* an AUTH exchange in progress (session_auth.c) */
+    struct store_user *user;    /* after AUTH: who the client is */
+    enum sasl_mech auth_mech;
 
     enum session_state state;
     int helo;            /* 0: none yet, 1: HELO, 2: EHLO */
@@ -204,7 +273,25 @@ int session_start_tls(struct session *s);
 /* session_cmd.c */
 void session_command(struct session *s, const char *line, size_t len);
 
+/* session_auth.c */
+int session_cmd_auth(struct session *s, const struct smtp_cmd *cmd);
+/* A line of the SASL exchange (state SS_AUTH_LINE). */
+void session_auth_line(struct session *s, const char *line, size_t len);
+/* Ends an exchange waiting for the client's line (shutdown); frees s->auth. */
+void session_auth_abandon(struct session *s);
+/* The user's MAIL FROM: 0, or -1 with the reply sent. */
+int session_auth_check_sender(struct session *s, const char *path);
+
+/* session_submission.c */
+/* The end of a message on the submission port: checks and completes it on a
+ * worker, then queues it (txn_submit). */
+void session_submission_finish(struct session *s);
+void submission_job_free(struct submission_job *j);
+
 /* session_txn.c */
+/* Hands the message to the queue (state SS_SUBMIT until its done callback);
+ * on failure the client has its 451 and the state is SS_CMD again. */
+void txn_submit(struct session *s);
 void txn_reset(struct txn *t);
 void txn_free(struct txn *t);
 /* Adds a canonical address: 1 added, 0 already there, -1 out of memory. */

@@ -2,8 +2,14 @@
  * test_smtpd_harness.h — drives the real SMTP server (src/smtpd) over
  * socketpairs in one thread: a fake directory and queue behind it
  * (struct smtpd_backend), a client that pumps the server's event loop while it
- * waits, and an optional TLS client for STARTTLS. Shared by test_smtpd_session.c
- * and test_smtpd_script.c; static functions only.
+ * waits, and an optional TLS client for STARTTLS. Shared by test_smtpd_session.c,
+ * test_smtpd_script.c and test_smtpd_auth.c; static functions only.
+ *
+ * The fake directory for the submission port: alice@acme.test (alias
+ * sales@acme.test) with password "alice-secret" (real argon2id hashes),
+ * bob@acme.test suspended and carol@acme.test not activated (passwords
+ * "bob-secret", "carol-secret"); a login is locked after FAKE_LOCKOUT_MAX
+ * recorded failures.
  */
 #ifndef TEST_SMTPD_HARNESS_H
 #define TEST_SMTPD_HARNESS_H
@@ -21,6 +27,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -43,6 +50,8 @@ struct captured {
     int direction;
     char client_addr[64];
     char helo[256];
+    int has_sent_copy;
+    int64_t sent_user_id, sent_domain_id;
 };
 
 enum fake_submit_mode {
@@ -64,7 +73,28 @@ struct fake {
     void *done_arg;
     int pending_rc;
     unsigned queued_cb; /* on_queued calls */
+
+    /* The submission port's directory. */
+    struct fake_login {
+        char login[SASL_AUTHCID_MAX + 1];
+        unsigned failures;
+    } logins[16];
+    size_t nlogins;
+    unsigned login_lookups, records_ok, records_failed;
+    int login_error;          /* login_user answers STORE_ERR */
+    int hold_records;         /* keep login_record's done until fake_complete_record() */
+    struct {
+        store_done_fn done;
+        void *arg;
+    } held[8];
+    size_t nheld;
+    int dkim_mode;            /* 0 no key, 1 sign, -1 fail */
+    unsigned dkim_calls;
+    char dkim_domain[256];
+    char *dkim_input;         /* the message as signed (malloc'd) */
 };
+
+#define FAKE_LOCKOUT_MAX 3
 
 static __attribute__((unused)) int fake_lookup(void *arg, const char *addr, struct rcpt_lookup *out)
 {
@@ -134,6 +164,11 @@ static __attribute__((unused)) int fake_submit(void *arg, const struct queue_mes
         c->direction = m->direction;
         snprintf(c->client_addr, sizeof c->client_addr, "%s", m->client_addr);
         snprintf(c->helo, sizeof c->helo, "%s", m->helo);
+        c->has_sent_copy = m->sent_copy != NULL;
+        if (m->sent_copy) {
+            c->sent_user_id = m->sent_copy->user_id;
+            c->sent_domain_id = m->sent_copy->domain_id;
+        }
     }
     f->done = done;
     f->done_arg = darg;
@@ -147,6 +182,155 @@ static __attribute__((unused)) void fake_complete(struct fake *f, int rc)
 {
     f->pending_rc = rc;
     fake_fire(-1, 0, f);
+}
+
+/* ---- the fake directory of the submission port */
+
+static struct fake_login *fake_login_slot(struct fake *f, const char *login)
+{
+    char canon[SASL_AUTHCID_MAX + 1];
+    if (addr_canonical(login, canon, sizeof canon) != 0)
+        snprintf(canon, sizeof canon, "%s", login);
+    for (size_t i = 0; i < f->nlogins; i++)
+        if (strcmp(f->logins[i].login, canon) == 0)
+            return &f->logins[i];
+    if (f->nlogins == sizeof f->logins / sizeof f->logins[0])
+        return NULL;
+    struct fake_login *l = &f->logins[f->nlogins++];
+    snprintf(l->login, sizeof l->login, "%s", canon);
+    l->failures = 0;
+    return l;
+}
+
+static __attribute__((unused)) int fake_login_locked(void *arg, const char *login, const char *ip, int64_t now)
+{
+    (void)ip;
+    (void)now;
+    struct fake_login *l = fake_login_slot(arg, login);
+    return l && l->failures >= FAKE_LOCKOUT_MAX;
+}
+
+/* Hashed once per process: argon2id is slow on purpose. */
+static const char *fake_hash(int who)
+{
+    static char hashes[3][PASSWORD_HASH_MAX];
+    static const char *const passwords[3] = {"alice-secret", "bob-secret", "carol-secret"};
+    if (!hashes[who][0] && password_hash(passwords[who], hashes[who]) != 0)
+        return "";
+    return hashes[who];
+}
+
+static __attribute__((unused)) int fake_login_user(void *arg, const char *login, struct store_user *u)
+{
+    struct fake *f = arg;
+    f->login_lookups++;
+    if (f->login_error)
+        return STORE_ERR;
+    char canon[ADDR_MAX + 1];
+    if (!addr_is_valid(login) || addr_canonical(login, canon, sizeof canon) != 0)
+        return STORE_NOTFOUND;
+    int who = strcmp(canon, "alice@acme.test") == 0 || strcmp(canon, "sales@acme.test") == 0 ? 0
+              : strcmp(canon, "bob@acme.test") == 0                                         ? 1
+              : strcmp(canon, "carol@acme.test") == 0                                       ? 2
+                                                                                            : -1;
+    if (who < 0)
+        return STORE_NOTFOUND;
+    static const char *const emails[3] = {"alice@acme.test", "bob@acme.test", "carol@acme.test"};
+    memset(u, 0, sizeof *u);
+    u->id = 7 + who;
+    u->domain_id = 3;
+    snprintf(u->email, sizeof u->email, "%s", emails[who]);
+    snprintf(u->pw_hash, sizeof u->pw_hash, "%s", fake_hash(who));
+    u->active = who != 2;
+    u->suspended = who == 1;
+    return STORE_OK;
+}
+
+struct fake_record {
+    struct fake *f;
+    store_done_fn done;
+    void *arg;
+};
+
+static void fake_record_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct fake_record r = *(struct fake_record *)arg;
+    free(arg);
+    r.done(STORE_OK, r.arg);
+}
+
+static __attribute__((unused)) int fake_login_record(void *arg, const struct smtpd_login *l, store_done_fn done,
+                                                     void *done_arg)
+{
+    struct fake *f = arg;
+    struct fake_login *slot = fake_login_slot(f, l->login);
+    if (l->ok) {
+        f->records_ok++;
+        if (slot)
+            slot->failures = 0;
+    } else {
+        f->records_failed++;
+        if (slot)
+            slot->failures++;
+    }
+    if (f->hold_records && f->nheld < sizeof f->held / sizeof f->held[0]) {
+        f->held[f->nheld].done = done;
+        f->held[f->nheld++].arg = done_arg;
+        return 0;
+    }
+    struct fake_record *r = malloc(sizeof *r);
+    *r = (struct fake_record){f, done, done_arg};
+    event_base_once(f->base, -1, EV_TIMEOUT, fake_record_fire, r, NULL);
+    return 0;
+}
+
+/* Lets the oldest held record finish. */
+static __attribute__((unused)) void fake_complete_record(struct fake *f)
+{
+    if (!f->nheld)
+        return;
+    store_done_fn done = f->held[0].done;
+    void *arg = f->held[0].arg;
+    memmove(&f->held[0], &f->held[1], --f->nheld * sizeof f->held[0]);
+    done(STORE_OK, arg);
+}
+
+/* Runs on the loop (MAIL FROM) and on a worker (the From header). */
+static __attribute__((unused)) int fake_owns_address(void *arg, struct store *st, const struct store_user *u,
+                                                     const char *addr)
+{
+    (void)arg;
+    (void)st;
+    if (strcmp(addr, "fail@acme.test") == 0)
+        return STORE_ERR;
+    if (strcmp(u->email, "alice@acme.test") == 0)
+        return strcmp(addr, "alice@acme.test") == 0 || strcmp(addr, "sales@acme.test") == 0;
+    return strcmp(addr, u->email) == 0;
+}
+
+/* On a worker. */
+static __attribute__((unused)) int fake_dkim_sign(void *arg, struct store *st, const char *domain,
+                                                  const unsigned char *msg, size_t len, char **header, char *err,
+                                                  size_t errlen)
+{
+    (void)st;
+    struct fake *f = arg;
+    f->dkim_calls++;
+    snprintf(f->dkim_domain, sizeof f->dkim_domain, "%s", domain);
+    free(f->dkim_input);
+    f->dkim_input = malloc(len + 1);
+    memcpy(f->dkim_input, msg, len);
+    f->dkim_input[len] = '\0';
+    *header = NULL;
+    if (f->dkim_mode < 0) {
+        snprintf(err, errlen, "key file unreadable");
+        return -1;
+    }
+    if (f->dkim_mode > 0)
+        *header = strdup("DKIM-Signature: v=1; d=acme.test; s=fake;\r\n\tb=c2lnbmF0dXJl\r\n");
+    return 0;
 }
 
 static __attribute__((unused)) void fake_on_queued(void *arg, const char *id)
@@ -171,6 +355,9 @@ static __attribute__((unused)) struct harness *harness_new(void (*cfg_tweak)(str
     struct harness *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
+    /* The submission workers hand their results to the loop from their own
+     * threads, as in lifeboatd. */
+    evthread_use_pthreads();
     h->base = event_base_new();
     config_defaults(&h->cfg);
     snprintf(h->cfg.hostname, sizeof h->cfg.hostname, "mx.lifeboat.test");
@@ -179,7 +366,17 @@ static __attribute__((unused)) struct harness *harness_new(void (*cfg_tweak)(str
         cfg_tweak(&h->cfg);
     h->fake.base = h->base;
     struct smtpd_deps deps = {.on_queued = fake_on_queued, .on_queued_arg = &h->fake};
-    struct smtpd_backend be = {fake_lookup, fake_may_relay, fake_submit, &h->fake};
+    struct smtpd_backend be = {
+        .lookup_rcpt = fake_lookup,
+        .may_relay = fake_may_relay,
+        .submit = fake_submit,
+        .arg = &h->fake,
+        .login_locked = fake_login_locked,
+        .login_user = fake_login_user,
+        .login_record = fake_login_record,
+        .owns_address = fake_owns_address,
+        .dkim_sign = fake_dkim_sign,
+    };
     char err[512];
     h->srv = smtpd_start_with(h->base, &h->cfg, &deps, &be, err, sizeof err);
     if (!h->srv) {
@@ -199,6 +396,7 @@ static __attribute__((unused)) void harness_free(struct harness *h)
     event_base_free(h->base);
     for (size_t i = 0; i < h->fake.nmsgs; i++)
         free(h->fake.msgs[i].body);
+    free(h->fake.dkim_input);
     free(h);
 }
 
@@ -221,8 +419,8 @@ static __attribute__((unused)) void pump(struct harness *h)
 
 /* A new session from ip, as if accepted by a listener. NULL if refused (then
  * refused_reply, if given, receives what the server wrote). */
-static __attribute__((unused)) struct client *client_connect_ex(struct harness *h, const char *ip, char *refused_reply,
-                                        size_t rlen)
+static __attribute__((unused)) struct client *client_connect_port(struct harness *h, const char *ip,
+                                                                   char *refused_reply, size_t rlen, int submission)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
@@ -242,7 +440,7 @@ static __attribute__((unused)) struct client *client_connect_ex(struct harness *
         sl = sizeof *a;
     }
     fcntl(sv[1], F_SETFL, O_NONBLOCK);
-    if (smtpd_accept_fd(h->srv, sv[0], (struct sockaddr *)&ss, sl, 0) != 0) {
+    if (smtpd_accept_fd(h->srv, sv[0], (struct sockaddr *)&ss, sl, submission) != 0) {
         if (refused_reply) {
             ssize_t n = recv(sv[1], refused_reply, rlen - 1, 0);
             refused_reply[n > 0 ? n : 0] = '\0';
@@ -256,9 +454,21 @@ static __attribute__((unused)) struct client *client_connect_ex(struct harness *
     return c;
 }
 
+static __attribute__((unused)) struct client *client_connect_ex(struct harness *h, const char *ip,
+                                                                 char *refused_reply, size_t rlen)
+{
+    return client_connect_port(h, ip, refused_reply, rlen, 0);
+}
+
 static __attribute__((unused)) struct client *client_connect(struct harness *h, const char *ip)
 {
     return client_connect_ex(h, ip, NULL, 0);
+}
+
+/* A session on the submission port. */
+static __attribute__((unused)) struct client *client_connect_submission(struct harness *h, const char *ip)
+{
+    return client_connect_port(h, ip, NULL, 0, 1);
 }
 
 static __attribute__((unused)) void client_free(struct client *c)
