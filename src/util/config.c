@@ -373,6 +373,13 @@ int config_parse(struct config *cfg, const char *name, const char *text, size_t 
         snprintf(err, errlen, "%s: tls_cert_file and tls_key_file go together", name);
         return -1;
     }
+    /* AUTH is only offered after STARTTLS: without a certificate the
+     * submission port could never let anyone send. */
+    if (cfg->submission_listen.count > 0 && !cfg->tls_cert_file[0]) {
+        snprintf(err, errlen, "%s: submission_listen needs tls_cert_file and tls_key_file (AUTH only after STARTTLS)",
+                 name);
+        return -1;
+    }
     if (cfg->max_recipients == 0 || cfg->max_message_size == 0 || cfg->smtp_max_connections == 0) {
         snprintf(err, errlen, "%s: max_recipients, max_message_size and smtp_max_connections must be above 0",
                  name);

@@ -302,6 +302,19 @@ static void test_other_values(void **state)
     assert_refused("max_message_size = 25X\n", "test.conf:1: bad value \"25X\" for max_message_size (expected a size like 25M)");
     assert_refused("queue_lifetime = 5 days\n", "test.conf:1: bad value \"5 days\" for queue_lifetime (expected a duration like 5d)");
     assert_refused("outbound_relay = [::1\n", "test.conf:1: bad value");
+    /* metrics_allow: a CIDR list, "none", nothing else. */
+    assert_string_equal(c.metrics_allow, "127.0.0.0/8,::1"); /* the default, kept by the parses above */
+    assert_int_equal(parse(&c, "metrics_allow = 192.0.2.0/24,2001:db8::/32\n", err, sizeof err), 0);
+    assert_string_equal(c.metrics_allow, "192.0.2.0/24,2001:db8::/32");
+    assert_int_equal(parse(&c, "metrics_allow = none\n", err, sizeof err), 0);
+    assert_string_equal(c.metrics_allow, "");
+    assert_refused("metrics_allow = 10.0.0.0/33\n", "test.conf:1: bad value \"10.0.0.0/33\" for metrics_allow");
+    assert_refused("metrics_allow = localhost\n", "test.conf:1: bad value");
+    assert_int_equal(parse(&c, "web_root = /usr/share/lifeboat/web\nweb_url = https://mail.example.com/\n", err,
+                           sizeof err), 0);
+    assert_string_equal(c.web_root, "/usr/share/lifeboat/web");
+    assert_string_equal(c.web_url, "https://mail.example.com/");
+    assert_refused("web_url = https://mail.example.com/a b\n", "test.conf:1: bad value");
     char longpath[1100];
     snprintf(longpath, sizeof longpath, "data_dir = /%01030d\n", 0);
     assert_refused(longpath, "test.conf:1: bad value");
@@ -350,6 +363,7 @@ static void test_cross_checks(void **state)
     assert_refused("max_recipients = 0\n", "test.conf: max_recipients, max_message_size");
     assert_refused("max_message_size = 0\n", "test.conf: max_recipients, max_message_size");
     assert_refused("smtp_max_connections = 0\n", "test.conf: max_recipients, max_message_size");
+    assert_refused("submission_listen = 127.0.0.1:587\n", "test.conf: submission_listen needs tls_cert_file");
     struct config c;
     char err[256];
     assert_int_equal(parse(&c, "retry_min_backoff = 1h\n", err, sizeof err), 0); /* equal is fine */
