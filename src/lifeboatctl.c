@@ -57,6 +57,14 @@ static const struct command commands[] = {
     {"queue", "show", ctl_queue_show, "ID [--json]"},
     {"queue", "flush", ctl_queue_flush, ""},
     {"queue", "delete", ctl_queue_delete, "ID"},
+    {"archive", "search", ctl_archive_search,
+     "[--domain D | --user EMAIL] [--from A] [--to A] [--after DATE] [--before DATE] [TEXT...] [--limit N] "
+     "[--offset N] [--json]"},
+    {"archive", "release", ctl_archive_release, "ID [--to EMAIL,...]"},
+    {"archive", "purge", ctl_archive_purge, ""},
+    {"archive", "hold", ctl_archive_hold, "--user EMAIL | --customer NAME [--release]"},
+    {"archive", "holds", ctl_archive_holds, "[--json]"},
+    {"audit", "list", ctl_audit_list, "[--customer NAME] [--limit N] [--json]"},
     {"config", "check", ctl_config_check, ""},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

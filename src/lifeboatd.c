@@ -5,8 +5,9 @@
  * and the continuity engine; one writer thread owns every write to the store
  * and groups the commits of concurrent sessions (store/writer.h). Start-up
  * order follows the dependencies: config -> store (migrations, crash recovery)
- * -> writer -> delivery -> continuity (hooks into delivery) -> smtpd -> http
- * (the HTTP API runs on libmicrohttpd's threads, see http/http.h).
+ * -> writer -> archive (indexer thread, daily purge) -> delivery -> continuity
+ * (hooks into delivery) -> smtpd -> http (the HTTP API runs on libmicrohttpd's
+ * threads, see http/http.h).
  *
  * SIGTERM/SIGINT: stop accepting connections and starting deliveries, let open
  * SMTP sessions finish (a message is only ours once we said 250, and that is
@@ -24,6 +25,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "archive/archive.h"
 #include "continuity/continuity.h"
 #include "deliver/deliver.h"
 #include "http/http.h"
@@ -47,6 +49,8 @@ struct daemon {
     struct continuity *continuity;
     struct smtpd *smtpd;
     struct http_server *http; /* on its own threads; writes through the writer */
+    struct archive_indexer *indexer; /* its own thread; writes through the writer */
+    struct archive_purger *purger;   /* daily retention pass on the loop */
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_tick;
     int64_t shutdown_started;
     int stopping;
@@ -62,6 +66,7 @@ static void on_queued(void *arg, const char *queue_id)
     struct daemon *d = arg;
     (void)queue_id;
     delivery_kick(d->delivery);
+    archive_indexer_wake(d->indexer); /* the new mail's archive entries */
 }
 
 static void shutdown_check(evutil_socket_t fd, short what, void *arg)
@@ -119,6 +124,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         return;
     }
     continuity_reload(d->continuity, &fresh);
+    archive_purger_reload(d->purger, &fresh);
     http_reload(d->http, &fresh);
     log_set_level((enum log_level)fresh.log_level);
     log_info("configuration reloaded from %s", d->config_path);
@@ -149,6 +155,10 @@ static int daemon_start(struct daemon *d, char *err, size_t errlen)
         snprintf(err, errlen, "start-up recovery of the store failed (see the log)");
         return -1;
     }
+    /* The archive's indexer carries on with what a restart left unindexed. */
+    if (!(d->indexer = archive_indexer_start(&d->cfg, d->writer, err, errlen)) ||
+        !(d->purger = archive_purger_start(d->base, &d->cfg, d->writer, err, errlen)))
+        return -1;
     d->delivery = delivery_start(d->base, &d->cfg, d->store, d->writer, err, errlen);
     if (!d->delivery)
         return -1;
@@ -185,8 +195,11 @@ static void daemon_free(struct daemon *d)
     /* HTTP submits nothing once stopped; the writer then wakes the requests
      * still waiting on it, and http_free can join its threads. */
     http_stop_accepting(d->http);
+    /* The indexer waits for its writer jobs: it stops while the writer runs. */
+    archive_indexer_stop(d->indexer);
     if (d->writer)
         store_writer_stop(d->writer);
+    archive_purger_free(d->purger); /* after the writer: a batch's done() refers to it */
     http_free(d->http);
     if (d->smtpd)
         smtpd_free(d->smtpd);

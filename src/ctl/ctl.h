@@ -144,6 +144,12 @@ int ctl_continuity_events(struct ctl *c, int argc, char **argv);
 int ctl_mailbox_list(struct ctl *c, int argc, char **argv);
 int ctl_policy_set(struct ctl *c, int argc, char **argv);
 int ctl_policy_show(struct ctl *c, int argc, char **argv);
+int ctl_archive_search(struct ctl *c, int argc, char **argv);
+int ctl_archive_release(struct ctl *c, int argc, char **argv);
+int ctl_archive_purge(struct ctl *c, int argc, char **argv);
+int ctl_archive_hold(struct ctl *c, int argc, char **argv);
+int ctl_archive_holds(struct ctl *c, int argc, char **argv);
+int ctl_audit_list(struct ctl *c, int argc, char **argv);
 int ctl_config_check(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -123,7 +124,17 @@ struct http_reply {
     char disposition[256];  /* Content-Disposition, "" : none */
     char allow[64];         /* 405 */
     unsigned retry_after;   /* 429, seconds; 0: none */
+    /* A body made while it is sent (the archive's mbox export) instead of
+     * body/len: stream_read fills buf with up to max bytes and returns how
+     * many, HTTP_STREAM_END or HTTP_STREAM_ERROR (on libmicrohttpd's thread,
+     * as its content reader; pos counts the bytes sent so far). stream_free
+     * gets stream_arg once the response is done with, sent or not. */
+    ssize_t (*stream_read)(void *arg, uint64_t pos, char *buf, size_t max);
+    void (*stream_free)(void *arg);
+    void *stream_arg;
 };
+#define HTTP_STREAM_END ((ssize_t)-1)   /* MHD_CONTENT_READER_END_OF_STREAM */
+#define HTTP_STREAM_ERROR ((ssize_t)-2) /* MHD_CONTENT_READER_END_WITH_ERROR: the connection is cut */
 
 /* Sets a JSON reply; takes the reference of value (NULL: 500). */
 void http_reply_json(struct http_reply *rep, int status, json_t *value);
@@ -246,5 +257,91 @@ struct http_summary_cache *http_summaries(struct http_server *srv);
 /* "INBOX", "Sent", "Trash" <-> enum mailbox_folder; -1 for anything else. */
 int http_folder_parse(const char *name);
 const char *http_folder_name(int folder);
+
+/* ------------------------------------------------------------------ message bodies, shared (http_mailbox.c) */
+
+/* Adds the parsed view of the message in blob_id to j (decoded "headers",
+ * "text", sanitised "html", "attachments", ...): cid: images point at
+ * cid_url_prefix followed by the attachment number, remote images are blocked
+ * unless ?images=1. 0, or -1 (logged). */
+int http_view_add(struct http_request *req, const char *blob_id, const char *cid_url_prefix, json_t *j);
+/* The message as delivered (prefix, then the blob) as message/rfc822, a
+ * download named filename (ASCII without quotes: the caller's). */
+void http_reply_message_raw(struct http_request *req, struct http_reply *rep, const char *prefix,
+                            const char *blob_id, const char *filename);
+/* Attachment n of the message in blob_id, with a type a browser cannot run and
+ * an RFC 6266 file name (id names the fallback). 404 when there is no such part. */
+void http_reply_attachment(struct http_request *req, struct http_reply *rep, const char *blob_id, int64_t id,
+                           int64_t n);
+
+/* ------------------------------------------------------------------ the archive (http_archive/_export/_admin.c) */
+
+#define HTTP_ARCHIVE_TEXT_MAX 256    /* bytes of q, from, to */
+#define HTTP_AUDIT_LIMIT_MAX 1000    /* rows per GET /api/v1/admin/audit */
+#define HTTP_EXPORTS_MAX 4           /* mbox exports streaming at once */
+
+/* Who sees what of the archive (issue 5): a user the mail to or from their
+ * address and aliases in their customer's archive, an admin their customer's,
+ * an operator everything (or one customer with ?customer=NAME). */
+struct http_archive_scope {
+    int role;              /* enum store_role */
+    int64_t customer_id;   /* the customer seen; 0: all (an operator) */
+    char customer[128];    /* its name, "" for all */
+    char **addrs;          /* the user's own addresses (email first, then aliases), whatever the role */
+    size_t naddrs;
+};
+
+/* Fills s for req->user (and an operator's ?customer=). 0, or -1 with the
+ * error reply set (400 unknown customer, 403 for an admin naming another
+ * customer, 500). Free with http_archive_scope_clear. */
+int http_archive_scope_load(struct http_request *req, struct http_archive_scope *s, struct http_reply *rep);
+void http_archive_scope_clear(struct http_archive_scope *s);
+/* 1 if entry e is in s (ignoring an operator's ?customer=), 0 if not, -1 on a store error. */
+int http_archive_in_scope(struct store *st, const struct http_archive_scope *s, const struct store_archive_entry *e);
+
+/* A search from the query string: q, from, to, after, before, direction,
+ * has_attachment, offset, limit into q (its strings point into the request),
+ * with the scope of s. 0, or -1 with a 400 naming the parameter in rep. */
+int http_archive_query_parse(struct http_request *req, const struct http_archive_scope *s,
+                             struct store_archive_query *q, struct http_reply *rep);
+/* A date parameter: YYYY-MM-DD (midnight UTC), ISO 8601 date and time
+ * ("2026-11-27T21:53:37Z", "...+01:00", no zone: UTC) or seconds since the
+ * epoch. 0 or -1. Pure. */
+int http_date_parse(const char *s, int64_t *out);
+
+/* Writes one audit row (who is req->user) through the writer: STORE_OK or the
+ * http_write code. */
+int http_audit(struct http_request *req, int64_t customer_id, const char *action, const char *target,
+               const char *detail);
+
+/* One message as an mboxrd record (http_export.c): the "From " line (envelope
+ * sender or MAILER-DAEMON, asctime of received in UTC), prefix and body with
+ * CRLF turned into LF and every line matching ^>*From  quoted with one more
+ * '>', a final LF if missing and the empty line that ends a record. malloc'd
+ * (*outlen bytes), NULL when out of memory. Pure. */
+char *http_mbox_record(const char *sender, int64_t received, const char *prefix, const unsigned char *body,
+                       size_t len, size_t *outlen);
+
+/* An mbox export of what q finds (http_export.c): its own store connection and
+ * blob store, q's strings copied (user_addrs are not: exports are for admins and
+ * operators, scoped by customer). 0, 1 when HTTP_EXPORTS_MAX are running
+ * already, -1 with err. http_export_read and http_export_free are the
+ * response's stream_read and stream_free. */
+struct http_export;
+int http_export_open(const struct config *cfg, const struct store_archive_query *q, const char *actor,
+                     struct http_export **out, char *err, size_t errlen);
+ssize_t http_export_read(void *export, uint64_t pos, char *buf, size_t max);
+void http_export_free(void *export);
+
+void http_h_archive_list(struct http_request *req, struct http_reply *rep);
+void http_h_archive_get(struct http_request *req, struct http_reply *rep);
+void http_h_archive_raw(struct http_request *req, struct http_reply *rep);
+void http_h_archive_attachment(struct http_request *req, struct http_reply *rep);
+void http_h_archive_release(struct http_request *req, struct http_reply *rep);
+void http_h_archive_export(struct http_request *req, struct http_reply *rep);
+void http_h_admin_holds(struct http_request *req, struct http_reply *rep);
+void http_h_admin_hold_add(struct http_request *req, struct http_reply *rep);
+void http_h_admin_hold_del(struct http_request *req, struct http_reply *rep);
+void http_h_admin_audit(struct http_request *req, struct http_reply *rep);
 
 #endif

@@ -15,6 +15,10 @@
  * so whatever sits in Trash is never re-delivered. Only entries that were
  * waiting are marked: one already re-delivered (or never meant to be) stays as
  * it is.
+ *
+ * What a reader sees of a stored message (the parsed view, the raw download,
+ * one attachment) is shared with the archive (http_archive.c): http_view_add,
+ * http_reply_message_raw, http_reply_attachment work on a blob, whoever's it is.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -226,22 +230,21 @@ static json_t *str_or_null(const char *s)
 }
 
 /* Adds what a reader sees, parsed from the message itself: decoded headers, the
- * text, the sanitised HTML (cid: images pointing at our attachment URLs, remote
+ * text, the sanitised HTML (cid: images pointing at cid_url_prefix + N, remote
  * images blocked unless ?images=1) and the attachment list. The message_view
- * strings are clean UTF-8, so json_string cannot refuse them. */
-static int add_view(struct http_request *req, const struct store_mailbox_entry *e, json_t *j)
+ * strings are clean UTF-8, so json_string cannot refuse them. Shared with the
+ * archive's view (http_archive.c). */
+int http_view_add(struct http_request *req, const char *blob_id, const char *cid_url_prefix, json_t *j)
 {
     unsigned char *raw = NULL;
     size_t len = 0;
-    if (blob_get(req->blobs, e->blob, &raw, &len) != 0) {
-        log_err("http: message %lld of %s: cannot read blob %s", (long long)e->id, req->user.email, e->blob);
+    if (blob_get(req->blobs, blob_id, &raw, &len) != 0) {
+        log_err("http: %s: cannot read blob %s", req->user.email, blob_id);
         return -1;
     }
-    char prefix[96];
-    snprintf(prefix, sizeof prefix, "/api/v1/messages/%lld/attachments/", (long long)e->id);
     const char *images = http_query(req, "images");
     struct message_view_opts o = {.load_remote_images = images && strcmp(images, "1") == 0,
-                                  .cid_url_prefix = prefix};
+                                  .cid_url_prefix = cid_url_prefix};
     struct message_view *v = NULL;
     int rc = message_view_parse(raw, len, &o, &v);
     free(raw);
@@ -277,8 +280,10 @@ void http_h_message_get(struct http_request *req, struct http_reply *rep)
         write_failed(rep, rc);
         return;
     }
+    char cid_prefix[96];
+    snprintf(cid_prefix, sizeof cid_prefix, "/api/v1/messages/%lld/attachments/", (long long)e.id);
     json_t *j = entry_detail_json(req, &e);
-    if (!j || add_view(req, &e, j) != 0) {
+    if (!j || http_view_add(req, e.blob, cid_prefix, j) != 0) {
         json_decref(j);
         http_reply_error(rep, 500, "internal error");
         return;
@@ -294,27 +299,36 @@ void http_h_message_raw(struct http_request *req, struct http_reply *rep)
         write_failed(rep, rc);
         return;
     }
+    char filename[64];
+    snprintf(filename, sizeof filename, "message-%lld.eml", (long long)e.id);
+    http_reply_message_raw(req, rep, e.prefix, e.blob, filename);
+}
+
+/* The message as delivered: the Received: lines we added, then the message as
+ * it came, as a download named filename (plain ASCII, chosen by the caller).
+ * Shared with the archive's /raw. */
+void http_reply_message_raw(struct http_request *req, struct http_reply *rep, const char *prefix,
+                            const char *blob_id, const char *filename)
+{
     unsigned char *data = NULL;
     size_t len = 0;
-    if (blob_get(req->blobs, e.blob, &data, &len) != 0) {
-        log_err("http: message %lld of %s: cannot read blob %s", (long long)e.id, req->user.email, e.blob);
+    if (blob_get(req->blobs, blob_id, &data, &len) != 0) {
+        log_err("http: %s: cannot read blob %s", req->user.email, blob_id);
         http_reply_error(rep, 500, "internal error");
         return;
     }
-    /* As delivered: the Received: lines we added, then the message as it came. */
-    size_t plen = strlen(e.prefix);
+    size_t plen = strlen(prefix);
     char *out = malloc(plen + len + 1);
     if (!out) {
         free(data);
         http_reply_error(rep, 500, "internal error");
         return;
     }
-    memcpy(out, e.prefix, plen);
+    memcpy(out, prefix, plen);
     memcpy(out + plen, data, len);
     free(data);
     http_reply_raw(rep, 200, "message/rfc822", out, plen + len);
-    snprintf(rep->disposition, sizeof rep->disposition, "attachment; filename=\"message-%lld.eml\"",
-             (long long)e.id);
+    snprintf(rep->disposition, sizeof rep->disposition, "attachment; filename=\"%s\"", filename);
 }
 
 /* Types a browser may show as they are; anything else (text/html, SVG, scripts)
@@ -367,23 +381,31 @@ void http_h_message_attachment(struct http_request *req, struct http_reply *rep)
         write_failed(rep, rc);
         return;
     }
+    http_reply_attachment(req, rep, e.blob, e.id, req->n);
+}
+
+/* Attachment n of the message in blob_id (id names it in the fallback file
+ * name), with a Content-Type a browser cannot run. Shared with the archive. */
+void http_reply_attachment(struct http_request *req, struct http_reply *rep, const char *blob_id, int64_t id,
+                           int64_t n)
+{
     unsigned char *raw = NULL, *data = NULL;
     size_t len = 0, dlen = 0;
-    if (blob_get(req->blobs, e.blob, &raw, &len) != 0) {
-        log_err("http: message %lld of %s: cannot read blob %s", (long long)e.id, req->user.email, e.blob);
+    if (blob_get(req->blobs, blob_id, &raw, &len) != 0) {
+        log_err("http: %s: cannot read blob %s", req->user.email, blob_id);
         http_reply_error(rep, 500, "internal error");
         return;
     }
     struct mail_attachment info;
     memset(&info, 0, sizeof info);
-    rc = message_attachment_extract(raw, len, (size_t)req->n, &data, &dlen, &info);
+    int rc = message_attachment_extract(raw, len, (size_t)n, &data, &dlen, &info);
     free(raw);
     if (rc != 0) {
         http_reply_error(rep, 404, "no such attachment");
         return;
     }
     http_reply_raw(rep, 200, safe_content_type(info.content_type), (char *)data, dlen);
-    attachment_disposition(info.filename, e.id, req->n, rep->disposition, sizeof rep->disposition);
+    attachment_disposition(info.filename, id, n, rep->disposition, sizeof rep->disposition);
     mail_attachment_clear(&info);
 }
 

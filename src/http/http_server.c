@@ -46,6 +46,11 @@
  * this much more; beyond that the connection is closed without an answer. */
 #define HTTP_DISCARD_MAX (4u << 20)
 
+#define HTTP_STREAM_BLOCK (64u << 10) /* bytes asked of a streamed body per call */
+_Static_assert(HTTP_STREAM_END == MHD_CONTENT_READER_END_OF_STREAM &&
+                   HTTP_STREAM_ERROR == MHD_CONTENT_READER_END_WITH_ERROR,
+               "http_internal.h's stream codes are libmicrohttpd's");
+
 static const char csp[] = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 struct http_server {
@@ -223,9 +228,17 @@ static enum MHD_Result send_reply(struct http_server *srv, struct MHD_Connection
 {
     if (rep->status == 0)
         http_reply_error(rep, 500, "internal error");
-    struct MHD_Response *resp =
-        rep->body ? MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE)
-                  : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp;
+    if (rep->stream_read) { /* made while sent (chunked): MHD calls stream_free when done */
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, rep->stream_read,
+                                                 rep->stream_arg, rep->stream_free);
+        if (!resp)
+            rep->stream_free(rep->stream_arg);
+        rep->stream_read = NULL;
+    } else {
+        resp = rep->body ? MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE)
+                         : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
     if (!resp) {
         free(rep->body);
         rep->body = NULL;

@@ -7,7 +7,8 @@
  * lives in the row, not in the blob, so identical bodies share one file. The
  * caller's done() runs on its loop once the group has committed (STORE_OK:
  * the message is on stable storage, answer 250) or failed (answer 451).
- * Mail an authenticated user sends also gets its Sent copy in the same job.
+ * Mail an authenticated user sends also gets its Sent copy in the same job,
+ * and the archive its entries (archive_ingest; not for our own bounces).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "archive/archive.h"
 #include "queue/queue.h"
 #include "util/log.h"
 
@@ -73,6 +75,24 @@ static int add_sent_copy(struct store *st, const struct queue_message *m, const 
     return store_mailbox_add(st, &e, stored, &c->entry_id);
 }
 
+/* The archive's copies, in the same transaction: an accepted message is
+ * archived exactly when it is queued, at no cost of its own in fsyncs. */
+static int archive_message(struct store *st, const struct queue_message *m, const struct store_msg_new *row)
+{
+    struct archive_message a = {
+        .queue_id = m->id,
+        .blob = row->blob,
+        .prefix = m->prefix,
+        .sender = m->sender,
+        .rcpts = m->rcpts,
+        .nrcpt = m->nrcpt,
+        .size = m->body_len,
+        .received = row->received,
+        .direction = m->direction,
+    };
+    return archive_ingest(st, &a, NULL);
+}
+
 int queue_submit_run(struct store *st, struct blobstore *bs, const struct queue_message *m)
 {
     int64_t now = time(NULL);
@@ -100,6 +120,8 @@ int queue_submit_run(struct store *st, struct blobstore *bs, const struct queue_
         rc = store_message_insert(st, &row);
     if (rc == STORE_OK && m->sent_copy)
         rc = add_sent_copy(st, m, row.blob, now, stored);
+    if (rc == STORE_OK && !m->is_bounce)
+        rc = archive_message(st, m, &row);
     return rc;
 }
 

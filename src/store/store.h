@@ -391,6 +391,135 @@ struct store_continuity_counts {
 /* STORE_NOTFOUND for an unknown domain. */
 int store_continuity_counts(struct store *st, int64_t domain_id, struct store_continuity_counts *out);
 
+/* ------------------------------------------------------------------ archive */
+
+/*
+ * The 90-day archive (store_archive.c, migration 5). One entry per message and
+ * customer involved (a message between two customers is archived for each,
+ * inbound for one, outbound for the other); each entry holds one reference on
+ * the message's blob (single instance: nothing is copied). Its participants
+ * (envelope sender and the customer's envelope recipients) are rows of their
+ * own, so "mail to or from my addresses" is an index lookup. The full-text
+ * index is filled behind acceptance by the indexer (archive.h): an entry is
+ * searchable by its envelope at once and by its text once indexed.
+ */
+
+enum archive_addr_kind { ARCHIVE_ADDR_FROM = 0, ARCHIVE_ADDR_TO = 1 };
+
+struct store_archive_entry {
+    int64_t id;                /* increases with arrival: newest first is id DESC */
+    int64_t customer_id;
+    char msg_id[QUEUEID_SIZE]; /* the queue ID it came in with */
+    char blob[BLOB_ID_SIZE];
+    char prefix[2048];         /* Received: lines, as queued (raw = prefix + blob) */
+    int direction;             /* DIR_INBOUND or DIR_OUTBOUND, as seen by this customer */
+    char sender[ADDR_MAX + 1]; /* envelope sender, "" for <> */
+    int64_t received;          /* when lifeboat accepted it: retention counts from here */
+    uint64_t size;
+    /* Filled by the indexer (indexed = 1); until then empty/0. */
+    int indexed;
+    int64_t date;              /* the Date: header, or received when it has none or a bad one */
+    char subject[512];         /* decoded, UTF-8 */
+    char from_hdr[512];        /* the From: header, decoded */
+    char to_hdr[1024];         /* To: and Cc:, decoded, cut to fit */
+    int has_attachment;
+};
+
+/* Adds an entry (e->id ignored) with its participants: sender as
+ * ARCHIVE_ADDR_FROM (unless ""), each of rcpts as ARCHIVE_ADDR_TO, and takes a
+ * blob reference (the blob row must exist: call inside the transaction that
+ * stored it or that holds another reference). */
+int store_archive_add(struct store *st, const struct store_archive_entry *e, const char *const *rcpts,
+                      size_t nrcpt, int64_t *id_out);
+/* STORE_NOTFOUND when purged or never there. */
+int store_archive_get(struct store *st, int64_t id, struct store_archive_entry *out);
+/* The entry's participants of one kind, in insertion order. */
+int store_archive_addrs(struct store *st, int64_t id, int kind, int (*cb)(const char *addr, void *), void *arg);
+
+/* Entries not yet indexed, oldest first, at most limit. */
+int store_archive_unindexed(struct store *st, size_t limit,
+                            int (*cb)(const struct store_archive_entry *, void *), void *arg);
+
+/* What the indexer extracted from one message (mail/ does the parsing). */
+struct store_archive_text {
+    int64_t id;
+    int64_t date;
+    const char *subject, *from_hdr, *to_hdr; /* to_hdr: To and Cc */
+    const char *body;                        /* text of the body parts, HTML turned to text */
+    const char *attachments;                 /* attachment file names, space-separated */
+    int has_attachment;
+};
+/* Writes the full-text row and the header fields, sets indexed = 1. An entry
+ * purged meanwhile is STORE_NOTFOUND (nothing written). */
+int store_archive_index(struct store *st, const struct store_archive_text *t);
+
+/* A search. Scope: customer_id (an admin: the customer's entries; 0: every
+ * customer, an operator), narrowed by user_addrs when given (a user: entries
+ * where one of these addresses is a participant; pass the user's customer_id
+ * too, or they would also see the copies other customers keep of mail they
+ * exchanged). Filters are ANDed; NULL/""/0/-1 means "any". text is split into
+ * words at white space; each word is matched as an FTS5 string (a phrase of
+ * its tokens), never as query syntax. */
+struct store_archive_query {
+    int64_t customer_id;
+    const char *const *user_addrs;
+    size_t nuser_addrs;
+    const char *text;      /* words, all of which must occur (subject, from, to, body, attachment names) */
+    const char *from;      /* a participant of kind FROM (exact address), or its words in From: */
+    const char *to;        /* a participant of kind TO (exact address), or its words in To:/Cc: */
+    const char *domain;    /* a participant's address is in this domain (lifeboatctl --domain) */
+    int64_t after, before; /* date >= after, date < before (0: open) */
+    int direction;         /* -1 any */
+    int has_attachment;    /* -1 any */
+    uint64_t offset;
+    unsigned limit;
+};
+/* Calls cb for each matching entry, newest first (id DESC), offset/limit
+ * applied; *total (may be NULL) gets the number of matches. */
+int store_archive_search(struct store *st, const struct store_archive_query *q,
+                         int (*cb)(const struct store_archive_entry *, void *), void *arg, uint64_t *total);
+
+/* Retention: deletes at most limit entries received before `before` that no
+ * hold keeps (their participants and full-text rows go too; blob references
+ * are dropped, so the blob GC frees what nothing else uses). *purged gets the
+ * count; call again while it equals limit. */
+int store_archive_purge(struct store *st, int64_t before, size_t limit, uint64_t *purged);
+
+/* Legal holds: per customer (user_id 0) or per user (their address and aliases
+ * at purge time; the address is kept in the hold, so it still holds after the
+ * user is deleted). A held entry is kept past the retention window until the
+ * hold is released. */
+struct store_archive_hold {
+    int64_t id;
+    int64_t customer_id;
+    int64_t user_id; /* 0: the whole customer */
+    char email[ADDR_MAX + 1]; /* the user's address (set by hold_add), "" for a customer hold */
+    int64_t created;
+    char created_by[ADDR_MAX + 64];
+};
+/* STORE_EXISTS when the same hold is in place already; STORE_NOTFOUND when
+ * the customer or the user (user_id != 0) does not exist. */
+int store_archive_hold_add(struct store *st, const struct store_archive_hold *h, int64_t *id_out);
+/* STORE_NOTFOUND when there was no such hold. */
+int store_archive_hold_del(struct store *st, int64_t customer_id, int64_t user_id);
+int store_archive_hold_list(struct store *st, int64_t customer_id /* 0: all */,
+                            int (*cb)(const struct store_archive_hold *, void *), void *arg);
+
+/* The audit trail: every admin view, export, release and hold (who, when, what). */
+struct store_audit {
+    int64_t id;
+    int64_t at;
+    int64_t customer_id;             /* whose data, 0: none/global */
+    char actor[ADDR_MAX + 64];       /* "alice@acme.test" or "lifeboatctl (uid 0)" */
+    char action[64];                 /* "archive.view", "archive.export", "archive.release", "archive.hold", ... */
+    char target[256];                /* "archive:123", "user:bob@acme.test", "customer:acme" */
+    char detail[512];                /* e.g. the search of an export, the recipients of a release */
+};
+int store_audit_add(struct store *st, const struct store_audit *a);
+/* Newest first, at most limit (0: all), of one customer (0: all). */
+int store_audit_list(struct store *st, int64_t customer_id, size_t limit,
+                     int (*cb)(const struct store_audit *, void *), void *arg);
+
 /* ------------------------------------------------------ webmail sessions (http) */
 
 /*

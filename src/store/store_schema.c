@@ -216,6 +216,78 @@ static const struct migration migrations[] = {
      "  at INTEGER NOT NULL);"
      "CREATE INDEX password_reset_requests_addr ON password_reset_requests(client_addr, at);"
      "CREATE INDEX password_reset_requests_at ON password_reset_requests(at);"},
+
+    {5, "the archive: entries, participants, full-text index, legal holds, audit trail",
+     /* One row per message and customer involved (store_archive.c). Each entry
+      * holds its own reference on the message's blob. The fields from subject
+      * on are the indexer's (indexed = 1 once it has been there); date starts
+      * as received so that date filters work before the indexer came by. */
+     "CREATE TABLE archive ("
+     "  id INTEGER PRIMARY KEY,"
+     "  customer_id INTEGER NOT NULL REFERENCES customers(id),"
+     "  msg_id TEXT NOT NULL,"
+     "  blob TEXT NOT NULL REFERENCES blobs(id),"
+     "  prefix TEXT NOT NULL DEFAULT '',"
+     "  direction INTEGER NOT NULL,"
+     "  sender TEXT NOT NULL,"
+     "  received INTEGER NOT NULL,"
+     "  size INTEGER NOT NULL,"
+     "  indexed INTEGER NOT NULL DEFAULT 0,"
+     "  date INTEGER NOT NULL,"
+     "  subject TEXT NOT NULL DEFAULT '',"
+     "  from_hdr TEXT NOT NULL DEFAULT '',"
+     "  to_hdr TEXT NOT NULL DEFAULT '',"
+     "  has_attachment INTEGER NOT NULL DEFAULT 0);"
+     /* An admin's search: the customer's entries, newest first. */
+     "CREATE INDEX archive_customer ON archive(customer_id, id);"
+     /* A date range within a customer (the index is kept up as the indexer
+      * sets the date from the Date: header). */
+     "CREATE INDEX archive_date ON archive(customer_id, date);"
+     /* The indexer's work list, oldest first; empty once it has caught up. */
+     "CREATE INDEX archive_unindexed ON archive(id) WHERE indexed = 0;"
+     /* Retention: the oldest first. */
+     "CREATE INDEX archive_received ON archive(received);"
+     /* The blobs(id) foreign key's check when the GC forgets a blob. */
+     "CREATE INDEX archive_blob ON archive(blob);"
+     /* Participants: the envelope sender (kind 0) and recipients (kind 1) of
+      * an entry, pos keeping their order. Keyed by address, so "the entries of
+      * my addresses, newest first" is a range of the primary key. */
+     "CREATE TABLE archive_addrs ("
+     "  addr TEXT NOT NULL COLLATE NOCASE,"
+     "  entry_id INTEGER NOT NULL REFERENCES archive(id) ON DELETE CASCADE,"
+     "  kind INTEGER NOT NULL,"
+     "  pos INTEGER NOT NULL,"
+     "  PRIMARY KEY (addr, entry_id, kind)"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX archive_addrs_entry ON archive_addrs(entry_id, kind, pos);"
+     /* The full-text index, rowid = archive.id. A normal FTS5 table (it keeps
+      * its own copy of the text): SQLite 3.40 has no contentless_delete, and
+      * a contentless or external-content table needs the original text to
+      * delete a row, which would mean parsing every purged message again.
+      * columnsize=0: ranking is not used (results are newest first). */
+     "CREATE VIRTUAL TABLE archive_fts USING fts5("
+     "  subject, from_hdr, to_hdr, body, attachments,"
+     "  tokenize = 'unicode61 remove_diacritics 2', columnsize = 0);"
+     /* Legal holds: the whole customer (user_id 0) or one user, whose address
+      * is kept too so the hold outlives the user's deletion. */
+     "CREATE TABLE archive_holds ("
+     "  id INTEGER PRIMARY KEY,"
+     "  customer_id INTEGER NOT NULL REFERENCES customers(id),"
+     "  user_id INTEGER NOT NULL DEFAULT 0,"
+     "  email TEXT NOT NULL DEFAULT '' COLLATE NOCASE,"
+     "  created INTEGER NOT NULL,"
+     "  created_by TEXT NOT NULL DEFAULT '',"
+     "  UNIQUE (customer_id, user_id));"
+     /* The audit trail: who did what, when, to whose data. Never updated. */
+     "CREATE TABLE audit ("
+     "  id INTEGER PRIMARY KEY,"
+     "  at INTEGER NOT NULL,"
+     "  customer_id INTEGER NOT NULL DEFAULT 0,"
+     "  actor TEXT NOT NULL,"
+     "  action TEXT NOT NULL,"
+     "  target TEXT NOT NULL DEFAULT '',"
+     "  detail TEXT NOT NULL DEFAULT '');"
+     "CREATE INDEX audit_customer ON audit(customer_id, id);"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -9,7 +9,10 @@
  * libevent event on the submitters' loop, made active from this thread (the
  * daemon enables evthread, so that is safe and wakes the loop), drains that list
  * and runs each done() there. While a group commits the next one gathers, so
- * under load many SMTP sessions share one fsync.
+ * under load many SMTP sessions share one fsync. A job run with
+ * store_writer_run_sync has a waiter instead of a done(): the writer thread
+ * hands it its result itself (a condition variable), so threads without an
+ * event loop can wait for a commit.
  *
  * Between groups, at most every WRITER_GC_INTERVAL_MS, the writer also removes
  * blobs whose reference count fell to zero: it lists them, unlinks each file and
@@ -37,10 +40,17 @@
  * long so that accepting mail never waits much longer for it. */
 #define WRITER_GC_BUDGET_MS 10
 
+/* The waiting side of store_writer_run_sync (on the waiter's stack). */
+struct sync_wait {
+    int finished; /* under the writer's lock */
+    int rc;
+};
+
 struct writer_job {
     store_job_fn fn;
     store_done_fn done;
     void *arg;
+    struct sync_wait *sync; /* NULL: done() runs on the loop */
     int rc;
     struct writer_job *next;
 };
@@ -54,6 +64,7 @@ struct store_writer {
 
     pthread_mutex_t lock; /* everything below */
     pthread_cond_t wake;
+    pthread_cond_t sync_done; /* a store_writer_run_sync job finished */
     struct writer_job *pending, **pending_tail;
     struct writer_job *finished, **finished_tail;
     int stopping;
@@ -203,21 +214,37 @@ static void *writer_main(void *arg)
 
         if (jobs) {
             size_t njobs = 0;
-            struct writer_job *last = jobs;
-            for (struct writer_job *j = jobs; j; j = j->next, njobs++)
-                last = j;
+            for (struct writer_job *j = jobs; j; j = j->next)
+                njobs++;
             size_t failed = run_group(w, jobs, njobs);
 
+            /* Synchronous jobs get their result here; the others go to the loop. */
+            int to_loop = 0, synced = 0;
             pthread_mutex_lock(&w->lock);
-            *w->finished_tail = jobs;
-            w->finished_tail = &last->next;
+            for (struct writer_job *j = jobs, *next; j; j = next) {
+                next = j->next;
+                if (j->sync) {
+                    j->sync->rc = j->rc;
+                    j->sync->finished = 1;
+                    free(j);
+                    synced = 1;
+                    continue;
+                }
+                j->next = NULL;
+                *w->finished_tail = j;
+                w->finished_tail = &j->next;
+                to_loop = 1;
+            }
             w->stats.groups++;
             w->stats.jobs += njobs;
             w->stats.failed_jobs += failed;
             if (njobs > w->stats.largest_group)
                 w->stats.largest_group = njobs;
+            if (synced)
+                pthread_cond_broadcast(&w->sync_done);
             pthread_mutex_unlock(&w->lock);
-            event_active(w->done_ev, EV_READ, 0);
+            if (to_loop)
+                event_active(w->done_ev, EV_READ, 0);
         }
         if (!stopping && (gc || time_mono_ms() >= w->next_gc_ms))
             writer_gc(w);
@@ -263,6 +290,7 @@ static void writer_free(struct store_writer *w)
     store_close(w->st);
     blobstore_close(w->bs);
     pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->sync_done);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }
@@ -281,6 +309,7 @@ struct store_writer *store_writer_start(const struct config *cfg, struct event_b
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the GC timer ignores wall-clock jumps */
     pthread_cond_init(&w->wake, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&w->sync_done, NULL);
     w->pending_tail = &w->pending;
     w->finished_tail = &w->finished;
     w->next_gc_ms = time_mono_ms() + WRITER_GC_INTERVAL_MS;
@@ -310,6 +339,20 @@ struct store_writer *store_writer_start(const struct config *cfg, struct event_b
     return w;
 }
 
+/* Appends j to the pending jobs; the caller holds the lock. -1 if the
+ * writer is stopping. */
+static int enqueue_locked(struct store_writer *w, struct writer_job *j)
+{
+    if (w->stopping)
+        return -1;
+    int was_idle = !w->pending;
+    *w->pending_tail = j;
+    w->pending_tail = &j->next;
+    if (was_idle) /* otherwise the writer is busy and will look again */
+        pthread_cond_signal(&w->wake);
+    return 0;
+}
+
 int store_writer_submit(struct store_writer *w, store_job_fn job, store_done_fn done, void *arg)
 {
     struct writer_job *j = malloc(sizeof *j);
@@ -317,18 +360,31 @@ int store_writer_submit(struct store_writer *w, store_job_fn job, store_done_fn 
         return -1;
     *j = (struct writer_job){.fn = job, .done = done, .arg = arg, .rc = STORE_ERR};
     pthread_mutex_lock(&w->lock);
-    if (w->stopping) {
+    int rc = enqueue_locked(w, j);
+    pthread_mutex_unlock(&w->lock);
+    if (rc != 0)
+        free(j);
+    return rc;
+}
+
+int store_writer_run_sync(struct store_writer *w, store_job_fn job, void *arg)
+{
+    struct sync_wait wait = {0, STORE_ERR};
+    struct writer_job *j = malloc(sizeof *j);
+    if (!j)
+        return STORE_ERR;
+    *j = (struct writer_job){.fn = job, .arg = arg, .sync = &wait, .rc = STORE_ERR};
+    pthread_mutex_lock(&w->lock);
+    if (enqueue_locked(w, j) != 0) {
         pthread_mutex_unlock(&w->lock);
         free(j);
-        return -1;
+        return STORE_ERR;
     }
-    int was_idle = !w->pending;
-    *w->pending_tail = j;
-    w->pending_tail = &j->next;
-    if (was_idle) /* otherwise the writer is busy and will look again */
-        pthread_cond_signal(&w->wake);
+    /* The writer sets wait and frees j under the lock: j is not touched here again. */
+    while (!wait.finished)
+        pthread_cond_wait(&w->sync_done, &w->lock);
     pthread_mutex_unlock(&w->lock);
-    return 0;
+    return wait.rc;
 }
 
 void store_writer_stop(struct store_writer *w)

@@ -41,6 +41,15 @@ struct store_writer *store_writer_start(const struct config *cfg, struct event_b
 /* Queues a job. Thread-safe. Returns 0, or -1 if the writer is stopping. */
 int store_writer_submit(struct store_writer *w, store_job_fn job, store_done_fn done, void *arg);
 
+/* Runs a job and waits for its final result (as done() would get it: STORE_ERR
+ * if the group's commit failed), for a thread that is not done_base's loop
+ * (the archive indexer; the HTTP threads could use it too). The writer
+ * signals the waiting thread itself, right after the commit, so this works
+ * whatever the loop is doing. Must not be called on the writer thread (from
+ * a job). Returns the job's result, or STORE_ERR without running it if the
+ * writer is stopping. */
+int store_writer_run_sync(struct store_writer *w, store_job_fn job, void *arg);
+
 /* Runs every queued job, stops the thread, then calls the pending done callbacks
  * directly on the calling thread (which must be done_base's loop thread), frees w. */
 void store_writer_stop(struct store_writer *w);
