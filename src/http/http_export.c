@@ -11,13 +11,12 @@
  * export that a slow client keeps open for long holds none of the request
  * pool's connections and nothing of the writer's.
  *
- * Paging is by entry ID: the search lists newest first (id DESC), and the
- * export goes on with the entries below the last one it wrote. The search
- * pages by offset, so every page overlaps the previous one by an entry; when
- * entries were added or purged meanwhile (arrivals, the indexer making older
- * entries match the text, retention), the page is found again around the last
- * ID written. An entry is written at most once, and every entry that matched
- * throughout the export is written.
+ * Paging is by entry ID (keyset): the search lists newest first (id DESC),
+ * and each page asks for the entries below the last one written
+ * (store_archive_query.before_id), so arrivals, the indexer making older
+ * entries match the text, or retention never shift the export's place. An
+ * entry is written at most once, and every entry that matched throughout the
+ * export is written.
  *
  * mboxrd (the "From " line gives the envelope sender and the arrival time in
  * asctime form; lines that start with ">*From " get one more '>'; LF line
@@ -36,7 +35,6 @@
 #include "util/timeutil.h"
 
 #define EXPORT_PAGE 100        /* entries per search page */
-#define EXPORT_RESYNC_MAX 64   /* page look-ups to find the place again before giving up */
 
 static atomic_uint exports_running;
 
@@ -145,10 +143,8 @@ struct http_export {
     char *text, *from, *to; /* q's strings, owned */
     char actor[ADDR_MAX + 1];
 
-    struct store_archive_entry *page; /* EXPORT_PAGE + 1 */
+    struct store_archive_entry *page; /* EXPORT_PAGE */
     size_t npage, next;
-    uint64_t page_start; /* the search offset of page[0] */
-    uint64_t offset;     /* the search offset right after the last entry written */
     int64_t last_id;     /* the last entry written, 0: none yet */
     int started, done;
     int counted; /* holds one of exports_running */
@@ -186,46 +182,25 @@ void http_export_free(void *arg)
 static int page_add(const struct store_archive_entry *e, void *arg)
 {
     struct http_export *x = arg;
-    if (x->npage > EXPORT_PAGE)
+    if (x->npage >= EXPORT_PAGE)
         return 1; /* more than asked for: stop */
     x->page[x->npage++] = *e;
     return 0;
 }
 
-/* Loads the page that holds the entries after the last one written (see the
- * file comment) with x->next at the first of them: 1, 0 when there are no
- * more, -1 on a store error. */
+/* Loads the next page: the entries older than the last one written (keyset
+ * paging on the id, newest first), so entries purged or added meanwhile never
+ * shift the export's place; entries newer than its first page are not in it.
+ * 1, 0 when there are no more, -1 on a store error. */
 static int next_page(struct http_export *x)
 {
-    uint64_t o = x->offset;
-    for (int tries = 0; tries < EXPORT_RESYNC_MAX; tries++) {
-        uint64_t start = o ? o - 1 : 0; /* one entry of overlap */
-        x->q.offset = start;
-        x->q.limit = EXPORT_PAGE + 1;
-        x->npage = x->next = 0;
-        if (store_archive_search(x->st, &x->q, page_add, x, NULL) != STORE_OK)
-            return -1;
-        int behind = x->last_id && start > 0 && (x->npage == 0 || x->page[0].id < x->last_id);
-        if (x->npage == 0 && start == 0)
-            return 0;
-        if (behind) { /* entries before our place went: look further up */
-            o = o > EXPORT_PAGE ? o - EXPORT_PAGE : 0;
-            continue;
-        }
-        size_t i = 0;
-        while (x->last_id && i < x->npage && x->page[i].id >= x->last_id)
-            i++; /* written already, or newer than the export */
-        if (i < x->npage) {
-            x->next = i;
-            x->page_start = start;
-            return 1;
-        }
-        if (x->npage <= EXPORT_PAGE)
-            return 0; /* a short page: the end */
-        o = start + x->npage; /* entries were added before our place: look further down */
-    }
-    log_err("http: mbox export by %s: the search keeps changing under it; stopped", x->actor);
-    return -1;
+    x->q.offset = 0;
+    x->q.limit = EXPORT_PAGE;
+    x->q.before_id = x->last_id;
+    x->npage = x->next = 0;
+    if (store_archive_search(x->st, &x->q, page_add, x, NULL) != STORE_OK)
+        return -1;
+    return x->npage > 0;
 }
 
 /* Makes the next entry's record: 1, 0 at the end, -1 on an error. */
@@ -240,7 +215,6 @@ static int next_record(struct http_export *x)
         size_t k = x->next++;
         const struct store_archive_entry *e = &x->page[k];
         x->last_id = e->id;
-        x->offset = x->page_start + k + 1;
         unsigned char *data = NULL;
         size_t len = 0;
         if (blob_get(x->bs, e->blob, &data, &len) != 0) {
@@ -314,7 +288,7 @@ int http_export_open(const struct config *cfg, const struct store_archive_query 
     x->q.text = x->text = dup_or_null(q->text);
     x->q.from = x->from = dup_or_null(q->from);
     x->q.to = x->to = dup_or_null(q->to);
-    x->page = calloc(EXPORT_PAGE + 1, sizeof *x->page);
+    x->page = calloc(EXPORT_PAGE, sizeof *x->page);
     snprintf(err, errlen, "out of memory");
     int ok = x->page && (!q->text || x->text) && (!q->from || x->from) && (!q->to || x->to) &&
              store_open(cfg, &x->st, err, errlen) == STORE_OK &&

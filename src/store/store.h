@@ -471,6 +471,7 @@ struct store_archive_query {
     int64_t after, before; /* date >= after, date < before (0: open) */
     int direction;         /* -1 any */
     int has_attachment;    /* -1 any */
+    int64_t before_id;     /* id < before_id, 0: no bound (keyset paging: the last id seen) */
     uint64_t offset;
     unsigned limit;
 };

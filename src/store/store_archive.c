@@ -479,6 +479,10 @@ static void search_build(struct search *q, const struct store_archive_query *a)
         sb_add(&q->where, " AND a.has_attachment = ?");
         bind_int_v(q, a->has_attachment ? 1 : 0);
     }
+    if (a->before_id > 0) {
+        sb_add(&q->where, " AND a.id < ?");
+        bind_int_v(q, a->before_id);
+    }
 }
 
 static void search_free(struct search *q)

@@ -381,6 +381,13 @@ static void test_search_filters(void **state)
     expect(f, &q, 3, w.e5, w.e3, w.e2);
     q.has_attachment = -1;
 
+    /* keyset paging: only the entries older than the last one seen */
+    q.before_id = w.e3;
+    expect(f, &q, 2, w.e2, w.e1);
+    q.before_id = w.e1;
+    expect(f, &q, 0);
+    q.before_id = 0;
+
     /* paging: total counts every match */
     struct ids got = {0};
     uint64_t total = 0;
