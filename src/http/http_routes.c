@@ -45,6 +45,10 @@ const struct http_route http_routes[] = {
     {HTTP_GET, "/js/app.js", http_h_static, 0, 0},
     {HTTP_GET, "/js/api.js", http_h_static, 0, 0},
     {HTTP_GET, "/js/mailbox.js", http_h_static, 0, 0},
+    {HTTP_GET, "/js/compose.js", http_h_static, 0, 0},
+    {HTTP_GET, "/js/mailtext.js", http_h_static, 0, 0},
+    {HTTP_GET, "/js/password.js", http_h_static, 0, 0},
+    {HTTP_GET, "/js/ui.js", http_h_static, 0, 0},
 };
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

@@ -99,8 +99,9 @@ class SmtpConn {
   }
 }
 
-/** Sends one message (CRLF lines) to 127.0.0.1:port; returns lifeboatd's queue ID. */
-export async function smtpSend(port, from, rcpts, data) {
+/** An SMTP session to 127.0.0.1:port after EHLO: send() one message after
+ * another (each returns lifeboatd's queue ID), then quit(). */
+export async function smtpSession(port) {
   const sock = net.connect(port, '127.0.0.1');
   await new Promise((resolve, reject) => {
     sock.once('connect', resolve);
@@ -111,18 +112,41 @@ export async function smtpSend(port, from, rcpts, data) {
     const banner = await c.reply();
     if (banner.code !== 220) throw new Error(`SMTP banner: ${banner.text}`);
     await c.cmd('EHLO client.example.org', 250);
-    await c.cmd(`MAIL FROM:<${from}>`, 250);
-    for (const r of rcpts) await c.cmd(`RCPT TO:<${r}>`, 250);
-    await c.cmd('DATA', 354);
-    // Dot-stuffing: a line starting with '.' gets another.
-    const body = data.replace(/\r\n\./g, '\r\n..').replace(/^\./, '..');
-    const r = await c.cmd(`${body.endsWith('\r\n') ? body : body + '\r\n'}.`, 250);
-    const m = r.text.match(/queued as ([A-Za-z0-9]+)/);
-    if (!m) throw new Error(`no queue ID in the reply to DATA: ${r.text}`);
-    await c.cmd('QUIT', 221).catch(() => {});
-    return m[1];
-  } finally {
+  } catch (e) {
     sock.destroy();
+    throw e;
+  }
+  return {
+    async send(from, rcpts, data) {
+      await c.cmd(`MAIL FROM:<${from}>`, 250);
+      for (const r of rcpts) await c.cmd(`RCPT TO:<${r}>`, 250);
+      await c.cmd('DATA', 354);
+      // Dot-stuffing: a line starting with '.' gets another.
+      const body = data.replace(/\r\n\./g, '\r\n..').replace(/^\./, '..');
+      const r = await c.cmd(`${body.endsWith('\r\n') ? body : body + '\r\n'}.`, 250);
+      const m = r.text.match(/queued as ([A-Za-z0-9]+)/);
+      if (!m) throw new Error(`no queue ID in the reply to DATA: ${r.text}`);
+      return m[1];
+    },
+    async quit() {
+      await c.cmd('QUIT', 221).catch(() => {});
+      sock.destroy();
+    },
+    destroy() {
+      sock.destroy();
+    },
+  };
+}
+
+/** Sends one message (CRLF lines) to 127.0.0.1:port; returns lifeboatd's queue ID. */
+export async function smtpSend(port, from, rcpts, data) {
+  const s = await smtpSession(port);
+  try {
+    const qid = await s.send(from, rcpts, data);
+    await s.quit();
+    return qid;
+  } finally {
+    s.destroy();
   }
 }
 
@@ -301,4 +325,104 @@ export async function launchChromium() {
       fs.rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** Signs in through the login form (scoped to it: the password pages have
+ * fields with similar labels). Waits for the mailbox. */
+export async function signIn(page, url, email, password = PASSWORD) {
+  await page.goto(url + '/');
+  const form = page.locator('#login-form');
+  await form.getByLabel('Email address').fill(email);
+  await form.getByLabel('Password').fill(password);
+  await form.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#mail-view').waitFor({ state: 'visible' });
+}
+
+// ------------------------------------------------------------------ aiosmtpd sink
+
+const SINK_PY = path.join(path.dirname(new URL(import.meta.url).pathname), 'sink.py');
+
+/** An aiosmtpd destination (tests/e2e/sink.py, lbtest.py's switchable Sink in a
+ * Debian python3 child): open(), close(), mode(M), messages(). */
+export class Sink {
+  static async start({ closed = false } = {}) {
+    const s = new Sink();
+    s.proc = spawn('/usr/bin/python3', [SINK_PY, ...(closed ? ['--closed'] : [])], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    s.lines = [];
+    s.waiters = [];
+    s.buf = '';
+    s.proc.stdout.setEncoding('utf8');
+    s.proc.stdout.on('data', (d) => {
+      s.buf += d;
+      let i;
+      while ((i = s.buf.indexOf('\n')) >= 0) {
+        s.lines.push(s.buf.slice(0, i));
+        s.buf = s.buf.slice(i + 1);
+      }
+      const w = s.waiters;
+      s.waiters = [];
+      for (const f of w) f();
+    });
+    s.exited = false;
+    s.proc.once('exit', () => {
+      s.exited = true;
+      for (const f of s.waiters) f();
+    });
+    s.port = JSON.parse(await s.line()).port;
+    return s;
+  }
+
+  async line() {
+    const deadline = Date.now() + 30000;
+    while (this.lines.length === 0) {
+      if (this.exited) throw new Error('sink.py exited');
+      if (Date.now() > deadline) throw new Error('sink.py did not answer');
+      await new Promise((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 1000);
+      });
+    }
+    return this.lines.shift();
+  }
+
+  // One command at a time: replies come back in order.
+  async cmd(obj) {
+    const prev = this.pending || Promise.resolve();
+    const run = prev.then(async () => {
+      this.proc.stdin.write(JSON.stringify(obj) + '\n');
+      const r = JSON.parse(await this.line());
+      if (!r.ok) throw new Error(`sink.py ${obj.cmd}: ${r.error}`);
+      return r;
+    });
+    this.pending = run.catch(() => {});
+    return run;
+  }
+
+  get route() {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  open() { return this.cmd({ cmd: 'open' }); }
+  close() { return this.cmd({ cmd: 'close' }); }
+  mode(mode) { return this.cmd({ cmd: 'mode', mode }); }
+
+  /** Every message so far: {mail_from, rcpt_tos, headers: {lower-name: [values]}, text, attachments}. */
+  async messages() {
+    return (await this.cmd({ cmd: 'messages' })).messages;
+  }
+
+  async stop() {
+    if (!this.proc || this.exited) return;
+    this.proc.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10000);
+    await new Promise((r) => (this.exited ? r() : this.proc.once('exit', r)));
+    clearTimeout(timer);
+  }
+}
+
+/** The first value of a header of a sink message, trimmed ('' when absent). */
+export function header(m, name) {
+  return (m.headers[name.toLowerCase()]?.[0] ?? '').trim();
 }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
-import { Lifeboat, PASSWORD, freePort, launchChromium, makeMessage, smtpSend, waitFor } from './lifeboat.mjs';
+import { Lifeboat, PASSWORD, freePort, launchChromium, makeMessage, signIn, smtpSend, waitFor } from './lifeboat.mjs';
 
 const BOB = 'bob@acme.test';
 const SUBJECT = 'Outage test: the quarterly figures';
@@ -87,6 +87,8 @@ describe('webmail', () => {
   test('the web app is served with its types and the security headers, and nothing else is', async () => {
     for (const [p, type] of [['/', 'text/html'], ['/index.html', 'text/html'], ['/app.css', 'text/css'],
       ['/js/app.js', 'text/javascript'], ['/js/api.js', 'text/javascript'], ['/js/mailbox.js', 'text/javascript'],
+      ['/js/compose.js', 'text/javascript'], ['/js/mailtext.js', 'text/javascript'],
+      ['/js/password.js', 'text/javascript'], ['/js/ui.js', 'text/javascript'],
       ['/favicon.svg', 'image/svg+xml']]) {
       const r = await rawGet(lb.httpPort, p);
       assert.equal(r.status, 200, p);
@@ -108,9 +110,10 @@ describe('webmail', () => {
   test('a wrong password shows an error and no mailbox', async () => {
     const page = await newPage();
     await page.goto(lb.url + '/');
-    await page.getByLabel('Email address').fill(BOB);
-    await page.getByLabel('Password').fill('not the password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    const form = page.locator('#login-form');
+    await form.getByLabel('Email address').fill(BOB);
+    await form.getByLabel('Password').fill('not the password');
+    await form.getByRole('button', { name: 'Sign in' }).click();
     const alert = page.locator('#login-error');
     await alert.waitFor({ state: 'visible' });
     assert.match(await alert.textContent(), /wrong email address or password/i);
@@ -121,9 +124,10 @@ describe('webmail', () => {
   test('log in, see the outage, read, flag and delete a diverted message', async () => {
     const page = await newPage();
     await page.goto(lb.url + '/');
-    await page.getByLabel('Email address').fill(BOB);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByLabel('Password').press('Enter'); // the keyboard way
+    const form = page.locator('#login-form');
+    await form.getByLabel('Email address').fill(BOB);
+    await form.getByLabel('Password').fill(PASSWORD);
+    await form.getByLabel('Password').press('Enter'); // the keyboard way
     await page.locator('#mail-view').waitFor({ state: 'visible' });
 
     const banner = page.locator('#status-banner');
@@ -174,11 +178,7 @@ describe('webmail', () => {
 
   test('on a phone-sized screen the columns stack', async () => {
     const page = await newPage({ width: 390, height: 800 });
-    await page.goto(lb.url + '/');
-    await page.getByLabel('Email address').fill(BOB);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.locator('#mail-view').waitFor({ state: 'visible' });
+    await signIn(page, lb.url, BOB);
     const list = await page.locator('section.list').boundingBox();
     const folders = await page.locator('nav.folders').boundingBox();
     assert.ok(list.width > 350, `the list takes the width: ${list.width}`);
@@ -209,10 +209,7 @@ describe('webmail', () => {
         '<img src="x" onerror="alert(\'onerror\')"><a href="javascript:alert(\'link\')">link</a>';
       await route.fulfill({ response: resp, json });
     });
-    await page.goto(lb.url + '/');
-    await page.getByLabel('Email address').fill(BOB);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(page, lb.url, BOB);
     await page.locator('#folder-list button[data-folder="Trash"]').click();
     await page.locator(`#message-list button[data-id="${entry.id}"]`).click();
     const frame = page.locator('#reader-body iframe');

@@ -38,6 +38,10 @@ export async function api(method, path, body) {
   const data = type.startsWith('application/json') ? await resp.json().catch(() => null) : await resp.text();
   if (!resp.ok) {
     const message = data && typeof data === 'object' && data.error ? data.error : `HTTP ${resp.status}`;
+    // Signing in again in another tab of this browser replaces the session
+    // cookie, and this tab's CSRF token belongs to the old session: for this
+    // tab the session has ended, as with a 401.
+    if (resp.status === 403 && /CSRF/.test(message)) throw new ApiError(401, message);
     throw new ApiError(resp.status, message, Number(resp.headers.get('Retry-After')) || 0);
   }
   return data;

@@ -1,11 +1,16 @@
 // mailbox.js — the logged-in webmail: folders with unread counts, the message
 // list (paging, search), the reading pane and its actions (read/unread, flag,
-// move, delete), and the banner that says whether the domain's own server is
-// down or recovering. All text from mail is put in with textContent; an HTML
-// body (already sanitised by the server) goes into an <iframe sandbox> with no
+// move, delete, reply, reply all, forward; compose.js writes the message),
+// its attachments and the "load remote images" choice, the banner that says
+// whether the domain's own server is down or recovering, and the keyboard
+// shortcuts. All text from mail is put in with textContent; an HTML body
+// (already sanitised by the server) goes into an <iframe sandbox> with no
 // allow-scripts, through srcdoc.
 
 import { api, ApiError } from './api.js';
+import { closeCompose, isComposeOpen, openCompose } from './compose.js';
+import { humanSize } from './mailtext.js';
+import { isTyping } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
 const FOLDERS = ['INBOX', 'Sent', 'Trash'];
@@ -18,6 +23,7 @@ const state = {
   total: 0,
   q: '',
   current: null, // the open message (its detail JSON)
+  me: null,      // GET /api/v1/me: the user's address, name and aliases
   statusTimer: null,
   onSessionEnd: null,
   wired: false,
@@ -84,13 +90,17 @@ async function loadFolders() {
     const name = document.createElement('span');
     name.textContent = f.name === 'INBOX' ? 'Inbox' : f.name;
     b.append(name);
-    if (f.unread > 0) {
+    // Sent counts what was sent (nothing there is unread); the others count unread mail.
+    const sent = f.name === 'Sent';
+    const n = sent ? f.total : f.unread;
+    if (n > 0) {
       const count = document.createElement('span');
-      count.className = 'count';
-      count.textContent = String(f.unread);
+      count.className = sent ? 'count total' : 'count';
+      count.textContent = String(n);
       b.append(count);
     }
-    b.setAttribute('aria-label', f.unread > 0 ? `${name.textContent}, ${f.unread} unread` : name.textContent);
+    const what = sent ? `${n} message${n === 1 ? '' : 's'}` : `${n} unread`;
+    b.setAttribute('aria-label', n > 0 ? `${name.textContent}, ${what}` : name.textContent);
     if (f.name === state.folder) b.setAttribute('aria-current', 'true');
     b.addEventListener('click', () => openFolder(f.name));
     li.append(b);
@@ -168,6 +178,9 @@ function closeReader() {
   state.current = null;
   $('reader').hidden = true;
   $('reader-body').replaceChildren();
+  $('reader-attachment-list').replaceChildren();
+  $('reader-attachments').hidden = true;
+  $('reader-images').hidden = true;
   document.body.classList.remove('reading');
 }
 
@@ -202,6 +215,49 @@ function showBody(msg, fallbackText) {
   }
 }
 
+// Downloads go through the server, which serves active types (HTML, SVG,
+// scripts) as opaque bytes with a safe Content-Disposition.
+function showAttachments(msg) {
+  const ul = $('reader-attachment-list');
+  ul.replaceChildren();
+  const list = Array.isArray(msg.attachments) ? msg.attachments : [];
+  for (const a of list) {
+    const li = document.createElement('li');
+    const link = document.createElement('a');
+    link.href = `/api/v1/messages/${msg.id}/attachments/${a.n}`;
+    link.textContent = a.filename || `attachment-${a.n}`;
+    link.setAttribute('download', a.filename || `attachment-${a.n}`);
+    const size = document.createElement('span');
+    size.className = 'size';
+    size.textContent = `${a.content_type || ''}, ${humanSize(a.size)}`;
+    li.append(link, size);
+    ul.append(li);
+  }
+  $('reader-attachments').hidden = list.length === 0;
+}
+
+// The server blocks remote images (tracking pixels) unless asked with
+// ?images=1; this offers to ask, for the open message only.
+function showImagesNote(msg, loaded) {
+  const n = Number(msg.blocked_remote_images) || 0;
+  $('reader-images').hidden = loaded || n === 0;
+  $('reader-images-text').textContent = `${n} remote image${n === 1 ? ' was' : 's were'} blocked to protect your privacy.`;
+}
+
+async function loadImages() {
+  const msg = state.current;
+  if (!msg) return;
+  try {
+    const withImages = await api('GET', `/api/v1/messages/${msg.id}?images=1`);
+    if (state.current?.id !== msg.id) return;
+    state.current = { ...msg, html: withImages.html };
+    showBody(state.current);
+    showImagesNote(state.current, true);
+  } catch (e) {
+    handle(e);
+  }
+}
+
 function showActions(msg) {
   $('act-seen').textContent = msg.seen ? 'Mark unread' : 'Mark read';
   const flag = $('act-flag');
@@ -232,10 +288,12 @@ async function openMessage(id) {
     $('reader-to').textContent = msg.to || msg.envelope_to || '';
     $('reader-date').textContent = fmtDate(msg.date);
     showActions(msg);
+    showAttachments(msg);
+    showImagesNote(msg, false);
     showBody(msg, fallback);
     $('reader').hidden = false;
     document.body.classList.add('reading');
-    $('reader').focus();
+    if (!isComposeOpen()) $('reader').focus();
     await refresh();
   } catch (e) {
     handle(e);
@@ -274,6 +332,52 @@ async function remove() {
   }
 }
 
+// ------------------------------------------------------------------ writing
+
+function compose(mode) {
+  if (!state.me) return;
+  const msg = mode === 'new' ? null : state.current;
+  if (mode !== 'new' && !msg) return;
+  openCompose({
+    mode,
+    msg,
+    me: state.me,
+    onSessionEnd: () => state.onSessionEnd?.(),
+    // The Sent folder's count (and the list, when it is the one shown) change.
+    onSent: () => refresh().catch(handle),
+  });
+}
+
+// Single keys, as in other webmails: c new, r reply, a reply all, f forward;
+// Escape closes what is open (the form asks first if something was written).
+function onKey(ev) {
+  if (document.querySelector('dialog[open]') || $('mail-view').hidden) return;
+  if (ev.key === 'Escape') {
+    if (isComposeOpen()) closeCompose();
+    else if (!$('reader').hidden) $('reader-back').click();
+    return;
+  }
+  if (isTyping(ev) || isComposeOpen()) return;
+  const reading = !$('reader').hidden && state.current;
+  switch (ev.key) {
+    case 'c':
+      compose('new');
+      break;
+    case 'r':
+      if (reading) compose('reply');
+      break;
+    case 'a':
+      if (reading) compose('reply-all');
+      break;
+    case 'f':
+      if (reading) compose('forward');
+      break;
+    default:
+      return;
+  }
+  ev.preventDefault();
+}
+
 // ------------------------------------------------------------------ wiring
 
 function wire() {
@@ -302,13 +406,17 @@ function wire() {
     closeReader();
     $('message-list').querySelector(`button[data-id="${id}"]`)?.focus();
   });
-  document.addEventListener('keydown', (ev) => {
-    if (ev.key === 'Escape' && !$('reader').hidden) $('reader-back').click();
-  });
+  $('reader-images-load').addEventListener('click', loadImages);
+  $('act-reply').addEventListener('click', () => compose('reply'));
+  $('act-reply-all').addEventListener('click', () => compose('reply-all'));
+  $('act-forward').addEventListener('click', () => compose('forward'));
+  $('compose-new').addEventListener('click', () => compose('new'));
+  document.addEventListener('keydown', onKey);
 }
 
 export async function startMailbox(me, onSessionEnd) {
   state.onSessionEnd = onSessionEnd;
+  state.me = me;
   state.folder = 'INBOX';
   state.offset = 0;
   state.q = '';
@@ -323,5 +431,7 @@ export async function startMailbox(me, onSessionEnd) {
 export function stopMailbox() {
   clearInterval(state.statusTimer);
   state.statusTimer = null;
+  closeCompose(true);
   closeReader();
+  state.me = null;
 }
