@@ -51,7 +51,13 @@ _Static_assert(HTTP_STREAM_END == MHD_CONTENT_READER_END_OF_STREAM &&
                    HTTP_STREAM_ERROR == MHD_CONTENT_READER_END_WITH_ERROR,
                "http_internal.h's stream codes are libmicrohttpd's");
 
-static const char csp[] = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/* Images may come from anywhere: the reading pane's sandboxed frame inherits
+ * this policy, and remote images in a mail are the user's choice ("Load
+ * remote images"). The gate is the sanitiser, which writes no remote image
+ * source (and no CSS url()) unless the user asked; everything else, scripts
+ * first, stays 'self'. */
+static const char csp[] = "default-src 'self'; img-src 'self' https: http:; frame-ancestors 'none'; "
+                          "base-uri 'none'; form-action 'self'";
 
 struct http_server {
     void (*on_queued)(void *arg, const char *queue_id); /* set before traffic; called on the loop */
