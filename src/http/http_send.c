@@ -187,7 +187,7 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
 {
     json_t *j = req->json;
     struct send_req r = {0};
-    const char *from_in, *subject, *text, *html, *in_reply_to;
+    const char *from_in, *subject, *text, *html, *in_reply_to, *references;
     const char *why = NULL;
     char from[ADDR_MAX + 1];
 
@@ -197,8 +197,9 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
         return;
     }
     if (opt_string(j, "subject", &subject) != 0 || opt_string(j, "text", &text) != 0 ||
-        opt_string(j, "html", &html) != 0 || opt_string(j, "in_reply_to", &in_reply_to) != 0) {
-        http_reply_error(rep, 400, "subject, text, html and in_reply_to must be strings");
+        opt_string(j, "html", &html) != 0 || opt_string(j, "in_reply_to", &in_reply_to) != 0 ||
+        opt_string(j, "references", &references) != 0) {
+        http_reply_error(rep, 400, "subject, text, html, in_reply_to and references must be strings");
         return;
     }
     if (!directory_user_owns_address(req->st, &req->user, from)) {
@@ -237,9 +238,21 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
         .attachments = r.atts, .nattachments = r.natts,
         .in_reply_to = in_reply_to && *in_reply_to ? in_reply_to : NULL,
     };
+    /* A reply keeps its thread: the parent's References (the client passes
+     * them on, an extension of SPEC's fields) followed by the parent's ID. */
+    char *thread = NULL;
+    if (m.in_reply_to && references && *references) {
+        if (!(thread = compose_references(references, NULL, m.in_reply_to))) {
+            send_req_free(&r);
+            http_reply_error(rep, 500, "out of memory");
+            return;
+        }
+        m.references = thread;
+    }
     struct compose_result msg = {0};
     const char *error = NULL;
     int rc = compose_build(&m, &msg, &error);
+    free(thread);
     send_req_free(&r);
     if (rc != 0) {
         http_reply_error(rep, 400, error ? error : "cannot build the message");

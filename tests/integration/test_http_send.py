@@ -99,6 +99,21 @@ def test_send_from_an_alias_is_allowed(web, sink):  # noqa: F811
     assert "sales@acme.test" in d.data.decode(errors="replace").lower()
 
 
+def test_reply_keeps_the_thread(web, sink):  # noqa: F811
+    """A reply to a reply: References is the parent's References followed by the parent's ID."""
+    c = Client(web.http_port)
+    assert c.login("bob@acme.test").status == 200
+    r = c.request("POST", "/api/v1/send", message(**{"cc": [], "bcc": [], "attachments": [],
+                                                     "in_reply_to": "<p2@example.net>",
+                                                     "references": "<root@example.net> <p1@example.net>"}))
+    assert r.status == 202, r.body
+    msg = email.message_from_bytes(sink.wait_messages(1, timeout=30)[0].data, policy=email.policy.default)
+    assert msg["In-Reply-To"].strip() == "<p2@example.net>"
+    assert msg["References"].split() == ["<root@example.net>", "<p1@example.net>", "<p2@example.net>"]
+    r = c.request("POST", "/api/v1/send", message(references=["not", "a string"]))
+    assert r.status == 400
+
+
 def test_from_spoofing_refused(web, sink):  # noqa: F811
     c = Client(web.http_port)
     assert c.login("bob@acme.test").status == 200

@@ -21,6 +21,7 @@ const state = {
   wired: false,
   sending: false,
   inReplyTo: null,
+  references: null,
   attachments: [], // {key, filename, content_type, size, data: Promise<string>}
   nextKey: 1,
   initial: '',     // the form as it was opened, to know whether anything changed
@@ -145,6 +146,7 @@ export function openCompose({ mode = 'new', msg = null, me, onSent, onSessionEnd
   state.returnFocus = document.activeElement;
   state.attachments = [];
   state.inReplyTo = null;
+  state.references = null;
   showError('');
   const own = [me.email, ...(me.aliases || [])];
   let to = [];
@@ -156,6 +158,7 @@ export function openCompose({ mode = 'new', msg = null, me, onSent, onSessionEnd
     subject = replySubject(msg.headers?.subject ?? msg.subject);
     body = replyBody(msg);
     state.inReplyTo = msg.headers?.message_id || msg.message_id || null;
+    state.references = msg.headers?.references || null;
   } else if (msg && mode === 'forward') {
     subject = forwardSubject(msg.headers?.subject ?? msg.subject);
     body = forwardBody(msg);
@@ -258,6 +261,7 @@ async function send(ev) {
       attachments,
     };
     if (state.inReplyTo) body.in_reply_to = state.inReplyTo;
+    if (state.inReplyTo && state.references) body.references = state.references;
     const result = await api('POST', '/api/v1/send', body);
     const onSent = state.onSent;
     closeCompose(true);
