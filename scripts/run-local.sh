@@ -16,6 +16,9 @@ if ! ctl customer list 2>/dev/null | grep -q '^demo\b'; then
   ctl domain add demo.test --customer demo --route 127.0.0.1:2626
   ctl domain set demo.test --recipient-check on
   echo "lifeboat-demo" | ctl user add alice@demo.test --name "Alice Demo" --password-stdin --activate
+  # The archive keeps mail from the subscription's start; continuity is one
+  # command away (the tour in README.md).
+  ctl subscription start demo
 fi
 
 # The demo customer's own mail server.
