@@ -10,20 +10,19 @@
  * release, hold and purge it makes is an audit row whose actor is
  * "lifeboatctl (uid N)", written in the same transaction as the change.
  *
- * Dates on the command line are YYYY-MM-DD (midnight UTC) or ISO 8601
- * (YYYY-MM-DDTHH:MM[:SS] with Z or an offset; none means UTC); dates shown are
- * ISO 8601 UTC, with the epoch seconds beside them in JSON.
+ * Dates on the command line are the API's (timeutil.h's time_parse_date):
+ * YYYY-MM-DD (midnight UTC) or ISO 8601 (YYYY-MM-DDTHH:MM[:SS] with Z or an
+ * offset; none means UTC), or seconds since the epoch; dates shown are ISO
+ * 8601 UTC, with the epoch seconds beside them in JSON.
  */
 #include "archive/archive.h"
 #include "ctl/ctl.h"
 #include "directory/directory.h"
 #include "util/timeutil.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* The most words of search text taken from the command line. */
@@ -53,62 +52,6 @@ static json_t *jiso(int64_t t)
 static const char *direction_name(int d)
 {
     return d == DIR_OUTBOUND ? "outbound" : "inbound";
-}
-
-/* Reads exactly n digits at *p into *v. */
-static int digits(const char **p, int n, int *v)
-{
-    *v = 0;
-    for (int i = 0; i < n; i++, (*p)++) {
-        if (!isdigit((unsigned char)**p))
-            return -1;
-        *v = *v * 10 + (**p - '0');
-    }
-    return 0;
-}
-
-/* YYYY-MM-DD or YYYY-MM-DD[T ]HH:MM[:SS][Z|+HH[:]MM|-HH[:]MM] as epoch
- * seconds; 0 or -1. */
-static int date_parse(const char *s, int64_t *out)
-{
-    struct tm tm = {0};
-    int y, mo, d, h = 0, mi = 0, sec = 0;
-    const char *p = s;
-    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
-        return -1;
-    int64_t offset = 0;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        p++;
-        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
-            return -1;
-        if (*p == ':' && (p++, digits(&p, 2, &sec)))
-            return -1;
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p++ == '-' ? -1 : 1, oh, om;
-            if (digits(&p, 2, &oh))
-                return -1;
-            if (*p == ':')
-                p++;
-            if (digits(&p, 2, &om) || oh > 23 || om > 59)
-                return -1;
-            offset = sign * (oh * 3600 + om * 60);
-        }
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return -1;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    time_t t = timegm(&tm);
-    if (tm.tm_mday != d) /* 31 February */
-        return -1;
-    *out = (int64_t)t - offset;
-    return 0;
 }
 
 /* A number in [min, max] from a command-line value; CTL_OK or CTL_USAGE. */
@@ -166,16 +109,38 @@ static int add_alias(const char *alias, const char *user_email, void *arg)
     return 0;
 }
 
-/* ---------------------------------------------------------------- search */
-
-struct search_rows {
+/* A listing whose rows name their customer (entries, holds, the audit
+ * trail): the rows, and the customers' names by id to look up. */
+struct customer_rows {
     struct ctl_list l;
     struct ctl_list customers; /* map: id -> name */
 };
 
+static int map_customer(const struct store_customer *cu, void *arg)
+{
+    return ctl_list_map(arg, cu->id, json_string(cu->name));
+}
+
+/* Starts r with no rows and every customer's name: the store's result. */
+static int customer_rows_start(struct store *st, struct customer_rows *r)
+{
+    *r = (struct customer_rows){{json_array(), NULL, 0}, {json_array(), json_object(), 0}};
+    return store_customer_list(st, map_customer, &r->customers);
+}
+
+/* Ends r as ctl_list_rows does (store_rc: the listing's result): the rows, or
+ * NULL after saying why not. */
+static json_t *customer_rows_end(struct customer_rows *r, int store_rc, const char *what)
+{
+    ctl_list_free(&r->customers);
+    return ctl_list_rows(&r->l, store_rc, what);
+}
+
+/* ---------------------------------------------------------------- search */
+
 static int entry_to_json(const struct store_archive_entry *e, void *arg)
 {
-    struct search_rows *r = arg;
+    struct customer_rows *r = arg;
     return ctl_list_add(
         &r->l, json_pack("{s:I, s:o, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:O, s:s, s:o, s:I, s:I, s:b, s:b}", "id",
                          (json_int_t)e->id, "date", jiso(e->date), "date_epoch", (json_int_t)e->date, "direction",
@@ -184,11 +149,6 @@ static int entry_to_json(const struct store_archive_entry *e, void *arg)
                          "customer", ctl_list_lookup(&r->customers, e->customer_id), "msg_id", e->msg_id, "received",
                          jiso(e->received), "received_epoch", (json_int_t)e->received, "size", (json_int_t)e->size,
                          "has_attachment", e->has_attachment, "indexed", e->indexed));
-}
-
-static int map_customer(const struct store_customer *cu, void *arg)
-{
-    return ctl_list_map(arg, cu->id, json_string(cu->name));
 }
 
 static int add_to(const char *addr, void *arg)
@@ -233,9 +193,9 @@ int ctl_archive_search(struct ctl *c, int argc, char **argv)
         return ctl_usage_error("--domain and --user are two different scopes: give one");
     struct store_archive_query q = {.direction = -1, .has_attachment = -1, .from = from, .to = to};
     long long v;
-    if (after && date_parse(after, &q.after) != 0)
+    if (after && time_parse_date(after, &q.after) != 0)
         return ctl_usage_error("--after: \"%.40s\" is no date (YYYY-MM-DD or ISO 8601)", after);
-    if (before && date_parse(before, &q.before) != 0)
+    if (before && time_parse_date(before, &q.before) != 0)
         return ctl_usage_error("--before: \"%.40s\" is no date (YYYY-MM-DD or ISO 8601)", before);
     if (limit) {
         if (number_arg("--limit", limit, 0, 1000000000, &v) != CTL_OK)
@@ -281,14 +241,13 @@ int ctl_archive_search(struct ctl *c, int argc, char **argv)
         return rc;
     }
 
-    struct search_rows r = {{json_array(), NULL, 0}, {json_array(), json_object(), 0}};
+    struct customer_rows r;
     uint64_t total = 0;
-    int src = store_customer_list(st, map_customer, &r.customers);
+    int src = customer_rows_start(st, &r);
     if (src == STORE_OK)
         src = store_archive_search(st, &q, entry_to_json, &r, &total);
     free(ua.v);
-    ctl_list_free(&r.customers);
-    json_t *rows = ctl_list_rows(&r.l, src, "the archive");
+    json_t *rows = customer_rows_end(&r, src, "the archive");
     if (!rows)
         return CTL_FAIL;
     size_t i;
@@ -462,14 +421,9 @@ int ctl_archive_hold(struct ctl *c, int argc, char **argv)
     return CTL_OK;
 }
 
-struct hold_rows {
-    struct ctl_list l;
-    struct ctl_list customers;
-};
-
 static int hold_to_json(const struct store_archive_hold *h, void *arg)
 {
-    struct hold_rows *r = arg;
+    struct customer_rows *r = arg;
     return ctl_list_add(&r->l, json_pack("{s:I, s:O, s:o, s:o, s:I, s:o}", "id", (json_int_t)h->id, "customer",
                                          ctl_list_lookup(&r->customers, h->customer_id), "user",
                                          h->user_id ? ctl_jstr(h->email) : json_null(), "created", jiso(h->created),
@@ -485,12 +439,11 @@ int ctl_archive_holds(struct ctl *c, int argc, char **argv)
     int rc = ctl_getopt_store(c, argc, argv, opts, NULL, 0, 0, &n, &st);
     if (rc != CTL_OK)
         return rc;
-    struct hold_rows r = {{json_array(), NULL, 0}, {json_array(), json_object(), 0}};
-    int src = store_customer_list(st, map_customer, &r.customers);
+    struct customer_rows r;
+    int src = customer_rows_start(st, &r);
     if (src == STORE_OK)
         src = store_archive_hold_list(st, 0, hold_to_json, &r);
-    ctl_list_free(&r.customers);
-    json_t *rows = ctl_list_rows(&r.l, src, "the legal holds");
+    json_t *rows = customer_rows_end(&r, src, "the legal holds");
     if (!rows)
         return CTL_FAIL;
     if (json)
@@ -519,14 +472,9 @@ int ctl_archive_holds(struct ctl *c, int argc, char **argv)
 
 /* ---------------------------------------------------------------- audit */
 
-struct audit_rows {
-    struct ctl_list l;
-    struct ctl_list customers;
-};
-
 static int audit_to_json(const struct store_audit *a, void *arg)
 {
-    struct audit_rows *r = arg;
+    struct customer_rows *r = arg;
     return ctl_list_add(&r->l, json_pack("{s:I, s:o, s:I, s:O, s:o, s:o, s:o, s:o}", "id", (json_int_t)a->id, "at",
                                          jiso(a->at), "at_epoch", (json_int_t)a->at, "customer",
                                          ctl_list_lookup(&r->customers, a->customer_id), "actor", ctl_jstr(a->actor),
@@ -550,12 +498,11 @@ int ctl_audit_list(struct ctl *c, int argc, char **argv)
     struct store_customer cu = {0};
     if (customer && customer_arg(st, customer, &cu) != CTL_OK)
         return CTL_FAIL;
-    struct audit_rows r = {{json_array(), NULL, 0}, {json_array(), json_object(), 0}};
-    int src = store_customer_list(st, map_customer, &r.customers);
+    struct customer_rows r;
+    int src = customer_rows_start(st, &r);
     if (src == STORE_OK)
         src = store_audit_list(st, cu.id, (size_t)max, audit_to_json, &r);
-    ctl_list_free(&r.customers);
-    json_t *rows = ctl_list_rows(&r.l, src, "the audit trail");
+    json_t *rows = customer_rows_end(&r, src, "the audit trail");
     if (!rows)
         return CTL_FAIL;
     if (json)

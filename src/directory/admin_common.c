@@ -5,25 +5,13 @@
 #include "directory/admin_internal.h"
 #include "util/addr.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-int admin_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int admin_begin(struct store *st, char *err, size_t errlen)
 {
     if (store_begin(st) != STORE_OK)
-        return admin_fail(err, errlen, "cannot start a store transaction (the database is busy or failing)");
+        return errbuf_fail(err, errlen, "cannot start a store transaction (the database is busy or failing)");
     return 0;
 }
 
@@ -35,7 +23,7 @@ int admin_end(struct store *st, int rc, char *err, size_t errlen)
     }
     if (store_commit(st) != STORE_OK) {
         store_rollback(st);
-        return admin_fail(err, errlen, "cannot commit the change to the store");
+        return errbuf_fail(err, errlen, "cannot commit the change to the store");
     }
     return 0;
 }

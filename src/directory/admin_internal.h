@@ -8,9 +8,7 @@
 #include <stddef.h>
 
 #include "store/store.h"
-
-/* Formats the one-line reason into err; always returns -1. */
-int admin_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#include "util/errbuf.h" /* errbuf_fail: the one-line reason into err */
 
 /* BEGIN IMMEDIATE, or -1 with a reason. */
 int admin_begin(struct store *st, char *err, size_t errlen);

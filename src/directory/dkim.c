@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +20,7 @@
 
 #include "mail/dkim.h"
 #include "util/addr.h"
-
-static int dkim_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int dkim_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#include "util/errbuf.h"
 
 /* Reads the whole key file into buf (at most MAIL_DKIM_KEY_MAX bytes).
  * The length, or -1 with the reason in err. */
@@ -40,15 +28,15 @@ static ssize_t key_read(const char *path, unsigned char *buf, char *err, size_t 
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return dkim_fail(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
+        return errbuf_fail(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return dkim_fail(err, errlen, "key file %s is not a regular file", path);
+        return errbuf_fail(err, errlen, "key file %s is not a regular file", path);
     }
     if (sb.st_size > MAIL_DKIM_KEY_MAX) {
         close(fd);
-        return dkim_fail(err, errlen, "key file %s is larger than %d bytes", path, MAIL_DKIM_KEY_MAX);
+        return errbuf_fail(err, errlen, "key file %s is larger than %d bytes", path, MAIL_DKIM_KEY_MAX);
     }
     size_t n = 0;
     for (;;) {
@@ -59,14 +47,14 @@ static ssize_t key_read(const char *path, unsigned char *buf, char *err, size_t 
         if (r < 0) {
             int e = errno;
             close(fd);
-            return dkim_fail(err, errlen, "cannot read key file %s: %s", path, strerror(e));
+            return errbuf_fail(err, errlen, "cannot read key file %s: %s", path, strerror(e));
         }
         if (r == 0)
             break;
         n += (size_t)r;
         if (n > MAIL_DKIM_KEY_MAX) {
             close(fd);
-            return dkim_fail(err, errlen, "key file %s is larger than %d bytes", path, MAIL_DKIM_KEY_MAX);
+            return errbuf_fail(err, errlen, "key file %s is larger than %d bytes", path, MAIL_DKIM_KEY_MAX);
         }
     }
     close(fd);
@@ -77,12 +65,12 @@ int directory_dkim_key_file_check(const char *path, char *err, size_t errlen)
 {
     unsigned char *key = malloc(MAIL_DKIM_KEY_MAX + 1);
     if (!key)
-        return dkim_fail(err, errlen, "out of memory");
+        return errbuf_fail(err, errlen, "out of memory");
     ssize_t keylen = key_read(path, key, err, errlen);
     char why[256];
     int rc = keylen < 0 ? -1 : mail_dkim_key_check(key, (size_t)keylen, why, sizeof why);
     if (keylen >= 0 && rc != 0)
-        dkim_fail(err, errlen, "key file %s: %s", path, why);
+        errbuf_fail(err, errlen, "key file %s: %s", path, why);
     explicit_bzero(key, MAIL_DKIM_KEY_MAX + 1);
     free(key);
     return rc;
@@ -100,13 +88,13 @@ int directory_dkim_sign(struct store *st, const char *from_domain, const unsigne
     if (rc == STORE_NOTFOUND)
         return 0;
     if (rc != STORE_OK)
-        return dkim_fail(err, errlen, "store error reading domain %s", name);
+        return errbuf_fail(err, errlen, "store error reading domain %s", name);
     if (!d.dkim_selector[0] || !d.dkim_key_file[0])
         return 0;
 
     unsigned char *key = malloc(MAIL_DKIM_KEY_MAX + 1);
     if (!key)
-        return dkim_fail(err, errlen, "out of memory");
+        return errbuf_fail(err, errlen, "out of memory");
     ssize_t keylen = key_read(d.dkim_key_file, key, err, errlen);
     rc = -1;
     if (keylen >= 0) {
@@ -115,7 +103,7 @@ int directory_dkim_sign(struct store *st, const char *from_domain, const unsigne
         char why[256];
         rc = mail_dkim_sign(&s, msg, len, header, why, sizeof why);
         if (rc != 0)
-            dkim_fail(err, errlen, "selector %s, key file %s: %s", d.dkim_selector, d.dkim_key_file, why);
+            errbuf_fail(err, errlen, "selector %s, key file %s: %s", d.dkim_selector, d.dkim_key_file, why);
     }
     explicit_bzero(key, MAIL_DKIM_KEY_MAX + 1);
     free(key);

@@ -5,6 +5,7 @@
  */
 #include "directory/admin_internal.h"
 #include "directory/directory.h"
+#include "util/strlist.h"
 #include "util/timeutil.h"
 
 #include <ctype.h>
@@ -19,21 +20,21 @@ int directory_customer_add(struct store *st, const char *name, char *err, size_t
 {
     struct store_customer c;
     if (!name || !admin_text_ok(name, sizeof c.name))
-        return admin_fail(err, errlen, "customer name must be 1 to %zu characters, no control characters",
-                          sizeof c.name - 1);
+        return errbuf_fail(err, errlen, "customer name must be 1 to %zu characters, no control characters",
+                           sizeof c.name - 1);
     if (isspace((unsigned char)name[0]) || isspace((unsigned char)name[strlen(name) - 1]))
-        return admin_fail(err, errlen, "customer \"%s\": name starts or ends with a space", name);
+        return errbuf_fail(err, errlen, "customer \"%s\": name starts or ends with a space", name);
     if (admin_begin(st, err, errlen) != 0)
         return -1;
     int rc = store_customer_get(st, name, &c);
     if (rc == STORE_OK)
-        rc = admin_fail(err, errlen, "customer %s already exists", name);
+        rc = errbuf_fail(err, errlen, "customer %s already exists", name);
     else if (rc != STORE_NOTFOUND)
-        rc = admin_fail(err, errlen, "customer %s: store error", name);
+        rc = errbuf_fail(err, errlen, "customer %s: store error", name);
     else if ((rc = store_customer_add(st, name, NULL)) == STORE_EXISTS)
-        rc = admin_fail(err, errlen, "customer %s already exists", name);
+        rc = errbuf_fail(err, errlen, "customer %s already exists", name);
     else if (rc != STORE_OK)
-        rc = admin_fail(err, errlen, "customer %s: store error", name);
+        rc = errbuf_fail(err, errlen, "customer %s: store error", name);
     return admin_end(st, rc, err, errlen);
 }
 
@@ -43,11 +44,11 @@ static int routes_canonical(const char *domain, const char *routes, char *out, s
 {
     struct route r;
     if (!routes || route_parse(routes, &r) != 0)
-        return admin_fail(err, errlen,
-                          "domain %s: bad route \"%.200s\" (expected HOST[:PORT][,HOST[:PORT]...], at most %d hosts)",
-                          domain, routes ? routes : "", ROUTE_MAX_HOSTS);
+        return errbuf_fail(err, errlen,
+                           "domain %s: bad route \"%.200s\" (expected HOST[:PORT][,HOST[:PORT]...], at most %d hosts)",
+                           domain, routes ? routes : "", ROUTE_MAX_HOSTS);
     if (route_format(&r, out, outlen) != 0)
-        return admin_fail(err, errlen, "domain %s: route is too long", domain);
+        return errbuf_fail(err, errlen, "domain %s: route is too long", domain);
     return 0;
 }
 
@@ -57,9 +58,9 @@ int directory_domain_add(struct store *st, const char *domain, const char *custo
     struct store_domain d;
     memset(&d, 0, sizeof d);
     if (admin_canonical(domain, d.name, sizeof d.name) != 0 || !domain_is_valid(d.name))
-        return admin_fail(err, errlen, "\"%.200s\" is not a valid domain name", domain ? domain : "");
+        return errbuf_fail(err, errlen, "\"%.200s\" is not a valid domain name", domain ? domain : "");
     if (!customer || !*customer)
-        return admin_fail(err, errlen, "domain %s: a customer is required", d.name);
+        return errbuf_fail(err, errlen, "domain %s: a customer is required", d.name);
     if (routes_canonical(d.name, routes, d.routes, sizeof d.routes, err, errlen) != 0)
         return -1;
     d.created = time_now();
@@ -70,19 +71,19 @@ int directory_domain_add(struct store *st, const char *domain, const char *custo
     struct store_domain old;
     int rc = store_customer_get(st, customer, &c);
     if (rc == STORE_NOTFOUND) {
-        rc = admin_fail(err, errlen, "domain %s: customer %s does not exist", d.name, customer);
+        rc = errbuf_fail(err, errlen, "domain %s: customer %s does not exist", d.name, customer);
     } else if (rc != STORE_OK) {
-        rc = admin_fail(err, errlen, "domain %s: store error", d.name);
+        rc = errbuf_fail(err, errlen, "domain %s: store error", d.name);
     } else if ((rc = store_domain_get(st, d.name, &old)) != STORE_NOTFOUND) {
-        rc = rc == STORE_OK ? admin_fail(err, errlen, "domain %s already exists", d.name)
-                            : admin_fail(err, errlen, "domain %s: store error", d.name);
+        rc = rc == STORE_OK ? errbuf_fail(err, errlen, "domain %s already exists", d.name)
+                            : errbuf_fail(err, errlen, "domain %s: store error", d.name);
     } else {
         d.customer_id = c.id;
         rc = store_domain_add(st, &d, NULL);
         if (rc == STORE_EXISTS)
-            rc = admin_fail(err, errlen, "domain %s already exists", d.name);
+            rc = errbuf_fail(err, errlen, "domain %s already exists", d.name);
         else if (rc != STORE_OK)
-            rc = admin_fail(err, errlen, "domain %s: store error", d.name);
+            rc = errbuf_fail(err, errlen, "domain %s: store error", d.name);
     }
     return admin_end(st, rc, err, errlen);
 }
@@ -96,37 +97,28 @@ static int outbound_canonical(const char *domain, const char *list, char *out, s
     out[0] = 0;
     if (!*list || !strcmp(list, "none"))
         return 0;
-    /* Split by hand: strtok would skip an empty entry, and "a,,b" is a typo
-     * worth refusing. */
-    for (const char *p = list;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        while (len && isspace((unsigned char)*p))
-            p++, len--;
-        while (len && isspace((unsigned char)p[len - 1]))
-            len--;
-        char one[64], text[64];
+    /* "a,,b" is a typo worth refusing: strlist keeps the empty entry */
+    const char *pos = list;
+    char one[64], text[64];
+    int r;
+    while ((r = strlist_next(&pos, one, sizeof one)) != 0) {
         struct cidr c;
-        if (len == 0 || len >= sizeof one)
-            return admin_fail(err, errlen, "domain %s: bad --outbound-from \"%.200s\": empty or overlong entry",
-                              domain, list);
-        memcpy(one, p, len);
-        one[len] = 0;
+        if (r < 0 || !one[0])
+            return errbuf_fail(err, errlen, "domain %s: bad --outbound-from \"%.200s\": empty or overlong entry",
+                               domain, list);
         if (cidr_parse(one, &c) != 0 || cidr_format(&c, text, sizeof text) != 0)
-            return admin_fail(err, errlen,
-                              "domain %s: bad --outbound-from entry \"%s\" (expected an address or a CIDR like 192.0.2.0/24)",
-                              domain, one);
+            return errbuf_fail(err, errlen,
+                               "domain %s: bad --outbound-from entry \"%s\" (expected an address or a CIDR like 192.0.2.0/24)",
+                               domain, one);
         size_t tl = strlen(text);
         if (used + 1 + tl + 1 > outlen)
-            return admin_fail(err, errlen, "domain %s: --outbound-from list is too long", domain);
+            return errbuf_fail(err, errlen, "domain %s: --outbound-from list is too long", domain);
         if (used)
             out[used++] = ',';
         memcpy(out + used, text, tl + 1);
         used += tl;
-        if (!comma)
-            return 0;
-        p = comma + 1;
     }
+    return 0;
 }
 
 static int webhook_ok(const char *url)
@@ -166,14 +158,14 @@ static int dkim_key_canonical(const char *domain, const char *file, char *out, s
     char abs[PATH_MAX];
     struct stat sb;
     if (!realpath(file, abs) || stat(abs, &sb) != 0 || !S_ISREG(sb.st_mode) || access(abs, R_OK) != 0)
-        return admin_fail(err, errlen, "domain %s: DKIM key %.200s is not a readable file", domain, file);
+        return errbuf_fail(err, errlen, "domain %s: DKIM key %.200s is not a readable file", domain, file);
     if (strlen(abs) >= outlen)
-        return admin_fail(err, errlen, "domain %s: DKIM key path is too long", domain);
+        return errbuf_fail(err, errlen, "domain %s: DKIM key path is too long", domain);
     /* The contents too: the selector's .txt record or a public key given by
      * mistake must fail now, not as a warning on every message sent. */
     char why[512];
     if (directory_dkim_key_file_check(abs, why, sizeof why) != 0)
-        return admin_fail(err, errlen, "domain %s: DKIM %s", domain, why);
+        return errbuf_fail(err, errlen, "domain %s: DKIM %s", domain, why);
     memcpy(out, abs, strlen(abs) + 1);
     return 0;
 }
@@ -193,22 +185,22 @@ static int domain_apply(struct store_domain *d, const struct directory_domain_ch
     if (ch->webhook) {
         if (*ch->webhook && strcmp(ch->webhook, "none") != 0) {
             if (!webhook_ok(ch->webhook) || strlen(ch->webhook) >= sizeof d->webhook)
-                return admin_fail(err, errlen, "domain %s: bad webhook URL \"%.200s\" (expected http:// or https://)",
-                                  d->name, ch->webhook);
+                return errbuf_fail(err, errlen, "domain %s: bad webhook URL \"%.200s\" (expected http:// or https://)",
+                                   d->name, ch->webhook);
             memcpy(d->webhook, ch->webhook, strlen(ch->webhook) + 1);
         } else {
             d->webhook[0] = 0;
         }
     }
     if (!!ch->dkim_selector != !!ch->dkim_key_file)
-        return admin_fail(err, errlen, "domain %s: --dkim-selector and --dkim-key go together", d->name);
+        return errbuf_fail(err, errlen, "domain %s: --dkim-selector and --dkim-key go together", d->name);
     if (ch->dkim_selector) {
         if (!*ch->dkim_selector && !*ch->dkim_key_file) {
             d->dkim_selector[0] = d->dkim_key_file[0] = 0;
         } else {
             if (!selector_ok(ch->dkim_selector) || strlen(ch->dkim_selector) >= sizeof d->dkim_selector)
-                return admin_fail(err, errlen, "domain %s: bad DKIM selector \"%.100s\"", d->name,
-                                  ch->dkim_selector);
+                return errbuf_fail(err, errlen, "domain %s: bad DKIM selector \"%.100s\"", d->name,
+                                   ch->dkim_selector);
             if (dkim_key_canonical(d->name, ch->dkim_key_file, d->dkim_key_file, sizeof d->dkim_key_file,
                                    err, errlen) != 0)
                 return -1;
@@ -223,16 +215,16 @@ int directory_domain_set(struct store *st, const char *domain, const struct dire
 {
     char name[DOMAIN_MAX + 1];
     if (admin_canonical(domain, name, sizeof name) != 0 || !domain_is_valid(name))
-        return admin_fail(err, errlen, "\"%.200s\" is not a valid domain name", domain ? domain : "");
+        return errbuf_fail(err, errlen, "\"%.200s\" is not a valid domain name", domain ? domain : "");
     if (admin_begin(st, err, errlen) != 0)
         return -1;
     struct store_domain d;
     int rc = store_domain_get(st, name, &d);
     if (rc == STORE_NOTFOUND)
-        rc = admin_fail(err, errlen, "domain %s is not hosted", name);
+        rc = errbuf_fail(err, errlen, "domain %s is not hosted", name);
     else if (rc != STORE_OK)
-        rc = admin_fail(err, errlen, "domain %s: store error", name);
+        rc = errbuf_fail(err, errlen, "domain %s: store error", name);
     else if ((rc = domain_apply(&d, ch, err, errlen)) == 0 && store_domain_update(st, &d) != STORE_OK)
-        rc = admin_fail(err, errlen, "domain %s: store error", name);
+        rc = errbuf_fail(err, errlen, "domain %s: store error", name);
     return admin_end(st, rc, err, errlen);
 }

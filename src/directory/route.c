@@ -5,6 +5,7 @@
  */
 #include "directory/directory.h"
 #include "util/config.h"
+#include "util/strlist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -29,20 +30,12 @@ int route_parse(const char *s, struct route *out)
     memset(out, 0, sizeof *out);
     if (!s)
         return -1;
-    const char *p = s;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        while (len && isspace((unsigned char)*p))
-            p++, len--;
-        while (len && isspace((unsigned char)p[len - 1]))
-            len--;
-        char entry[DOMAIN_MAX + 16];
-        if (len == 0 || len >= sizeof entry || out->count == ROUTE_MAX_HOSTS)
+    const char *pos = s;
+    char entry[DOMAIN_MAX + 16];
+    int r;
+    while ((r = strlist_next(&pos, entry, sizeof entry)) != 0) {
+        if (r < 0 || !entry[0] || out->count == ROUTE_MAX_HOSTS)
             return -1;
-        memcpy(entry, p, len);
-        entry[len] = 0;
-
         struct config_listen hp;
         if (config_parse_hostport(entry, "25", &hp) != 0 || !route_host_ok(hp.host))
             return -1;
@@ -52,11 +45,8 @@ int route_parse(const char *s, struct route *out)
         for (size_t i = 0; hp.host[i]; i++)
             h->host[i] = (char)tolower((unsigned char)hp.host[i]);
         memcpy(h->port, hp.port, strlen(hp.port) + 1);
-
-        if (!comma)
-            return 0;
-        p = comma + 1;
     }
+    return 0;
 }
 
 int route_format(const struct route *r, char *out, size_t outlen)

@@ -20,7 +20,7 @@ static int address_canonical(const char *what, const char *addr, char out[ADDR_M
                              size_t errlen)
 {
     if (!addr || admin_canonical(addr, out, ADDR_MAX + 1) != 0 || !addr_is_valid(out))
-        return admin_fail(err, errlen, "%s \"%.200s\" is not a valid address", what, addr ? addr : "");
+        return errbuf_fail(err, errlen, "%s \"%.200s\" is not a valid address", what, addr ? addr : "");
     return 0;
 }
 
@@ -35,7 +35,7 @@ static int check_policy(struct store *st, int64_t domain_id, const char *email, 
     if (!*password)
         return 0; /* hash_new_password refuses it as empty, the clearer message */
     if (directory_password_check(st, domain_id, password, why, sizeof why) != 0)
-        return admin_fail(err, errlen, "user %s: %s", email, why);
+        return errbuf_fail(err, errlen, "user %s: %s", email, why);
     return 0;
 }
 
@@ -44,9 +44,9 @@ static int hash_new_password(const char *email, const char *password, char out[P
                              char *err, size_t errlen)
 {
     if (!*password)
-        return admin_fail(err, errlen, "user %s: the password is empty", email);
+        return errbuf_fail(err, errlen, "user %s: the password is empty", email);
     if (password_hash(password, out) != 0)
-        return admin_fail(err, errlen, "user %s: cannot hash the password (out of memory?)", email);
+        return errbuf_fail(err, errlen, "user %s: cannot hash the password (out of memory?)", email);
     return 0;
 }
 
@@ -59,11 +59,11 @@ int directory_user_add(struct store *st, const char *email, const char *name, co
         return -1;
     u.role = directory_role_parse(role ? role : "user");
     if (u.role < 0)
-        return admin_fail(err, errlen, "user %s: unknown role \"%.40s\" (expected user, admin or operator)",
-                          u.email, role);
+        return errbuf_fail(err, errlen, "user %s: unknown role \"%.40s\" (expected user, admin or operator)",
+                           u.email, role);
     if (name && *name) {
         if (!admin_text_ok(name, sizeof u.name))
-            return admin_fail(err, errlen, "user %s: the name is too long or has control characters", u.email);
+            return errbuf_fail(err, errlen, "user %s: the name is too long or has control characters", u.email);
         memcpy(u.name, name, strlen(name) + 1);
     }
     if (password) {
@@ -71,7 +71,7 @@ int directory_user_add(struct store *st, const char *email, const char *name, co
         struct store_domain pd;
         int prc = store_domain_get(st, addr_domain(u.email), &pd);
         if (prc == STORE_ERR)
-            return admin_fail(err, errlen, "user %s: store error", u.email);
+            return errbuf_fail(err, errlen, "user %s: store error", u.email);
         if (prc == STORE_OK && check_policy(st, pd.id, u.email, password, err, errlen) != 0)
             return -1;
         if (hash_new_password(u.email, password, u.pw_hash, err, errlen) != 0)
@@ -89,19 +89,19 @@ int directory_user_add(struct store *st, const char *email, const char *name, co
         return -1;
     }
     if ((rc = store_domain_get(st, domain, &d)) == STORE_NOTFOUND) {
-        rc = admin_fail(err, errlen, "user %s: domain %s is not hosted", u.email, domain);
+        rc = errbuf_fail(err, errlen, "user %s: domain %s is not hosted", u.email, domain);
     } else if (rc != STORE_OK) {
-        rc = admin_fail(err, errlen, "user %s: store error", u.email);
+        rc = errbuf_fail(err, errlen, "user %s: store error", u.email);
     } else if ((rc = store_alias_get(st, u.email, &owner)) != STORE_NOTFOUND) {
-        rc = rc == STORE_OK ? admin_fail(err, errlen, "user %s: the address is already an alias", u.email)
-                            : admin_fail(err, errlen, "user %s: store error", u.email);
+        rc = rc == STORE_OK ? errbuf_fail(err, errlen, "user %s: the address is already an alias", u.email)
+                            : errbuf_fail(err, errlen, "user %s: store error", u.email);
     } else {
         u.domain_id = d.id;
         rc = store_user_add(st, &u, NULL);
         if (rc == STORE_EXISTS)
-            rc = admin_fail(err, errlen, "user %s already exists", u.email);
+            rc = errbuf_fail(err, errlen, "user %s already exists", u.email);
         else if (rc != STORE_OK)
-            rc = admin_fail(err, errlen, "user %s: store error", u.email);
+            rc = errbuf_fail(err, errlen, "user %s: store error", u.email);
     }
     sodium_memzero(u.pw_hash, sizeof u.pw_hash);
     return admin_end(st, rc, err, errlen);
@@ -114,8 +114,8 @@ static int user_apply(struct store_user *u, const struct directory_user_changes 
     if (ch->role) {
         int role = directory_role_parse(ch->role);
         if (role < 0)
-            return admin_fail(err, errlen, "user %s: unknown role \"%.40s\" (expected user, admin or operator)",
-                              u->email, ch->role);
+            return errbuf_fail(err, errlen, "user %s: unknown role \"%.40s\" (expected user, admin or operator)",
+                               u->email, ch->role);
         u->role = role;
     }
     if (ch->alt_email) {
@@ -124,14 +124,14 @@ static int user_apply(struct store_user *u, const struct directory_user_changes 
             if (address_canonical("alternate address", ch->alt_email, alt, err, errlen) != 0)
                 return -1;
             if (!strcmp(alt, u->email))
-                return admin_fail(err, errlen, "user %s: the alternate address must be another address", u->email);
+                return errbuf_fail(err, errlen, "user %s: the alternate address must be another address", u->email);
             memcpy(u->alt_email, alt, strlen(alt) + 1);
         } else {
             u->alt_email[0] = 0;
         }
     }
     if (ch->active == 1 && ch->suspended == 1)
-        return admin_fail(err, errlen, "user %s: activate or suspend, not both", u->email);
+        return errbuf_fail(err, errlen, "user %s: activate or suspend, not both", u->email);
     if (ch->active == 1) {
         u->active = 1;
         u->suspended = 0;
@@ -155,7 +155,7 @@ int directory_user_set(struct store *st, const char *email, const struct directo
         struct store_user pu;
         int prc = store_user_get(st, canon, &pu);
         if (prc == STORE_ERR)
-            return admin_fail(err, errlen, "user %s: store error", canon);
+            return errbuf_fail(err, errlen, "user %s: store error", canon);
         if (prc == STORE_OK && check_policy(st, pu.domain_id, canon, ch->password, err, errlen) != 0)
             return -1;
         if (hash_new_password(canon, ch->password, pw_hash, err, errlen) != 0)
@@ -168,16 +168,16 @@ int directory_user_set(struct store *st, const char *email, const struct directo
     struct store_user u;
     int rc = store_user_get(st, canon, &u);
     if (rc == STORE_NOTFOUND)
-        rc = admin_fail(err, errlen, "user %s does not exist", canon);
+        rc = errbuf_fail(err, errlen, "user %s does not exist", canon);
     else if (rc != STORE_OK)
-        rc = admin_fail(err, errlen, "user %s: store error", canon);
+        rc = errbuf_fail(err, errlen, "user %s: store error", canon);
     else if ((rc = user_apply(&u, ch, ch->password ? pw_hash : NULL, err, errlen)) == 0 &&
              store_user_update(st, &u) != STORE_OK)
-        rc = admin_fail(err, errlen, "user %s: store error", canon);
+        rc = errbuf_fail(err, errlen, "user %s: store error", canon);
     /* A password set by an administrator (a leaked one, a user who left)
      * ends the user's webmail sessions, as the user's own change does. */
     else if (rc == 0 && ch->password && store_user_set_password(st, u.id, pw_hash, NULL) != STORE_OK)
-        rc = admin_fail(err, errlen, "user %s: store error", canon);
+        rc = errbuf_fail(err, errlen, "user %s: store error", canon);
     sodium_memzero(&u, sizeof u);
     sodium_memzero(pw_hash, sizeof pw_hash);
     return admin_end(st, rc, err, errlen);
@@ -201,16 +201,16 @@ int directory_user_del(struct store *st, const char *email, char *err, size_t er
     unsigned long waiting = 0;
     int rc = store_user_get(st, canon, &u);
     if (rc == STORE_NOTFOUND)
-        rc = admin_fail(err, errlen, "user %s does not exist", canon);
+        rc = errbuf_fail(err, errlen, "user %s does not exist", canon);
     else if (rc != STORE_OK || store_mailbox_list(st, u.id, -1, count_waiting, &waiting) != STORE_OK)
-        rc = admin_fail(err, errlen, "user %s: store error", canon);
+        rc = errbuf_fail(err, errlen, "user %s: store error", canon);
     else if (waiting)
-        rc = admin_fail(err, errlen,
-                        "user %s has %lu message(s) in continuity waiting for re-delivery to the customer's "
-                        "server; delete the user once they are re-delivered",
-                        canon, waiting);
+        rc = errbuf_fail(err, errlen,
+                         "user %s has %lu message(s) in continuity waiting for re-delivery to the customer's "
+                         "server; delete the user once they are re-delivered",
+                         canon, waiting);
     else if (store_user_del(st, u.id) != STORE_OK)
-        rc = admin_fail(err, errlen, "user %s: store error", canon);
+        rc = errbuf_fail(err, errlen, "user %s: store error", canon);
     return admin_end(st, rc, err, errlen);
 }
 
@@ -225,35 +225,35 @@ static int alias_add_locked(struct store *st, const char *user_email, const char
 
     int rc = store_user_get(st, user_email, &u);
     if (rc == STORE_NOTFOUND)
-        return admin_fail(err, errlen, "alias %s: user %s does not exist", alias, user_email);
+        return errbuf_fail(err, errlen, "alias %s: user %s does not exist", alias, user_email);
     if (rc != STORE_OK)
-        return admin_fail(err, errlen, "alias %s: store error", alias);
+        return errbuf_fail(err, errlen, "alias %s: store error", alias);
     rc = store_domain_get(st, domain, &alias_domain);
     if (rc == STORE_NOTFOUND)
-        return admin_fail(err, errlen, "alias %s: domain %s is not hosted", alias, domain);
+        return errbuf_fail(err, errlen, "alias %s: domain %s is not hosted", alias, domain);
     if (rc != STORE_OK || store_domain_get_by_id(st, u.domain_id, &user_domain) != STORE_OK)
-        return admin_fail(err, errlen, "alias %s: store error", alias);
+        return errbuf_fail(err, errlen, "alias %s: store error", alias);
     if (alias_domain.customer_id != user_domain.customer_id)
-        return admin_fail(err, errlen, "alias %s: domain %s belongs to another customer than user %s", alias,
-                          domain, u.email);
+        return errbuf_fail(err, errlen, "alias %s: domain %s belongs to another customer than user %s", alias,
+                           domain, u.email);
     rc = store_user_get(st, alias, &other);
     if (rc == STORE_OK)
-        return admin_fail(err, errlen, "alias %s: the address is a user's own address", alias);
+        return errbuf_fail(err, errlen, "alias %s: the address is a user's own address", alias);
     if (rc != STORE_NOTFOUND)
-        return admin_fail(err, errlen, "alias %s: store error", alias);
+        return errbuf_fail(err, errlen, "alias %s: store error", alias);
     rc = store_alias_get(st, alias, &owner);
     if (rc == STORE_OK) {
         if (store_user_get_by_id(st, owner, &other) == STORE_OK)
-            return admin_fail(err, errlen, "alias %s already exists (for %s)", alias, other.email);
-        return admin_fail(err, errlen, "alias %s already exists", alias);
+            return errbuf_fail(err, errlen, "alias %s already exists (for %s)", alias, other.email);
+        return errbuf_fail(err, errlen, "alias %s already exists", alias);
     }
     if (rc != STORE_NOTFOUND)
-        return admin_fail(err, errlen, "alias %s: store error", alias);
+        return errbuf_fail(err, errlen, "alias %s: store error", alias);
     rc = store_alias_add(st, u.id, alias);
     if (rc == STORE_EXISTS)
-        return admin_fail(err, errlen, "alias %s already exists", alias);
+        return errbuf_fail(err, errlen, "alias %s already exists", alias);
     if (rc != STORE_OK)
-        return admin_fail(err, errlen, "alias %s: store error", alias);
+        return errbuf_fail(err, errlen, "alias %s: store error", alias);
     return 0;
 }
 
@@ -279,8 +279,8 @@ int directory_alias_del(struct store *st, const char *alias, char *err, size_t e
         return -1;
     int rc = store_alias_del(st, canon);
     if (rc == STORE_NOTFOUND)
-        rc = admin_fail(err, errlen, "alias %s does not exist", canon);
+        rc = errbuf_fail(err, errlen, "alias %s does not exist", canon);
     else if (rc != STORE_OK)
-        rc = admin_fail(err, errlen, "alias %s: store error", canon);
+        rc = errbuf_fail(err, errlen, "alias %s: store error", canon);
     return admin_end(st, rc, err, errlen);
 }

@@ -29,14 +29,10 @@ static int admin_only(struct http_request *req, struct http_reply *rep)
 
 static void failed(struct http_reply *rep, int rc, const char *notfound)
 {
-    if (rc == STORE_NOTFOUND)
-        http_reply_error(rep, 404, notfound);
-    else if (rc == STORE_EXISTS)
+    if (rc == STORE_EXISTS)
         http_reply_error(rep, 409, "that hold is in place already");
-    else if (rc == HTTP_WRITE_STOPPING)
-        http_reply_error(rep, 503, "shutting down");
     else
-        http_reply_error(rep, 500, "internal error");
+        http_reply_store_error(rep, rc, notfound);
 }
 
 /* ------------------------------------------------------------------ holds */

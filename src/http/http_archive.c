@@ -38,16 +38,6 @@ static const char *direction_name(int d)
     return d == DIR_OUTBOUND ? "outbound" : "inbound";
 }
 
-static void failed(struct http_reply *rep, int rc)
-{
-    if (rc == STORE_NOTFOUND)
-        http_reply_error(rep, 404, "no such message");
-    else if (rc == HTTP_WRITE_STOPPING)
-        http_reply_error(rep, 503, "shutting down");
-    else
-        http_reply_error(rep, 500, "internal error");
-}
-
 /* ------------------------------------------------------------------ scope */
 
 static int add_addr(struct http_archive_scope *s, const char *addr)
@@ -194,87 +184,6 @@ static int digits(const char *s, size_t n)
     return 1;
 }
 
-static int num(const char *s, size_t n)
-{
-    int v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v * 10 + (s[i] - '0');
-    return v;
-}
-
-static int leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int http_date_parse(const char *s, int64_t *out)
-{
-    size_t len = s ? strlen(s) : 0;
-    if (len == 0 || len > 40)
-        return -1;
-    if (digits(s, len)) { /* seconds since the epoch */
-        if (len > 12)
-            return -1;
-        *out = strtoll(s, NULL, 10);
-        return 0;
-    }
-    /* YYYY-MM-DD */
-    if (len < 10 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' || !digits(s + 8, 2))
-        return -1;
-    int y = num(s, 4), mo = num(s + 5, 2), d = num(s + 8, 2), h = 0, mi = 0, sec = 0;
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap(y)))
-        return -1;
-    const char *p = s + 10;
-    int64_t offset = 0; /* seconds east of UTC */
-    if (*p) {
-        /* THH:MM[:SS[.fraction]] then Z, +HH:MM, +HHMM, +HH or nothing (UTC) */
-        if ((*p != 'T' && *p != 't' && *p != ' ') || !digits(p + 1, 2) || p[3] != ':' || !digits(p + 4, 2))
-            return -1;
-        h = num(p + 1, 2);
-        mi = num(p + 4, 2);
-        p += 6;
-        if (*p == ':') {
-            if (!digits(p + 1, 2))
-                return -1;
-            sec = num(p + 1, 2);
-            p += 3;
-            if (*p == '.' || *p == ',') {
-                p++;
-                if (!isdigit((unsigned char)*p))
-                    return -1;
-                while (isdigit((unsigned char)*p))
-                    p++;
-            }
-        }
-        if (h > 23 || mi > 59 || sec > 60)
-            return -1;
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p == '-' ? -1 : 1, oh, om = 0;
-            if (!digits(p + 1, 2))
-                return -1;
-            oh = num(p + 1, 2);
-            p += 3;
-            if (*p == ':')
-                p++;
-            if (digits(p, 2)) {
-                om = num(p, 2);
-                p += 2;
-            }
-            if (oh > 23 || om > 59)
-                return -1;
-            offset = sign * (oh * 3600 + om * 60);
-        }
-        if (*p)
-            return -1;
-    }
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec};
-    *out = (int64_t)timegm(&tm) - offset;
-    return 0;
-}
-
 /* A non-negative decimal no larger than max; def when absent; -1 if bad. */
 static int64_t query_number(const struct http_request *req, const char *key, int64_t def, int64_t max)
 {
@@ -304,8 +213,9 @@ static const char *text_param(struct http_request *req, const char *key, int *ba
     return v && *v ? v : NULL;
 }
 
-int http_archive_query_parse(struct http_request *req, const struct http_archive_scope *s,
-                             struct store_archive_query *q, struct http_reply *rep)
+/* http_archive_search_load's query string: 0, or -1 with a 400 in rep. */
+static int query_parse(struct http_request *req, const struct http_archive_scope *s, struct store_archive_query *q,
+                       struct http_reply *rep)
 {
     memset(q, 0, sizeof *q);
     q->direction = -1;
@@ -328,7 +238,7 @@ int http_archive_query_parse(struct http_request *req, const struct http_archive
     int64_t *dvals[] = {&q->after, &q->before};
     for (size_t i = 0; i < 2; i++) {
         const char *v = http_query(req, dates[i]);
-        if (v && *v && http_date_parse(v, dvals[i]) != 0)
+        if (v && *v && time_parse_date(v, dvals[i]) != 0)
             return bad_param(rep, dates[i], "not a date (YYYY-MM-DD, ISO 8601 or seconds since the epoch)");
     }
     const char *dir = http_query(req, "direction");
@@ -357,6 +267,18 @@ int http_archive_query_parse(struct http_request *req, const struct http_archive
         return bad_param(rep, "limit", "a number from 1 to 200");
     q->offset = (uint64_t)offset;
     q->limit = (unsigned)limit;
+    return 0;
+}
+
+int http_archive_search_load(struct http_request *req, struct http_archive_scope *s, struct store_archive_query *q,
+                             struct http_reply *rep)
+{
+    if (http_archive_scope_load(req, s, rep) != 0)
+        return -1;
+    if (query_parse(req, s, q, rep) != 0) {
+        http_archive_scope_clear(s);
+        return -1;
+    }
     return 0;
 }
 
@@ -447,12 +369,8 @@ void http_h_archive_list(struct http_request *req, struct http_reply *rep)
 {
     struct http_archive_scope s;
     struct store_archive_query q;
-    if (http_archive_scope_load(req, &s, rep) != 0)
+    if (http_archive_search_load(req, &s, &q, rep) != 0)
         return;
-    if (http_archive_query_parse(req, &s, &q, rep) != 0) {
-        http_archive_scope_clear(&s);
-        return;
-    }
     struct page p = {.cap = q.limit};
     p.e = calloc(p.cap, sizeof *p.e);
     uint64_t total = 0;
@@ -516,7 +434,7 @@ static int audit_view(struct http_request *req, const struct http_archive_scope 
     snprintf(target, sizeof target, "archive:%lld", (long long)e->id);
     int rc = own < 0 ? STORE_ERR : http_audit(req, e->customer_id, "archive.view", target, what);
     if (rc != STORE_OK) {
-        failed(rep, rc);
+        http_reply_store_error(rep, rc, "no such message");
         return -1;
     }
     log_info("http: %s (%s) read archive entry %lld (%s)", req->user.email, directory_role_name(s->role),
@@ -526,20 +444,37 @@ static int audit_view(struct http_request *req, const struct http_archive_scope 
 
 /* ------------------------------------------------------------------ one entry */
 
-/* Loads the scope and the entry for a handler on /api/v1/archive/:id...;
- * 0, or -1 with the reply set (the scope is cleared then). */
-static int load(struct http_request *req, struct http_archive_scope *s, struct store_archive_entry *e,
-                struct http_reply *rep)
+static void entry_close(struct http_archive_scope *s, struct store_archive_entry *e)
 {
-    if (http_archive_scope_load(req, s, rep) != 0)
-        return -1;
-    int rc = scoped_entry(req, s, e);
-    if (rc != STORE_OK) {
-        http_archive_scope_clear(s);
-        failed(rep, rc);
-        return -1;
+    http_archive_scope_clear(s);
+    free(e);
+}
+
+/* The scope and the entry of a handler on /api/v1/archive/:id... (malloc'd:
+ * the entry is large; free both with entry_close). An admin or operator
+ * reading someone else's mail ("view", "raw", ... in what) is audited first;
+ * what NULL: nothing is shown, no audit. NULL with the reply set when there is
+ * nothing to go on with. */
+static struct store_archive_entry *entry_open(struct http_request *req, struct http_archive_scope *s,
+                                              const char *what, struct http_reply *rep)
+{
+    struct store_archive_entry *e = malloc(sizeof *e);
+    if (!e) {
+        http_reply_error(rep, 500, "internal error");
+        return NULL;
     }
-    return 0;
+    if (http_archive_scope_load(req, s, rep) != 0) {
+        free(e);
+        return NULL;
+    }
+    int rc = scoped_entry(req, s, e);
+    if (rc != STORE_OK)
+        http_reply_store_error(rep, rc, "no such message");
+    if (rc != STORE_OK || (what && audit_view(req, s, e, what, rep) != 0)) {
+        entry_close(s, e);
+        return NULL;
+    }
+    return e;
 }
 
 /* The list row, the envelope and the parsed message; NULL on failure (logged). */
@@ -570,59 +505,39 @@ static json_t *entry_detail_json(struct http_request *req, const struct http_arc
 void http_h_archive_get(struct http_request *req, struct http_reply *rep)
 {
     struct http_archive_scope s;
-    struct store_archive_entry *e = malloc(sizeof *e);
-    if (!e) {
-        http_reply_error(rep, 500, "internal error");
+    struct store_archive_entry *e = entry_open(req, &s, "view", rep);
+    if (!e)
         return;
-    }
-    if (load(req, &s, e, rep) == 0) {
-        if (audit_view(req, &s, e, "view", rep) == 0) {
-            json_t *j = entry_detail_json(req, &s, e);
-            if (j)
-                http_reply_json(rep, 200, j);
-            else
-                http_reply_error(rep, 500, "internal error");
-        }
-        http_archive_scope_clear(&s);
-    }
-    free(e);
+    json_t *j = entry_detail_json(req, &s, e);
+    if (j)
+        http_reply_json(rep, 200, j);
+    else
+        http_reply_error(rep, 500, "internal error");
+    entry_close(&s, e);
 }
 
 void http_h_archive_raw(struct http_request *req, struct http_reply *rep)
 {
     struct http_archive_scope s;
-    struct store_archive_entry *e = malloc(sizeof *e);
-    if (!e) {
-        http_reply_error(rep, 500, "internal error");
+    struct store_archive_entry *e = entry_open(req, &s, "raw", rep);
+    if (!e)
         return;
-    }
-    if (load(req, &s, e, rep) == 0) {
-        if (audit_view(req, &s, e, "raw", rep) == 0) {
-            char filename[64];
-            snprintf(filename, sizeof filename, "archive-%lld.eml", (long long)e->id);
-            http_reply_message_raw(req, rep, e->prefix, e->blob, filename);
-        }
-        http_archive_scope_clear(&s);
-    }
-    free(e);
+    char filename[64];
+    snprintf(filename, sizeof filename, "archive-%lld.eml", (long long)e->id);
+    http_reply_message_raw(req, rep, e->prefix, e->blob, filename);
+    entry_close(&s, e);
 }
 
 void http_h_archive_attachment(struct http_request *req, struct http_reply *rep)
 {
     struct http_archive_scope s;
-    struct store_archive_entry *e = malloc(sizeof *e);
-    if (!e) {
-        http_reply_error(rep, 500, "internal error");
+    char what[48];
+    snprintf(what, sizeof what, "attachment %lld", (long long)req->n);
+    struct store_archive_entry *e = entry_open(req, &s, what, rep);
+    if (!e)
         return;
-    }
-    if (load(req, &s, e, rep) == 0) {
-        char what[48];
-        snprintf(what, sizeof what, "attachment %lld", (long long)req->n);
-        if (audit_view(req, &s, e, what, rep) == 0)
-            http_reply_attachment(req, rep, e->blob, e->id, req->n);
-        http_archive_scope_clear(&s);
-    }
-    free(e);
+    http_reply_attachment(req, rep, e->blob, e->id, req->n);
+    entry_close(&s, e);
 }
 
 /* ------------------------------------------------------------------ release */
@@ -733,16 +648,10 @@ void http_h_archive_release(struct http_request *req, struct http_reply *rep)
         }
     }
     struct http_archive_scope s;
-    struct store_archive_entry *e = malloc(sizeof *e);
+    struct store_archive_entry *e = entry_open(req, &s, NULL, rep);
+    if (!e)
+        return;
     struct addr_list to = {0};
-    if (!e) {
-        http_reply_error(rep, 500, "internal error");
-        return;
-    }
-    if (load(req, &s, e, rep) != 0) {
-        free(e);
-        return;
-    }
     json_t *jto = json_object_get(req->json, "to");
     if (jto && !json_is_null(jto) ? parse_to(req, jto, &to, rep) != 0 : default_rcpts(req->st, &s, e, &to) != 0) {
         if (!rep->status)
@@ -768,7 +677,7 @@ void http_h_archive_release(struct http_request *req, struct http_reply *rep)
     int rc = http_write_queued(req->srv, release_job, &r, r.queue_id);
     if (rc != STORE_OK) {
         log_err("http: cannot release archive entry %lld for %s (%d)", (long long)e->id, req->user.email, rc);
-        failed(rep, rc);
+        http_reply_store_error(rep, rc, "no such message");
         goto out;
     }
     /* archive_release_run logged it, with its queue ID, and wrote the audit row. */
@@ -777,6 +686,5 @@ void http_h_archive_release(struct http_request *req, struct http_reply *rep)
                               "queued", (json_int_t)r.queued, "to_mailbox", (json_int_t)r.to_mailbox));
 out:
     addr_list_free(&to);
-    http_archive_scope_clear(&s);
-    free(e);
+    entry_close(&s, e);
 }

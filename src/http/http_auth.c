@@ -53,6 +53,12 @@ static int failure_job(struct store *st, struct blobstore *bs, void *arg)
     return directory_lockout_record_failure(st, &directory_lockout_default, j->email, j->ip, j->now);
 }
 
+int http_login_failure_record(struct http_request *req, const char *email)
+{
+    struct failure_job j = {.email = email, .ip = req->client_ip, .now = req->now};
+    return http_write(req->srv, failure_job, &j);
+}
+
 struct login_job {
     struct store_session session;
     const char *email;
@@ -107,8 +113,7 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
     /* Always one argon2id check, against the dummy hash when there is nothing real. */
     int ok = password_verify(has_password ? u.pw_hash : directory_dummy_hash(), password);
     if (!ok || !has_password) {
-        struct failure_job fj = {.email = email, .ip = req->client_ip, .now = req->now};
-        if (http_write(req->srv, failure_job, &fj) != STORE_OK)
+        if (http_login_failure_record(req, email) != STORE_OK)
             log_err("http: cannot record a failed login, client=%s", req->client_ip);
         metrics_inc(METRIC_HTTP_LOGIN_FAILURES);
         log_info("http: login failed, client=%s", req->client_ip); /* the address typed is no one's business */
@@ -132,8 +137,7 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
     int rc = http_write(req->srv, login_job, &lj);
     if (rc != STORE_OK) {
         sodium_memzero(token, sizeof token);
-        http_reply_error(rep, rc == HTTP_WRITE_STOPPING ? 503 : 500,
-                         rc == HTTP_WRITE_STOPPING ? "shutting down" : "internal error");
+        http_reply_store_error(rep, rc, NULL);
         return;
     }
     http_cookie_format(rep->set_cookie, sizeof rep->set_cookie, http_cookie_name(req->tls), token,
@@ -159,8 +163,7 @@ void http_h_logout(struct http_request *req, struct http_reply *rep)
 {
     int rc = http_write(req->srv, logout_job, req->session.token_hash);
     if (rc != STORE_OK) {
-        http_reply_error(rep, rc == HTTP_WRITE_STOPPING ? 503 : 500,
-                         rc == HTTP_WRITE_STOPPING ? "shutting down" : "internal error");
+        http_reply_store_error(rep, rc, NULL);
         return;
     }
     http_cookie_format(rep->set_cookie, sizeof rep->set_cookie, http_cookie_name(req->tls), "", 0, req->tls);

@@ -329,12 +329,8 @@ void http_h_archive_export(struct http_request *req, struct http_reply *rep)
     }
     struct http_archive_scope s;
     struct store_archive_query q;
-    if (http_archive_scope_load(req, &s, rep) != 0)
+    if (http_archive_search_load(req, &s, &q, rep) != 0)
         return;
-    if (http_archive_query_parse(req, &s, &q, rep) != 0) {
-        http_archive_scope_clear(&s);
-        return;
-    }
     struct http_export *x = NULL;
     char err[256];
     int rc = http_export_open(http_config(req->srv), &q, req->user.email, &x, err, sizeof err);
@@ -360,8 +356,7 @@ void http_h_archive_export(struct http_request *req, struct http_reply *rep)
     http_archive_scope_clear(&s);
     if (rc != STORE_OK) {
         http_export_free(x);
-        http_reply_error(rep, rc == HTTP_WRITE_STOPPING ? 503 : 500,
-                         rc == HTTP_WRITE_STOPPING ? "shutting down" : "internal error");
+        http_reply_store_error(rep, rc, NULL);
         return;
     }
     log_info("http: %s (%s) exports %s as mbox (%s)", req->user.email, directory_role_name(req->user.role), target,

@@ -194,6 +194,14 @@ int http_write(struct http_server *srv, store_job_fn job, void *arg);
 /* The same for a write that queues message queue_id: once committed, the
  * daemon's on_queued hook (http_set_on_queued) is told, on its loop. */
 int http_write_queued(struct http_server *srv, store_job_fn job, void *arg, const char *queue_id);
+/* The reply for a store read or a write that failed with rc: 404 notfound for
+ * STORE_NOTFOUND when notfound is given, 503 while the server shuts down
+ * (HTTP_WRITE_STOPPING), else 500. */
+void http_reply_store_error(struct http_reply *rep, int rc, const char *notfound);
+/* Counts a failed password check of email from req's client address towards
+ * the lockout (directory lockout.c), through the writer: the webmail login and
+ * the password change count alike. STORE_OK or http_write's code. */
+int http_login_failure_record(struct http_request *req, const char *email);
 
 /* ------------------------------------------------------------------ header summaries */
 
@@ -299,15 +307,12 @@ void http_archive_scope_clear(struct http_archive_scope *s);
 /* 1 if entry e is in s (ignoring an operator's ?customer=), 0 if not, -1 on a store error. */
 int http_archive_in_scope(struct store *st, const struct http_archive_scope *s, const struct store_archive_entry *e);
 
-/* A search from the query string: q, from, to, after, before, direction,
- * has_attachment, offset, limit into q (its strings point into the request),
- * with the scope of s. 0, or -1 with a 400 naming the parameter in rep. */
-int http_archive_query_parse(struct http_request *req, const struct http_archive_scope *s,
-                             struct store_archive_query *q, struct http_reply *rep);
-/* A date parameter: YYYY-MM-DD (midnight UTC), ISO 8601 date and time
- * ("2026-11-27T21:53:37Z", "...+01:00", no zone: UTC) or seconds since the
- * epoch. 0 or -1. Pure. */
-int http_date_parse(const char *s, int64_t *out);
+/* The scope (http_archive_scope_load) and a search within it from the query
+ * string: q, from, to, after, before, direction, has_attachment, offset, limit
+ * into q (its strings point into the request and s). 0, or -1 with the error
+ * reply set (a 400 names the parameter) and s cleared. */
+int http_archive_search_load(struct http_request *req, struct http_archive_scope *s, struct store_archive_query *q,
+                             struct http_reply *rep);
 
 /* Writes one audit row (who is req->user) through the writer: STORE_OK or the
  * http_write code. */

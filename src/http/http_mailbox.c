@@ -46,16 +46,6 @@ static const char *redeliver_name(int r)
     }
 }
 
-static void write_failed(struct http_reply *rep, int rc)
-{
-    if (rc == STORE_NOTFOUND)
-        http_reply_error(rep, 404, "no such message");
-    else if (rc == HTTP_WRITE_STOPPING)
-        http_reply_error(rep, 503, "shutting down");
-    else
-        http_reply_error(rep, 500, "internal error");
-}
-
 /* The entry if it is the user's: STORE_OK, STORE_NOTFOUND (absent or someone
  * else's: the same answer), STORE_ERR. */
 static int own_entry(struct store *st, int64_t user_id, int64_t id, struct store_mailbox_entry *e)
@@ -277,7 +267,7 @@ void http_h_message_get(struct http_request *req, struct http_reply *rep)
     struct store_mailbox_entry e;
     int rc = own_entry(req->st, req->user.id, req->id, &e);
     if (rc != STORE_OK) {
-        write_failed(rep, rc);
+        http_reply_store_error(rep, rc, "no such message");
         return;
     }
     char cid_prefix[96];
@@ -296,7 +286,7 @@ void http_h_message_raw(struct http_request *req, struct http_reply *rep)
     struct store_mailbox_entry e;
     int rc = own_entry(req->st, req->user.id, req->id, &e);
     if (rc != STORE_OK) {
-        write_failed(rep, rc);
+        http_reply_store_error(rep, rc, "no such message");
         return;
     }
     char filename[64];
@@ -378,7 +368,7 @@ void http_h_message_attachment(struct http_request *req, struct http_reply *rep)
     struct store_mailbox_entry e;
     int rc = own_entry(req->st, req->user.id, req->id, &e);
     if (rc != STORE_OK) {
-        write_failed(rep, rc);
+        http_reply_store_error(rep, rc, "no such message");
         return;
     }
     http_reply_attachment(req, rep, e.blob, e.id, req->n);
@@ -484,7 +474,7 @@ void http_h_message_patch(struct http_request *req, struct http_reply *rep)
     }
     int rc = http_write(req->srv, change_job, &j);
     if (rc != STORE_OK) {
-        write_failed(rep, rc);
+        http_reply_store_error(rep, rc, "no such message");
         return;
     }
     http_reply_json(rep, 200, entry_detail_json(req, &j.entry));
@@ -495,7 +485,7 @@ void http_h_message_delete(struct http_request *req, struct http_reply *rep)
     struct change_job j = {.user_id = req->user.id, .entry_id = req->id, .remove = 1};
     int rc = http_write(req->srv, change_job, &j);
     if (rc != STORE_OK) {
-        write_failed(rep, rc);
+        http_reply_store_error(rep, rc, "no such message");
         return;
     }
     log_info("http: %s deleted message %lld%s", req->user.email, (long long)req->id,

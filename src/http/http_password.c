@@ -41,12 +41,6 @@
 #define RESET_MAILS_PER_ACCOUNT 3
 #define RESET_REQUESTS_PER_ADDR 20
 
-static void reply_write_error(struct http_reply *rep, int rc)
-{
-    http_reply_error(rep, rc == HTTP_WRITE_STOPPING ? 503 : 500,
-                     rc == HTTP_WRITE_STOPPING ? "shutting down" : "internal error");
-}
-
 /* What the store keeps of a reset token: its SHA-256 in hex. */
 static void reset_token_hash(const char *token, char out[PASSWORD_RESET_HASH_SIZE])
 {
@@ -71,18 +65,6 @@ static int clear_alias_failures(const char *alias, const char *user_email, void 
 }
 
 /* ------------------------------------------------------------------ change */
-
-struct failure_job {
-    const char *email, *ip;
-    int64_t now;
-};
-
-static int failure_job(struct store *st, struct blobstore *bs, void *arg)
-{
-    struct failure_job *j = arg;
-    (void)bs;
-    return directory_lockout_record_failure(st, &directory_lockout_default, j->email, j->ip, j->now);
-}
 
 struct change_job {
     int64_t user_id;
@@ -134,8 +116,7 @@ void http_h_password(struct http_request *req, struct http_reply *rep)
     int has_password = u->pw_hash[0] != 0;
     int ok = password_verify(has_password ? u->pw_hash : directory_dummy_hash(), old) && has_password;
     if (!ok) {
-        struct failure_job fj = {.email = u->email, .ip = req->client_ip, .now = req->now};
-        if (http_write(req->srv, failure_job, &fj) != STORE_OK)
+        if (http_login_failure_record(req, u->email) != STORE_OK)
             log_err("http: cannot record a failed password check for %s, client=%s", u->email, req->client_ip);
         log_info("http: password change for %s refused: wrong current password, client=%s", u->email,
                  req->client_ip);
@@ -163,7 +144,7 @@ void http_h_password(struct http_request *req, struct http_reply *rep)
     sodium_memzero(hash, sizeof hash);
     if (rc != STORE_OK) {
         log_err("http: cannot store the new password of %s (%d), client=%s", u->email, rc, req->client_ip);
-        reply_write_error(rep, rc);
+        http_reply_store_error(rep, rc, NULL);
         return;
     }
     log_info("http: password changed for %s, client=%s", u->email, req->client_ip);
@@ -322,7 +303,7 @@ void http_h_password_reset_request(struct http_request *req, struct http_reply *
         sodium_memzero(mail.data, mail.len); /* it carries the token */
     compose_result_free(&mail);
     if (rc == HTTP_WRITE_STOPPING) {
-        reply_write_error(rep, rc);
+        http_reply_store_error(rep, rc, NULL);
         return;
     }
     /* Whatever happened below, the requester learns nothing from the answer. */
@@ -433,7 +414,7 @@ void http_h_password_reset_confirm(struct http_request *req, struct http_reply *
     }
     if (rc != STORE_OK) {
         log_err("http: cannot store the reset password of %s (%d), client=%s", u.email, rc, req->client_ip);
-        reply_write_error(rep, rc);
+        http_reply_store_error(rep, rc, NULL);
         return;
     }
     log_info("http: password reset for %s, client=%s", u.email, req->client_ip);

@@ -41,6 +41,16 @@ void http_reply_error(struct http_reply *rep, int status, const char *message)
     http_reply_json(rep, status, json_pack("{s:s}", "error", message));
 }
 
+void http_reply_store_error(struct http_reply *rep, int rc, const char *notfound)
+{
+    if (rc == STORE_NOTFOUND && notfound)
+        http_reply_error(rep, 404, notfound);
+    else if (rc == HTTP_WRITE_STOPPING)
+        http_reply_error(rep, 503, "shutting down");
+    else
+        http_reply_error(rep, 500, "internal error");
+}
+
 json_t *http_json_text(const char *s)
 {
     if (!s)

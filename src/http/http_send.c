@@ -288,8 +288,7 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
         log_err("%s: cannot queue the message of webmail user %s (%d)", job.id, req->user.email, rc);
         free(signed_body);
         compose_result_free(&msg);
-        http_reply_error(rep, rc == HTTP_WRITE_STOPPING ? 503 : 500,
-                         rc == HTTP_WRITE_STOPPING ? "shutting down" : "internal error");
+        http_reply_store_error(rep, rc, NULL);
         return;
     }
     log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queued from webmail user %s)", job.id, from, job.body_len,

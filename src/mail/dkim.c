@@ -18,10 +18,11 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/errbuf.h"
 
 /* RFC 8301 3.2: signers MUST use RSA keys of at least 1024 bits. */
 #define RSA_MIN_BITS 1024
@@ -59,18 +60,6 @@ static void lib_init(void)
     lib = l;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* d= and s= go into the header as they are: DNS names only, so nothing can
  * add a tag. */
 static int dns_name_ok(const char *s)
@@ -98,11 +87,11 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 static EVP_PKEY *key_parse(const unsigned char *key, size_t keylen, char *err, size_t errlen)
 {
     if (!key || keylen == 0) {
-        fail(err, errlen, "the key is empty");
+        errbuf_fail(err, errlen, "the key is empty");
         return NULL;
     }
     if (keylen > MAIL_DKIM_KEY_MAX) {
-        fail(err, errlen, "the key is larger than %d bytes", MAIL_DKIM_KEY_MAX);
+        errbuf_fail(err, errlen, "the key is larger than %d bytes", MAIL_DKIM_KEY_MAX);
         return NULL;
     }
     int encrypted = 0;
@@ -118,13 +107,13 @@ static EVP_PKEY *key_parse(const unsigned char *key, size_t keylen, char *err, s
     }
     if (!pk) {
         if (encrypted)
-            fail(err, errlen, "the key is protected by a passphrase");
+            errbuf_fail(err, errlen, "the key is protected by a passphrase");
         else if (memmem(key, keylen, "v=DKIM1", 7))
-            fail(err, errlen, "this is the DNS record (SELECTOR.txt), not the private key (SELECTOR.private)");
+            errbuf_fail(err, errlen, "this is the DNS record (SELECTOR.txt), not the private key (SELECTOR.private)");
         else if (memmem(key, keylen, "PUBLIC KEY-----", 15))
-            fail(err, errlen, "this is a public key, not the private key");
+            errbuf_fail(err, errlen, "this is a public key, not the private key");
         else
-            fail(err, errlen, "not a private key (PEM or DER expected)");
+            errbuf_fail(err, errlen, "not a private key (PEM or DER expected)");
     }
     return pk;
 }
@@ -154,7 +143,7 @@ static int sign_with(const char *pem, int alg, const struct mail_dkim_signer *s,
                         (const unsigned char *)s->selector, (const unsigned char *)s->domain, DKIM_CANON_RELAXED,
                         DKIM_CANON_RELAXED, alg, -1, &st);
     if (!d)
-        return fail(err, errlen, "libopendkim: %s", dkim_getresultstr(st));
+        return errbuf_fail(err, errlen, "libopendkim: %s", dkim_getresultstr(st));
     /* dkim_chunk takes a non-const buffer but only reads it. */
     st = dkim_chunk(d, (u_char *)msg, len);
     if (st == DKIM_STAT_OK)
@@ -168,9 +157,9 @@ static int sign_with(const char *pem, int alg, const struct mail_dkim_signer *s,
     int rc = 0;
     if (st != DKIM_STAT_OK) {
         const char *why = dkim_geterror(d);
-        rc = fail(err, errlen, "%s", why && *why ? why : dkim_getresultstr(st));
+        rc = errbuf_fail(err, errlen, "%s", why && *why ? why : dkim_getresultstr(st));
     } else if (!(*value = strndup((const char *)hdr, hdrlen))) {
-        rc = fail(err, errlen, "out of memory");
+        rc = errbuf_fail(err, errlen, "out of memory");
     }
     dkim_free(d);
     return rc;
@@ -187,17 +176,18 @@ static int key_load(const unsigned char *key, size_t keylen, EVP_PKEY **pk, char
     case EVP_PKEY_RSA:
         if (EVP_PKEY_get_bits(*pk) >= RSA_MIN_BITS)
             return DKIM_SIGN_RSASHA256;
-        fail(err, errlen, "the RSA key has %d bits, at least %d are needed", EVP_PKEY_get_bits(*pk), RSA_MIN_BITS);
+        errbuf_fail(err, errlen, "the RSA key has %d bits, at least %d are needed", EVP_PKEY_get_bits(*pk),
+                    RSA_MIN_BITS);
         break;
     case EVP_PKEY_ED25519:
         /* libopendkim 2.11.0 signs with Ed25519, but its dkim_free() leaves
          * the key and buffers behind (fixed upstream by OpenDKIM PR #321,
          * not in Debian's package): about 1.3 KB lost per message. */
-        fail(err, errlen, "Ed25519 keys are not supported yet (libopendkim 2.11.0 leaks memory with them); "
-                          "use an RSA key");
+        errbuf_fail(err, errlen, "Ed25519 keys are not supported yet (libopendkim 2.11.0 leaks memory with them); "
+                    "use an RSA key");
         break;
     default:
-        fail(err, errlen, "unsupported key type %s (RSA expected)", EVP_PKEY_get0_type_name(*pk));
+        errbuf_fail(err, errlen, "unsupported key type %s (RSA expected)", EVP_PKEY_get0_type_name(*pk));
         break;
     }
     EVP_PKEY_free(*pk);
@@ -219,12 +209,12 @@ int mail_dkim_sign(const struct mail_dkim_signer *s, const unsigned char *msg, s
 {
     *header = NULL;
     if (!dns_name_ok(s->domain))
-        return fail(err, errlen, "bad signing domain \"%.100s\"", s->domain ? s->domain : "");
+        return errbuf_fail(err, errlen, "bad signing domain \"%.100s\"", s->domain ? s->domain : "");
     if (!dns_name_ok(s->selector) || strlen(s->selector) > 63)
-        return fail(err, errlen, "bad selector \"%.100s\"", s->selector ? s->selector : "");
+        return errbuf_fail(err, errlen, "bad selector \"%.100s\"", s->selector ? s->selector : "");
     pthread_once(&lib_once, lib_init);
     if (!lib)
-        return fail(err, errlen, "%s", lib_error);
+        return errbuf_fail(err, errlen, "%s", lib_error);
 
     EVP_PKEY *pk;
     int alg = key_load(s->key, s->keylen, &pk, err, errlen);
@@ -234,7 +224,7 @@ int mail_dkim_sign(const struct mail_dkim_signer *s, const unsigned char *msg, s
     int rc = -1;
     char *value = NULL;
     if (alg >= 0 && !pembio)
-        fail(err, errlen, "cannot encode the key for libopendkim (out of memory)");
+        errbuf_fail(err, errlen, "cannot encode the key for libopendkim (out of memory)");
     else if (alg >= 0)
         rc = sign_with(pem, alg, s, msg, len, &value, err, errlen);
     BIO_free(pembio);
@@ -248,7 +238,7 @@ int mail_dkim_sign(const struct mail_dkim_signer *s, const unsigned char *msg, s
     *header = malloc(n);
     if (!*header) {
         free(value);
-        return fail(err, errlen, "out of memory");
+        return errbuf_fail(err, errlen, "out of memory");
     }
     snprintf(*header, n, "%s%s\r\n", FIELD_NAME, value);
     free(value);

@@ -9,47 +9,20 @@
  * and is text/plain or text/html is body text, in order; everything else is an
  * attachment, including attached messages (shown as .eml files) and the
  * images of a multipart/related HTML body (listed as inline, reachable through
- * their Content-ID).
+ * their Content-ID). Parsing, the charset rules and telling a body from an
+ * attachment are shared with the archive's text (mail_internal.h).
  */
 #include "mail/message_view.h"
 
 #include <gmime/gmime.h>
-#include <libxml/parser.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "mail/mail_internal.h"
 #include "mail/sanitize.h"
 
-/* Parts looked at in one message at most (a message of 100000 empty parts
- * should not cost more than a normal one). */
-#define PARTS_MAX 10000
-/* A charset named in <meta> is looked for this far into an HTML body. */
-#define META_SCAN_MAX 4096
 #define FILENAME_MAX_BYTES 255
-
-static pthread_once_t mail_once = PTHREAD_ONCE_INIT;
-static int mail_shut;
-
-static void mail_start(void)
-{
-    g_mime_init();
-    html_init();
-}
-
-void mail_init(void)
-{
-    pthread_once(&mail_once, mail_start);
-}
-
-void mail_shutdown(void)
-{
-    if (mail_shut++)
-        return;
-    g_mime_shutdown();
-    xmlCleanupParser();
-}
 
 struct message_view_priv {
     GMimeParserOptions *options; /* parsed objects decode lazily with these */
@@ -59,28 +32,10 @@ struct message_view_priv {
 
 /* ---- strings -------------------------------------------------------------- */
 
-/* Cuts s to at most max bytes at a character boundary (s is valid UTF-8). */
-static void cut_utf8(char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n <= max)
-        return;
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-        max--;
-    s[max] = '\0';
-}
-
 /* A header field value for display: clean UTF-8 on one line, bounded. */
 static char *header_clean(const char *s)
 {
-    char *out = utf8_clean(s ? s : "", s ? strlen(s) : 0, NULL);
-    if (!out)
-        return NULL;
-    for (char *p = out; *p; p++)
-        if (*p == '\t' || *p == '\r' || *p == '\n')
-            *p = ' ';
-    cut_utf8(out, MESSAGE_VIEW_HEADER_MAX);
-    return out;
+    return mime_field_clean(s, MESSAGE_VIEW_HEADER_MAX);
 }
 
 /* Body text: clean UTF-8 with LF line ends (CRLF and lone CR become LF). */
@@ -108,7 +63,7 @@ static char *filename_clean(const char *s)
     size_t n = strlen(f);
     while (n > 0 && (f[n - 1] == ' ' || f[n - 1] == '.'))
         f[--n] = '\0';
-    cut_utf8(f, FILENAME_MAX_BYTES);
+    mime_cut_utf8(f, FILENAME_MAX_BYTES);
     if (!f[0]) {
         free(f);
         return NULL;
@@ -161,98 +116,13 @@ static unsigned char *part_decoded(GMimePart *part, size_t *len)
     return out;
 }
 
-/* Converts bytes from charset to UTF-8 with GMime's charset filter (which
- * skips what cannot be converted). NULL when iconv does not know charset. */
-static char *charset_convert(const unsigned char *bytes, size_t len, const char *charset, size_t *outlen)
-{
-    GMimeFilter *cf = g_mime_filter_charset_new(charset, "UTF-8");
-    if (!cf)
-        return NULL;
-    GMimeStream *mem = g_mime_stream_mem_new();
-    GMimeStream *f = g_mime_stream_filter_new(mem);
-    g_mime_stream_filter_add(GMIME_STREAM_FILTER(f), cf);
-    g_object_unref(cf);
-    if (len)
-        g_mime_stream_write(f, (const char *)bytes, len);
-    g_mime_stream_flush(f);
-    g_object_unref(f);
-    char *out = (char *)stream_take(mem, outlen);
-    g_object_unref(mem);
-    return out;
-}
-
-static int charset_is_utf8(const char *cs)
-{
-    return !g_ascii_strcasecmp(cs, "utf-8") || !g_ascii_strcasecmp(cs, "utf8") ||
-           !g_ascii_strcasecmp(cs, "us-ascii") || !g_ascii_strcasecmp(cs, "ascii");
-}
-
-/* The charset an HTML document names in a <meta> near its start, or NULL. */
-static char *html_meta_charset(const unsigned char *b, size_t len)
-{
-    size_t n = len < META_SCAN_MAX ? len : META_SCAN_MAX;
-    for (size_t i = 0; i + 8 < n; i++) {
-        if (g_ascii_strncasecmp((const char *)b + i, "charset=", 8))
-            continue;
-        size_t s = i + 8, e;
-        while (s < n && (b[s] == '"' || b[s] == '\'' || b[s] == ' '))
-            s++;
-        for (e = s; e < n && e - s < 40 && (g_ascii_isalnum(b[e]) || strchr("-_.:", b[e])); e++)
-            ;
-        if (e > s)
-            return g_strndup((const char *)b + s, e - s);
-    }
-    return NULL;
-}
-
-/* Whether bytes are UTF-8 (with a few broken sequences at most) rather than
- * an 8-bit charset: well-formed multi-byte sequences outnumber bad bytes. */
-static int looks_like_utf8(const unsigned char *b, size_t len)
-{
-    size_t good = 0, bad = 0;
-    for (size_t i = 0; i < len;) {
-        if (b[i] < 0x80) {
-            i++;
-            continue;
-        }
-        gunichar c = g_utf8_get_char_validated((const char *)b + i, (gssize)(len - i));
-        if (c == (gunichar)-1 || c == (gunichar)-2) {
-            bad++;
-            i++;
-        } else {
-            good++;
-            i += (size_t)g_unichar_to_utf8(c, NULL);
-        }
-    }
-    return good >= bad;
-}
-
-/*
- * The text of a text part as clean UTF-8 with LF line ends. The declared
- * charset is used when iconv knows it; otherwise (none, unknown, or a label of
- * UTF-8/ASCII) the bytes are taken as UTF-8 if they look like that, else as
- * windows-1252, the usual undeclared 8-bit charset.
- */
+/* The text of a text part (mail_internal.h's charset rules) as clean UTF-8
+ * with LF line ends. */
 static char *part_text(GMimePart *part, int html)
 {
-    size_t len;
-    unsigned char *bytes = part_decoded(part, &len);
-    if (!bytes)
-        return NULL;
-    const char *declared = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
-    char *meta = NULL;
-    if (!declared && html)
-        declared = meta = html_meta_charset(bytes, len);
-    char *conv = NULL;
-    size_t clen = 0;
-    if (declared && !charset_is_utf8(declared))
-        conv = charset_convert(bytes, len, declared, &clen);
-    if (!conv && !looks_like_utf8(bytes, len))
-        conv = charset_convert(bytes, len, "windows-1252", &clen);
-    g_free(meta);
-    char *out = conv ? text_clean(conv, clen) : text_clean((const char *)bytes, len);
-    free(conv);
-    free(bytes);
+    GByteArray *utf8 = mime_part_utf8(part, html);
+    char *out = text_clean((const char *)utf8->data, utf8->len);
+    g_byte_array_free(utf8, TRUE);
     return out;
 }
 
@@ -268,35 +138,6 @@ struct vctx {
     unsigned seen;
     int oom;
 };
-
-static int is_attachment_disposition(GMimeObject *obj)
-{
-    const char *d = g_mime_object_get_disposition(obj);
-    return d && !g_ascii_strcasecmp(d, "attachment");
-}
-
-static int is_body_type(GMimeObject *obj, const char *subtype)
-{
-    GMimeContentType *ct = g_mime_object_get_content_type(obj);
-    return GMIME_IS_PART(obj) && ct && g_mime_content_type_is_type(ct, "text", subtype) &&
-           !is_attachment_disposition(obj);
-}
-
-/* Whether obj is or holds (not inside attached messages) a text/SUBTYPE body. */
-static int holds_body(GMimeObject *obj, const char *subtype, int depth)
-{
-    if (depth > MESSAGE_VIEW_DEPTH_MAX)
-        return 0;
-    if (GMIME_IS_MULTIPART(obj)) {
-        GMimeMultipart *mp = GMIME_MULTIPART(obj);
-        int n = g_mime_multipart_get_count(mp);
-        for (int i = 0; i < n && i < PARTS_MAX; i++)
-            if (holds_body(g_mime_multipart_get_part(mp, i), subtype, depth + 1))
-                return 1;
-        return 0;
-    }
-    return is_body_type(obj, subtype);
-}
 
 /* Bytes of an attachment: a part's decoded content, or an attached message. */
 static unsigned char *attachment_bytes(GMimeObject *obj, size_t *len)
@@ -405,13 +246,13 @@ static void walk(struct vctx *c, GMimeObject *obj, int depth, int text_only);
 static void walk_alternative(struct vctx *c, GMimeMultipart *mp, int depth, int text_only)
 {
     int n = g_mime_multipart_get_count(mp), html_i = -1, text_i = -1, body_i = -1;
-    if (n > PARTS_MAX)
-        n = PARTS_MAX;
+    if (n > MIME_PARTS_MAX)
+        n = MIME_PARTS_MAX;
     for (int i = 0; i < n; i++) {
         GMimeObject *child = g_mime_multipart_get_part(mp, i);
-        if (holds_body(child, "html", depth + 1))
+        if (mime_holds_body(child, "html", depth + 1))
             html_i = i;
-        if (text_i < 0 && holds_body(child, "plain", depth + 1))
+        if (text_i < 0 && mime_holds_body(child, "plain", depth + 1))
             text_i = i;
     }
     if (text_only) {
@@ -430,8 +271,8 @@ static void walk_alternative(struct vctx *c, GMimeMultipart *mp, int depth, int 
     /* alternatives that are files of their own (text/calendar invitations) */
     for (int i = 0; i < n; i++) {
         GMimeObject *child = g_mime_multipart_get_part(mp, i);
-        if (i != body_i && i != text_i && GMIME_IS_PART(child) && !is_body_type(child, "plain") &&
-            !is_body_type(child, "html") && !is_body_type(child, "enriched") && !is_body_type(child, "richtext"))
+        if (i != body_i && i != text_i && GMIME_IS_PART(child) && !mime_is_body(child, "plain") &&
+            !mime_is_body(child, "html") && !mime_is_body(child, "enriched") && !mime_is_body(child, "richtext"))
             add_attachment(c, child);
     }
 }
@@ -440,7 +281,7 @@ static void walk(struct vctx *c, GMimeObject *obj, int depth, int text_only)
 {
     if (!obj || c->oom)
         return;
-    if (depth > MESSAGE_VIEW_DEPTH_MAX || ++c->seen > PARTS_MAX) {
+    if (depth > MESSAGE_VIEW_DEPTH_MAX || ++c->seen > MIME_PARTS_MAX) {
         c->v->truncated = 1;
         return;
     }
@@ -456,17 +297,17 @@ static void walk(struct vctx *c, GMimeObject *obj, int depth, int text_only)
             walk(c, g_mime_multipart_get_part(mp, i), depth + 1, text_only);
         return;
     }
-    if (c->want_bodies && is_body_type(obj, "plain")) {
+    if (c->want_bodies && mime_is_body(obj, "plain")) {
         add_text(c, GMIME_PART(obj));
         return;
     }
     if (text_only)
         return;
-    if (c->want_bodies && is_body_type(obj, "html")) {
+    if (c->want_bodies && mime_is_body(obj, "html")) {
         add_html(c, GMIME_PART(obj));
         return;
     }
-    if (!c->want_bodies && (is_body_type(obj, "plain") || is_body_type(obj, "html")))
+    if (!c->want_bodies && (mime_is_body(obj, "plain") || mime_is_body(obj, "html")))
         return;
     if (GMIME_IS_PART(obj) || GMIME_IS_MESSAGE_PART(obj))
         add_attachment(c, obj);
@@ -476,14 +317,7 @@ static void walk(struct vctx *c, GMimeObject *obj, int depth, int text_only)
 
 static char *addresses(GMimeObject *obj, InternetAddressList *list, const char *header)
 {
-    if (list && internet_address_list_length(list) > 0) {
-        char *s = internet_address_list_to_string(list, NULL, FALSE);
-        char *out = header_clean(s);
-        g_free(s);
-        return out;
-    }
-    /* unparseable: show what is there, decoded */
-    return header_clean(g_mime_object_get_header(obj, header));
+    return mime_addresses(obj, list, header, MESSAGE_VIEW_HEADER_MAX);
 }
 
 static const char *first_mailbox(InternetAddressList *list, int depth)
@@ -627,80 +461,6 @@ static int finish_bodies(struct message_view *v, struct vctx *c, const struct me
     return rc;
 }
 
-/* hint: a charset to try for raw 8-bit header text before windows-1252, or NULL. */
-static GMimeParserOptions *parser_options(const char *hint)
-{
-    /* raw 8-bit header text: UTF-8 if it is that, else the usual Windows charset */
-    const char *fallback[] = {"utf-8", hint ? hint : "windows-1252", "windows-1252", NULL};
-    GMimeParserOptions *opt = g_mime_parser_options_new();
-    g_mime_parser_options_set_fallback_charsets(opt, fallback);
-    g_mime_parser_options_set_rfc2047_compliance_mode(opt, GMIME_RFC_COMPLIANCE_LOOSE);
-    g_mime_parser_options_set_parameter_compliance_mode(opt, GMIME_RFC_COMPLIANCE_LOOSE);
-    g_mime_parser_options_set_address_compliance_mode(opt, GMIME_RFC_COMPLIANCE_LOOSE);
-    return opt;
-}
-
-/* Whether the header section holds raw 8-bit bytes. */
-static int header_has_8bit(const unsigned char *raw, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (raw[i] >= 0x80)
-            return 1;
-        if (raw[i] == '\n' && (i + 1 == len || raw[i + 1] == '\n' ||
-                               (raw[i + 1] == '\r' && i + 2 < len && raw[i + 2] == '\n')))
-            return 0;
-    }
-    return 0;
-}
-
-/* The first charset a text part declares, other than UTF-8/ASCII, if iconv
- * knows it: the sender's software most likely wrote raw headers in it too. */
-static const char *body_charset(GMimeObject *obj, int depth)
-{
-    if (depth > MESSAGE_VIEW_DEPTH_MAX)
-        return NULL;
-    if (GMIME_IS_MULTIPART(obj)) {
-        GMimeMultipart *mp = GMIME_MULTIPART(obj);
-        int n = g_mime_multipart_get_count(mp);
-        for (int i = 0; i < n && i < PARTS_MAX; i++) {
-            const char *cs = body_charset(g_mime_multipart_get_part(mp, i), depth + 1);
-            if (cs)
-                return cs;
-        }
-        return NULL;
-    }
-    GMimeContentType *ct = g_mime_object_get_content_type(obj);
-    if (!GMIME_IS_PART(obj) || !ct || !g_mime_content_type_is_type(ct, "text", "*"))
-        return NULL;
-    const char *cs = g_mime_object_get_content_type_parameter(obj, "charset");
-    if (!cs || charset_is_utf8(cs))
-        return NULL;
-    GMimeFilter *f = g_mime_filter_charset_new(cs, "UTF-8");
-    if (!f)
-        return NULL;
-    g_object_unref(f);
-    return cs;
-}
-
-static GMimeMessage *parse_message(const unsigned char *raw, size_t len, GMimeParserOptions *options)
-{
-    /* an mbox "From " line in front is no part of the message */
-    if (len >= 5 && !memcmp(raw, "From ", 5)) {
-        const unsigned char *nl = memchr(raw, '\n', len);
-        if (nl) {
-            len -= (size_t)(nl + 1 - raw);
-            raw = nl + 1;
-        }
-    }
-    GMimeStream *stream = g_mime_stream_mem_new_with_buffer((const char *)raw, len);
-    GMimeParser *parser = g_mime_parser_new_with_stream(stream);
-    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-    GMimeMessage *msg = g_mime_parser_construct_message(parser, options);
-    g_object_unref(parser);
-    g_object_unref(stream);
-    return msg;
-}
-
 static int view_build(const unsigned char *raw, size_t len, const struct message_view_opts *o, int want_bodies,
                       struct message_view **out)
 {
@@ -721,20 +481,10 @@ static int view_build(const unsigned char *raw, size_t len, const struct message
         raw = (const unsigned char *)"";
         len = 0;
     }
-    p->options = parser_options(NULL);
-    p->msg = parse_message(raw, len, p->options);
-    const char *hint = p->msg && header_has_8bit(raw, len)
-                           ? body_charset(g_mime_message_get_mime_part(p->msg), 0)
-                           : NULL;
-    if (hint) {
-        /* headers in raw 8-bit: read them again trying the body's charset first */
-        char *cs = g_strdup(hint);
-        g_object_unref(p->msg);
-        g_mime_parser_options_free(p->options);
-        p->options = parser_options(cs);
-        p->msg = parse_message(raw, len, p->options);
-        g_free(cs);
-    }
+    const unsigned char *msg_raw = raw; /* raw itself stays for the no-message fallback below */
+    size_t msg_len = len;
+    mime_skip_mbox_from(&msg_raw, &msg_len);
+    p->msg = mime_parse(msg_raw, msg_len, &p->options);
     struct vctx c = {
         .v = v,
         .want_bodies = want_bodies,

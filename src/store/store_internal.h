@@ -65,6 +65,9 @@ static inline void read_col0_int(sqlite3_stmt *stmt, void *out)
  * out) for a row, STORE_NOTFOUND for none, STORE_ERR (logged). Resets stmt. */
 int stmt_fetch_one(struct store *st, const char *sql, sqlite3_stmt *stmt,
                    void (*read)(sqlite3_stmt *stmt, void *out), void *out, const char *what);
+/* stmt_fetch_one for a "SELECT count(*) ..." query: the count into *count
+ * (count may be NULL; 0 unless STORE_OK). */
+int stmt_fetch_count(struct store *st, const char *sql, sqlite3_stmt *stmt, unsigned *count, const char *what);
 /* Steps through every row calling each(stmt, ctx) until it returns non-zero
  * (stop early, still STORE_OK). Resets stmt. */
 int stmt_each(struct store *st, const char *sql, sqlite3_stmt *stmt,

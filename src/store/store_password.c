@@ -160,11 +160,6 @@ int store_password_reset_void_user(struct store *st, int64_t user_id, int64_t no
     return stmt_run(st, sql, s, "password reset void");
 }
 
-static void read_count(sqlite3_stmt *s, void *out)
-{
-    *(unsigned *)out = (unsigned)sqlite3_column_int64(s, 0);
-}
-
 int store_password_reset_count(struct store *st, int64_t user_id, int64_t since, unsigned *count)
 {
     static const char sql[] = "SELECT count(*) FROM password_resets WHERE user_id = ?1 AND created >= ?2";
@@ -173,11 +168,7 @@ int store_password_reset_count(struct store *st, int64_t user_id, int64_t since,
         return STORE_ERR;
     sqlite3_bind_int64(s, 1, user_id);
     sqlite3_bind_int64(s, 2, since);
-    unsigned n = 0;
-    int rc = stmt_fetch_one(st, sql, s, read_count, &n, "password reset count");
-    if (count)
-        *count = rc == STORE_OK ? n : 0;
-    return rc;
+    return stmt_fetch_count(st, sql, s, count, "password reset count");
 }
 
 int store_password_reset_purge(struct store *st, int64_t before)
@@ -212,11 +203,7 @@ int store_password_reset_request_count(struct store *st, const char *client_addr
         return STORE_ERR;
     bind_text(s, 1, client_addr);
     sqlite3_bind_int64(s, 2, since);
-    unsigned n = 0;
-    int rc = stmt_fetch_one(st, sql, s, read_count, &n, "password reset request count");
-    if (count)
-        *count = rc == STORE_OK ? n : 0;
-    return rc;
+    return stmt_fetch_count(st, sql, s, count, "password reset request count");
 }
 
 int store_password_reset_request_purge(struct store *st, int64_t before)

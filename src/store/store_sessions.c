@@ -116,11 +116,6 @@ int store_login_failure_add(struct store *st, const char *key, int64_t at)
     return stmt_run(st, sql, s, "login failure add");
 }
 
-static void read_count(sqlite3_stmt *s, void *out)
-{
-    *(unsigned *)out = (unsigned)sqlite3_column_int64(s, 0);
-}
-
 int store_login_failure_count(struct store *st, const char *key, int64_t since, unsigned *count)
 {
     static const char sql[] = "SELECT count(*) FROM login_failures WHERE key = ?1 AND at >= ?2";
@@ -129,11 +124,7 @@ int store_login_failure_count(struct store *st, const char *key, int64_t since, 
         return STORE_ERR;
     bind_text(s, 1, key);
     sqlite3_bind_int64(s, 2, since);
-    unsigned n = 0;
-    int rc = stmt_fetch_one(st, sql, s, read_count, &n, "login failure count");
-    if (count)
-        *count = rc == STORE_OK ? n : 0;
-    return rc;
+    return stmt_fetch_count(st, sql, s, count, "login failure count");
 }
 
 int store_login_failure_clear(struct store *st, const char *key)

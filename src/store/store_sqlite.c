@@ -154,6 +154,20 @@ int stmt_fetch_one(struct store *st, const char *sql, sqlite3_stmt *stmt,
     return ret;
 }
 
+static void read_count(sqlite3_stmt *stmt, void *out)
+{
+    *(unsigned *)out = (unsigned)sqlite3_column_int64(stmt, 0);
+}
+
+int stmt_fetch_count(struct store *st, const char *sql, sqlite3_stmt *stmt, unsigned *count, const char *what)
+{
+    unsigned n = 0;
+    int rc = stmt_fetch_one(st, sql, stmt, read_count, &n, what);
+    if (count)
+        *count = rc == STORE_OK ? n : 0;
+    return rc;
+}
+
 int stmt_each(struct store *st, const char *sql, sqlite3_stmt *stmt,
               int (*each)(sqlite3_stmt *stmt, void *ctx), void *ctx, const char *what)
 {

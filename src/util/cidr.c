@@ -6,6 +6,7 @@
  * does not parse never matches.
  */
 #include "util/cidr.h"
+#include "util/strlist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -111,28 +112,17 @@ int cidr_match(const struct cidr *c, const char *ip)
  * non-zero result and returns it. An empty entry is passed as "". */
 static int cidr_list_each(const char *list, int (*fn)(const char *entry, void *arg), void *arg)
 {
-    const char *p = list;
-    if (!*p)
+    if (!*list)
         return 0;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        while (len && isspace((unsigned char)*p))
-            p++, len--;
-        while (len && isspace((unsigned char)p[len - 1]))
-            len--;
-        char entry[CIDR_TEXT_MAX];
-        if (len >= sizeof entry)
-            len = 0; /* too long to be an address: report it as empty, which is invalid */
-        memcpy(entry, p, len);
-        entry[len] = 0;
+    const char *pos = list;
+    char entry[CIDR_TEXT_MAX];
+    /* an entry too long to be an address comes as "", which is invalid */
+    while (strlist_next(&pos, entry, sizeof entry) != 0) {
         int rc = fn(entry, arg);
         if (rc)
             return rc;
-        if (!comma)
-            return 0;
-        p = comma + 1;
     }
+    return 0;
 }
 
 struct match_arg {

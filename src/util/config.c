@@ -5,6 +5,7 @@
 #include "util/cidr.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/strlist.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -156,28 +157,17 @@ static int parse_listen_list(const char *v, const char *default_port, int may_be
     memset(l, 0, sizeof *l);
     if (!strcmp(v, "off") || !strcmp(v, "none"))
         return may_be_off ? 0 : -1;
-    const char *p = v;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        char tok[300];
-        if (n >= sizeof tok || l->count == CONFIG_MAX_LISTEN)
+    const char *pos = v;
+    char tok[300];
+    int r;
+    while ((r = strlist_next(&pos, tok, sizeof tok)) != 0) {
+        if (r < 0 || l->count == CONFIG_MAX_LISTEN)
             return -1;
-        memcpy(tok, p, n);
-        tok[n] = 0;
-        char *t = tok;
-        while (isspace((unsigned char)*t))
-            t++;
-        char *e = t + strlen(t);
-        while (e > t && isspace((unsigned char)e[-1]))
-            *--e = 0;
-        if (!*t || config_parse_hostport(t, default_port, &l->addr[l->count]) != 0)
+        if (!*tok || config_parse_hostport(tok, default_port, &l->addr[l->count]) != 0)
             return -1; /* an empty entry ("a:25,") is a typo, not a wish */
         l->count++;
-        if (!comma)
-            return 0;
-        p = comma + 1;
     }
+    return 0;
 }
 
 enum key_type { K_STRING, K_PATH, K_LISTEN, K_UINT, K_DURATION, K_SIZE, K_HOSTPORT, K_STORE, K_LEVEL, K_CIDRS };

@@ -16,4 +16,11 @@ void time_rfc5322(time_t t, char *out, size_t outlen);
 /* "2026-11-27T21:53:37Z" */
 void time_iso8601(time_t t, char *out, size_t outlen);
 
+/* A date as a person gives one (the archive's search, API and lifeboatctl):
+ * YYYY-MM-DD (midnight UTC), ISO 8601 date and time ("2026-11-27T21:53:37Z",
+ * "...+01:00", fractions of a second ignored, no zone: UTC) or seconds since
+ * the epoch, into *out as seconds since the epoch. Nothing before 1970, no
+ * 31 February. 0 or -1. Pure. */
+int time_parse_date(const char *s, int64_t *out);
+
 #endif

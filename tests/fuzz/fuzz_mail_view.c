@@ -8,7 +8,8 @@
  * Build and run (GMime, libxml2 via pkg-config):
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I../../src \
- *         fuzz_mail_view.c ../../src/mail/message_view.c ../../src/mail/sanitize.c \
+ *         fuzz_mail_view.c ../../src/mail/message_view.c ../../src/mail/mime_text.c \
+ *         ../../src/mail/sanitize.c \
  *         $(pkg-config --cflags --libs gmime-3.0 libxml-2.0) -o /tmp/fuzz_mail_view
  *   /tmp/fuzz_mail_view -max_len=65536 -max_total_time=600 /tmp/corpus-mime
  *

@@ -16,8 +16,7 @@
 #define T0 1700000000
 
 struct fx {
-    struct tmp_data_dir t;
-    struct store *st;
+    struct tmp_store s; /* first: tmp_store_teardown frees the fx */
     int64_t acme, beta, gamma, delta;
     char blob[BLOB_ID_SIZE];
 };
@@ -25,43 +24,27 @@ struct fx {
 static int64_t customer(struct store *st, const char *name, const char *domain, int64_t sub_start,
                         int64_t cancelled)
 {
-    int64_t id = 0;
-    assert_int_equal(store_customer_add(st, name, &id), STORE_OK);
+    int64_t id = tmp_customer_add(st, name);
     struct store_customer c;
     assert_int_equal(store_customer_get_by_id(st, id, &c), STORE_OK);
     c.sub_start = sub_start;
     c.sub_end = sub_start ? sub_start + 365 * 86400 : 0;
     c.sub_cancelled = cancelled;
     assert_int_equal(store_customer_update(st, &c), STORE_OK);
-    struct store_domain d = {.customer_id = id};
-    snprintf(d.name, sizeof d.name, "%s", domain);
-    snprintf(d.routes, sizeof d.routes, "127.0.0.1:25");
-    assert_int_equal(store_domain_add(st, &d, NULL), STORE_OK);
+    tmp_domain_add(st, id, domain);
     return id;
 }
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(tmp_data_dir_make(&f->t, "lb_archive_ingest"), 0);
-    assert_int_equal(tmp_store_open(&f->t, &f->st), 0);
-    f->acme = customer(f->st, "acme", "acme.test", T0, 0);
-    f->beta = customer(f->st, "beta", "beta.test", T0, 0);
-    f->gamma = customer(f->st, "gamma", "gamma.test", 0, 0);
-    f->delta = customer(f->st, "delta", "delta.test", T0, T0 + 10);
+    struct fx *f = tmp_store_setup(sizeof *f, "lb_archive_ingest");
+    f->acme = customer(f->s.st, "acme", "acme.test", T0, 0);
+    f->beta = customer(f->s.st, "beta", "beta.test", T0, 0);
+    f->gamma = customer(f->s.st, "gamma", "gamma.test", 0, 0);
+    f->delta = customer(f->s.st, "delta", "delta.test", T0, T0 + 10);
     snprintf(f->blob, sizeof f->blob, "%064d", 1);
-    assert_int_equal(store_blob_add(f->st, f->blob, 10, 10), STORE_OK);
+    assert_int_equal(store_blob_add(f->s.st, f->blob, 10, 10), STORE_OK);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    store_close(f->st);
-    tmp_data_dir_remove(&f->t);
-    free(f);
     return 0;
 }
 
@@ -81,9 +64,9 @@ static unsigned ingest(struct fx *f, int direction, const char *sender, const ch
         .direction = direction,
     };
     unsigned entries = 99;
-    assert_int_equal(store_begin(f->st), STORE_OK);
-    assert_int_equal(archive_ingest(f->st, &m, &entries), STORE_OK);
-    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(store_begin(f->s.st), STORE_OK);
+    assert_int_equal(archive_ingest(f->s.st, &m, &entries), STORE_OK);
+    assert_int_equal(store_commit(f->s.st), STORE_OK);
     return entries;
 }
 
@@ -105,7 +88,7 @@ static struct found entries_of(struct fx *f, int64_t customer_id)
 {
     struct found out = {0};
     struct store_archive_query q = {.customer_id = customer_id, .direction = -1, .has_attachment = -1};
-    assert_int_equal(store_archive_search(f->st, &q, collect, &out, NULL), STORE_OK);
+    assert_int_equal(store_archive_search(f->s.st, &q, collect, &out, NULL), STORE_OK);
     return out;
 }
 
@@ -125,13 +108,13 @@ static int collect_addr(const char *a, void *arg)
 static struct addrs rcpts_of(struct fx *f, int64_t entry)
 {
     struct addrs a = {0};
-    assert_int_equal(store_archive_addrs(f->st, entry, ARCHIVE_ADDR_TO, collect_addr, &a), STORE_OK);
+    assert_int_equal(store_archive_addrs(f->s.st, entry, ARCHIVE_ADDR_TO, collect_addr, &a), STORE_OK);
     return a;
 }
 
 static int64_t blob_refs(struct fx *f)
 {
-    return tmp_raw_count(&f->t, "SELECT refs FROM blobs");
+    return tmp_raw_count(&f->s.t, "SELECT refs FROM blobs");
 }
 
 static void test_inbound(void **state)
@@ -166,16 +149,16 @@ static void test_subscription_rules(void **state)
     assert_int_equal(ingest(f, DIR_INBOUND, "a@example.org", acme, 1, T0), 1);
     /* the subscription starts now: what came before stays out */
     struct store_customer c;
-    assert_int_equal(store_customer_get_by_id(f->st, f->gamma, &c), STORE_OK);
+    assert_int_equal(store_customer_get_by_id(f->s.st, f->gamma, &c), STORE_OK);
     c.sub_start = T0 + 50;
-    assert_int_equal(store_customer_update(f->st, &c), STORE_OK);
+    assert_int_equal(store_customer_update(f->s.st, &c), STORE_OK);
     assert_int_equal(ingest(f, DIR_INBOUND, "a@example.org", gamma, 1, T0 + 49), 0);
     assert_int_equal(ingest(f, DIR_INBOUND, "a@example.org", gamma, 1, T0 + 50), 1);
     assert_int_equal(blob_refs(f), 2);
     /* a bounce or mail for nobody we host: nothing */
     const char *outside[] = {"x@example.net", "y@example.com"};
     assert_int_equal(ingest(f, DIR_INBOUND, "", outside, 2, T0 + 100), 0);
-    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM archive"), 2);
+    assert_int_equal(tmp_raw_count(&f->s.t, "SELECT count(*) FROM archive"), 2);
 }
 
 static void test_two_customers(void **state)
@@ -249,18 +232,18 @@ static void test_inbound_sender_not_trusted(void **state)
     struct store_archive_query q = {.customer_id = f->acme, .user_addrs = bob, .nuser_addrs = 1, .direction = -1,
                                     .has_attachment = -1};
     uint64_t total = 9;
-    assert_int_equal(store_archive_search(f->st, &q, NULL, NULL, &total), STORE_OK);
+    assert_int_equal(store_archive_search(f->s.st, &q, NULL, NULL, &total), STORE_OK);
     assert_int_equal(total, 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_inbound, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_subscription_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_customers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inbound_sender_not_trusted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbound, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_subscription_rules, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_two_customers, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_outbound, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_inbound_sender_not_trusted, setup, tmp_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

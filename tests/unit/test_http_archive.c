@@ -1,6 +1,7 @@
 /*
- * Unit tests of the archive API's pure parts: the date parameters of a search
- * (http_date_parse) and the mboxrd records of an export (http_mbox_record).
+ * Unit tests of the archive API's pure parts: the mboxrd records of an export
+ * (http_mbox_record). The date parameters of a search are
+ * test_util_time.c's.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,44 +13,6 @@
 #include <string.h>
 
 #include "http/http_internal.h"
-
-static int64_t date(const char *s)
-{
-    int64_t t = -12345;
-    assert_int_equal(http_date_parse(s, &t), 0);
-    return t;
-}
-
-static void test_dates(void **state)
-{
-    (void)state;
-    assert_int_equal(date("2026-11-27"), 1795737600);
-    assert_int_equal(date("2026-11-27T21:53:37Z"), 1795737600 + 21 * 3600 + 53 * 60 + 37);
-    assert_int_equal(date("2026-11-27T21:53:37"), 1795737600 + 21 * 3600 + 53 * 60 + 37); /* no zone: UTC */
-    assert_int_equal(date("2026-11-27 21:53"), 1795737600 + 21 * 3600 + 53 * 60);
-    assert_int_equal(date("2026-11-27T21:53:37.250+01:00"), 1795737600 + 20 * 3600 + 53 * 60 + 37);
-    assert_int_equal(date("2026-11-27T21:53:37-0130"), 1795737600 + 23 * 3600 + 23 * 60 + 37);
-    assert_int_equal(date("2024-02-29"), 1709164800); /* a leap day */
-    assert_int_equal(date("1795737600"), 1795737600);
-    assert_int_equal(date("0"), 0);
-}
-
-static void test_bad_dates(void **state)
-{
-    (void)state;
-    static const char *const bad[] = {
-        "", "yesterday", "2026-13-01", "2026-02-30", "2023-02-29", "2026-11-27T25:00", "2026-11-27T21:60",
-        "2026-11-27T21:53:37+2", "2026-11-27T21:53:37Zjunk", "2026-11-27x", "26-11-27", "2026/11/27", "-5",
-        "+5", " 5", "1e9", "1234567890123", "2026-11-27T", "2026-11-27T21:53:37.", "1969-12-31",
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int64_t t = 7;
-        if (http_date_parse(bad[i], &t) == 0)
-            fail_msg("\"%s\" was taken as %lld", bad[i], (long long)t);
-    }
-    int64_t t;
-    assert_int_equal(http_date_parse(NULL, &t), -1);
-}
 
 static char *record(const char *sender, int64_t received, const char *prefix, const char *body)
 {
@@ -103,8 +66,6 @@ static void test_mbox_record_edges(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dates),
-        cmocka_unit_test(test_bad_dates),
         cmocka_unit_test(test_mbox_record),
         cmocka_unit_test(test_mbox_record_edges),
     };

@@ -17,37 +17,24 @@
 #define MESSAGE "Subject: x\r\n\r\nFrom here\r\n"
 
 struct fx {
-    struct tmp_data_dir t;
-    struct store *st;
+    struct tmp_store s; /* first: tmp_store_teardown frees the fx */
     int64_t acme, beta;
     char blob[BLOB_ID_SIZE];
 };
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(tmp_data_dir_make(&f->t, "lb_http_export"), 0);
-    assert_int_equal(tmp_store_open(&f->t, &f->st), 0);
-    assert_int_equal(store_customer_add(f->st, "acme", &f->acme), STORE_OK);
-    assert_int_equal(store_customer_add(f->st, "beta", &f->beta), STORE_OK);
+    struct fx *f = tmp_store_setup(sizeof *f, "lb_http_export");
+    f->acme = tmp_customer_add(f->s.st, "acme");
+    f->beta = tmp_customer_add(f->s.st, "beta");
     struct blobstore *bs = NULL;
     char err[256];
-    assert_int_equal(blobstore_open(f->t.cfg.data_dir, &bs, err, sizeof err), 0);
+    assert_int_equal(blobstore_open(f->s.t.cfg.data_dir, &bs, err, sizeof err), 0);
     uint64_t stored = 0;
     assert_int_equal(blob_put(bs, MESSAGE, strlen(MESSAGE), f->blob, &stored), 0);
     blobstore_close(bs);
-    assert_int_equal(store_blob_add(f->st, f->blob, strlen(MESSAGE), stored), STORE_OK);
+    assert_int_equal(store_blob_add(f->s.st, f->blob, strlen(MESSAGE), stored), STORE_OK);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    store_close(f->st);
-    tmp_data_dir_remove(&f->t);
-    free(f);
     return 0;
 }
 
@@ -61,7 +48,7 @@ static void add(struct fx *f, int64_t customer, int k, int64_t received)
     snprintf(e.prefix, sizeof e.prefix, "Received: by test\r\n");
     snprintf(e.sender, sizeof e.sender, "n%d@example.org", k);
     const char *rcpt = "bob@acme.test";
-    assert_int_equal(store_archive_add(f->st, &e, &rcpt, 1, NULL), STORE_OK);
+    assert_int_equal(store_archive_add(f->s.st, &e, &rcpt, 1, NULL), STORE_OK);
 }
 
 static struct http_export *open_export(struct fx *f, int64_t customer)
@@ -69,7 +56,7 @@ static struct http_export *open_export(struct fx *f, int64_t customer)
     struct store_archive_query q = {.customer_id = customer, .direction = -1, .has_attachment = -1};
     struct http_export *x = NULL;
     char err[256];
-    assert_int_equal(http_export_open(&f->t.cfg, &q, "test", &x, err, sizeof err), 0);
+    assert_int_equal(http_export_open(&f->s.t.cfg, &q, "test", &x, err, sizeof err), 0);
     return x;
 }
 
@@ -114,14 +101,14 @@ static void test_every_entry_once_while_the_archive_changes(void **state)
 {
     struct fx *f = *state;
     int64_t now = 1800000000;
-    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_begin(f->s.st), STORE_OK);
     for (int k = 1; k <= 250; k++) {
         /* 1..10 and 211..250 are old enough for the purge below */
         add(f, f->acme, k, k <= 10 || k > 210 ? 1000 : now);
         if (k % 10 == 0)
             add(f, f->beta, 1000 + k, now); /* another customer's, in between */
     }
-    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(store_commit(f->s.st), STORE_OK);
 
     struct http_export *x = open_export(f, f->acme);
     struct out o = {0};
@@ -132,7 +119,7 @@ static void test_every_entry_once_while_the_archive_changes(void **state)
     /* The 40 newest (written already: the page shifts back) and the 10 oldest
      * (not yet written) go; 30 new ones arrive in front (the page shifts on). */
     uint64_t purged = 0;
-    assert_int_equal(store_archive_purge(f->st, 2000, 100, &purged), STORE_OK);
+    assert_int_equal(store_archive_purge(f->s.st, 2000, 100, &purged), STORE_OK);
     assert_int_equal(purged, 50);
     for (int k = 301; k <= 330; k++)
         add(f, f->acme, k, now);
@@ -156,14 +143,14 @@ static void test_empty_result_and_the_limit_on_running_exports(void **state)
 {
     struct fx *f = *state;
     int64_t nobody = 0;
-    assert_int_equal(store_customer_add(f->st, "empty", &nobody), STORE_OK);
+    assert_int_equal(store_customer_add(f->s.st, "empty", &nobody), STORE_OK);
     struct http_export *x[HTTP_EXPORTS_MAX];
     for (size_t i = 0; i < HTTP_EXPORTS_MAX; i++)
         x[i] = open_export(f, nobody);
     struct store_archive_query q = {.customer_id = nobody, .direction = -1, .has_attachment = -1};
     struct http_export *more = NULL;
     char err[256];
-    assert_int_equal(http_export_open(&f->t.cfg, &q, "test", &more, err, sizeof err), 1);
+    assert_int_equal(http_export_open(&f->s.t.cfg, &q, "test", &more, err, sizeof err), 1);
     assert_null(more);
     char buf[64];
     assert_int_equal(http_export_read(x[0], 0, buf, sizeof buf), HTTP_STREAM_END);
@@ -176,8 +163,8 @@ static void test_empty_result_and_the_limit_on_running_exports(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_every_entry_once_while_the_archive_changes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_result_and_the_limit_on_running_exports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_entry_once_while_the_archive_changes, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_result_and_the_limit_on_running_exports, setup, tmp_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

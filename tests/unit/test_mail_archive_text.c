@@ -12,7 +12,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +20,7 @@
 #include "mail/archive_text.h"
 #include "mail/message_view.h"
 #include "mail/sanitize.h"
-
-#define CORPORA LB_SOURCE_DIR "/../shared/corpora"
+#include "test_mail_corpora.h"
 
 static struct archive_text extract_len(const char *raw, size_t len)
 {
@@ -215,51 +213,24 @@ static void test_bounds_and_garbage(void **state)
 
 /* ---- the corpora ---------------------------------------------------------- */
 
-static GPtrArray *corpus_files;
-
-static int collect(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    const char *base = path + ftw->base;
-    if (type == FTW_F && strncmp(base, "LICENSE", 7) && strcmp(base, "SOURCE.txt") && strcmp(base, "COPYING") &&
-        strcmp(base, "NOTICE"))
-        g_ptr_array_add(corpus_files, g_strdup(path));
-    return 0;
-}
-
 /* The text of one corpus message, or 0 (and a note) when it is not there. */
 static int corpus_text(const char *rel, struct archive_text *t)
 {
-    char *path = g_strdup_printf("%s/%s", CORPORA, rel);
-    gchar *raw = NULL;
-    gsize len = 0;
-    if (!g_file_get_contents(path, &raw, &len, NULL)) {
-        printf("corpus not found: %s, skipped\n", path);
-        g_free(path);
+    size_t len;
+    char *raw = corpora_read(rel, &len);
+    if (!raw)
         return 0;
-    }
     *t = extract_len(raw, len);
-    assert_clean(t, path);
+    assert_clean(t, rel);
     g_free(raw);
-    g_free(path);
     return 1;
 }
 
 static void test_corpora(void **state)
 {
     (void)state;
-    static const char *const dirs[] = {"spamassassin", "mimekit", "james-mime4j", "python-test_email",
-                                       "stalwart-mail-parser"};
-    corpus_files = g_ptr_array_new_with_free_func(g_free);
-    size_t missing = 0;
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        char *dir = g_strdup_printf("%s/%s", CORPORA, dirs[i]);
-        if (nftw(dir, collect, 16, FTW_PHYS) != 0) {
-            printf("corpus not found: %s, skipped\n", dir);
-            missing++;
-        }
-        g_free(dir);
-    }
+    size_t missing;
+    GPtrArray *corpus_files = corpora_mail_files(&missing);
     size_t total = 0, dated = 0, with_atts = 0, text_bytes = 0;
     for (guint i = 0; i < corpus_files->len; i++) {
         const char *path = g_ptr_array_index(corpus_files, i);

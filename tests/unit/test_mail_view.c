@@ -12,7 +12,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +20,7 @@
 
 #include "mail/message_view.h"
 #include "mail/sanitize.h"
-
-#define CORPORA LB_SOURCE_DIR "/../shared/corpora"
+#include "test_mail_corpora.h"
 
 static struct message_view *parse_opts(const char *raw, const struct message_view_opts *o)
 {
@@ -471,67 +469,30 @@ static void test_limits(void **state)
 
 /* ---- the corpora ---------------------------------------------------------- */
 
-static GPtrArray *corpus_files;
-
-static int collect(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    const char *base = path + ftw->base;
-    if (type == FTW_F && strncmp(base, "LICENSE", 7) && strcmp(base, "SOURCE.txt") && strcmp(base, "COPYING") &&
-        strcmp(base, "NOTICE"))
-        g_ptr_array_add(corpus_files, g_strdup(path));
-    return 0;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    gchar *data = NULL;
-    gsize n = 0;
-    if (!g_file_get_contents(path, &data, &n, NULL))
-        return NULL;
-    *len = n;
-    return data;
-}
-
 /* The view of one corpus message, or NULL (and a note) when it is not there. */
 static struct message_view *corpus_view(const char *rel)
 {
-    char *path = g_strdup_printf("%s/%s", CORPORA, rel);
     size_t len;
-    char *raw = slurp(path, &len);
-    if (!raw) {
-        printf("corpus not found: %s, skipped\n", path);
-        g_free(path);
+    char *raw = corpora_read(rel, &len);
+    if (!raw)
         return NULL;
-    }
     struct message_view *v = NULL;
     assert_int_equal(message_view_parse((const unsigned char *)raw, len, NULL, &v), 0);
     g_free(raw);
-    g_free(path);
     return v;
 }
 
 static void test_corpora(void **state)
 {
     (void)state;
-    static const char *const dirs[] = {"mimekit", "james-mime4j", "stalwart-mail-parser", "spamassassin",
-                                       "python-test_email"};
-    corpus_files = g_ptr_array_new_with_free_func(g_free);
-    size_t missing = 0;
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        char *dir = g_strdup_printf("%s/%s", CORPORA, dirs[i]);
-        if (nftw(dir, collect, 16, FTW_PHYS) != 0) {
-            printf("corpus not found: %s, skipped\n", dir);
-            missing++;
-        }
-        g_free(dir);
-    }
+    size_t missing;
+    GPtrArray *corpus_files = corpora_mail_files(&missing);
     size_t eml = 0, total = 0, atts = 0, html = 0;
     for (guint i = 0; i < corpus_files->len; i++) {
         const char *path = g_ptr_array_index(corpus_files, i);
-        size_t len;
-        char *raw = slurp(path, &len);
-        assert_non_null(raw);
+        gchar *raw = NULL;
+        gsize len = 0;
+        assert_true(g_file_get_contents(path, &raw, &len, NULL));
         struct message_view *v = NULL;
         if (message_view_parse((const unsigned char *)raw, len, NULL, &v) != 0)
             fail_msg("%s: message_view_parse failed", path);

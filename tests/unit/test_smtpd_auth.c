@@ -297,20 +297,14 @@ static void test_missing_headers(void **state)
 
 /* ------------------------------------------------------------------ sessions */
 
-static char cert_path[256];
 static char cert_dir[64];
-
-static void with_cert(struct config *cfg)
-{
-    snprintf(cfg->tls_cert_file, sizeof cfg->tls_cert_file, "%s", cert_path);
-}
 
 static struct harness *H;
 
 static int setup(void **state)
 {
     (void)state;
-    H = harness_new(with_cert);
+    H = harness_new(harness_with_cert);
     return H ? 0 : -1;
 }
 
@@ -736,7 +730,7 @@ static void test_disconnect_during_check(void **state)
 static void test_free_during_check(void **state)
 {
     (void)state;
-    struct harness *h = harness_new(with_cert);
+    struct harness *h = harness_new(harness_with_cert);
     assert_non_null(h);
     struct client *a = tls_session(h, 1, NULL, 0);
     struct client *b = tls_session(h, 1, NULL, 0);
@@ -782,7 +776,7 @@ static void test_needs_certificate(void **state)
     assert_non_null(strstr(err, "submission_listen needs tls_cert_file"));
 
     /* With one, a reload that drops it is refused. */
-    struct harness *h = harness_new(with_cert);
+    struct harness *h = harness_new(harness_with_cert);
     h->srv->cfg.submission_listen = cfg.submission_listen;
     struct config fresh = h->cfg;
     fresh.tls_cert_file[0] = '\0';
@@ -805,8 +799,8 @@ int main(void)
     snprintf(cert_dir, sizeof cert_dir, "/tmp/lb-smtpd-auth-XXXXXX");
     if (!mkdtemp(cert_dir))
         return 1;
-    snprintf(cert_path, sizeof cert_path, "%s/cert.pem", cert_dir);
-    if (make_cert(cert_path) != 0)
+    snprintf(harness_cert_path, sizeof harness_cert_path, "%s/cert.pem", cert_dir);
+    if (make_cert(harness_cert_path) != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b64),
@@ -830,7 +824,7 @@ int main(void)
         cmocka_unit_test(test_needs_certificate),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    unlink(cert_path);
+    unlink(harness_cert_path);
     rmdir(cert_dir);
     return rc;
 }

@@ -408,13 +408,6 @@ static const char *deviation(const char *file, int index)
     return NULL;
 }
 
-static char cert_path[256];
-
-static void script_config(struct config *cfg)
-{
-    snprintf(cfg->tls_cert_file, sizeof cfg->tls_cert_file, "%s", cert_path);
-}
-
 static int file_exists(const char *path)
 {
     return access(path, R_OK) == 0;
@@ -444,8 +437,8 @@ static void test_replay_corpus(void **state)
     }
     char dir[] = "/tmp/lb-smtpd-script-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    snprintf(cert_path, sizeof cert_path, "%s/cert.pem", dir);
-    assert_int_equal(make_cert(cert_path), 0);
+    snprintf(harness_cert_path, sizeof harness_cert_path, "%s/cert.pem", dir);
+    assert_int_equal(make_cert(harness_cert_path), 0);
 
     static const char *const files[] = {"test.base",     "test.smtp0",  "test.smtp1", "test.smtp2",
                                         "test.smtp4",    "test.mailfrom", "test.rcptto", "test.tls"};
@@ -474,7 +467,7 @@ static void test_replay_corpus(void **state)
                 excluded++;
                 continue;
             }
-            struct harness *h = harness_new(script_config);
+            struct harness *h = harness_new(harness_with_cert);
             assert_non_null(h);
             h->srv->hard_error_limit = 5;
             struct run r = {.sc = &sc};
@@ -495,7 +488,7 @@ static void test_replay_corpus(void **state)
     }
     printf("  opensmtpd-smtpscript: %u cases passed, %u failed, %u not replayed\n", passed, failed,
            excluded);
-    unlink(cert_path);
+    unlink(harness_cert_path);
     rmdir(dir);
     assert_int_equal(failed, 0);
     assert_true(passed >= 40); /* the corpus really ran */

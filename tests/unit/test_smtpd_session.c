@@ -659,21 +659,14 @@ static void test_shutdown(void **state)
 
 /* ------------------------------------------------------------------ TLS */
 
-static char cert_path[256];
-
-static void with_cert(struct config *cfg)
-{
-    snprintf(cfg->tls_cert_file, sizeof cfg->tls_cert_file, "%s", cert_path);
-}
-
 static void test_starttls(void **state)
 {
     (void)state;
     char dir[] = "/tmp/lb-smtpd-tls-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    snprintf(cert_path, sizeof cert_path, "%s/cert.pem", dir);
-    assert_int_equal(make_cert(cert_path), 0);
-    struct harness *h = harness_new(with_cert);
+    snprintf(harness_cert_path, sizeof harness_cert_path, "%s/cert.pem", dir);
+    assert_int_equal(make_cert(harness_cert_path), 0);
+    struct harness *h = harness_new(harness_with_cert);
     assert_non_null(h);
 
     struct client *c = client_connect(h, "192.0.2.10");
@@ -757,7 +750,7 @@ static void test_starttls(void **state)
     assert_int_equal(smtpd_reload(h->srv, &cfg), 0);
     assert_null(h->srv->tls);
     harness_free(h);
-    unlink(cert_path);
+    unlink(harness_cert_path);
     rmdir(dir);
 }
 

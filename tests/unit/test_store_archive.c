@@ -13,56 +13,25 @@
 #include "test_store_fixture.h"
 
 struct fx {
-    struct tmp_data_dir t;
-    struct store *st;
+    struct tmp_store s; /* first: tmp_store_teardown frees the fx */
     int64_t acme, beta;       /* customers */
     int64_t acme_dom, beta_dom;
     int64_t bob;              /* bob@acme.test, alias sales@acme.test */
     unsigned blobs;
 };
 
-static int64_t add_domain(struct store *st, int64_t customer, const char *name)
-{
-    struct store_domain d = {.customer_id = customer};
-    snprintf(d.name, sizeof d.name, "%s", name);
-    snprintf(d.routes, sizeof d.routes, "127.0.0.1:25");
-    int64_t id = 0;
-    assert_int_equal(store_domain_add(st, &d, &id), STORE_OK);
-    return id;
-}
-
-static int64_t add_user(struct store *st, int64_t domain, const char *email)
-{
-    struct store_user u = {.domain_id = domain, .active = 1};
-    snprintf(u.email, sizeof u.email, "%s", email);
-    int64_t id = 0;
-    assert_int_equal(store_user_add(st, &u, &id), STORE_OK);
-    return id;
-}
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(tmp_data_dir_make(&f->t, "lb_store_archive"), 0);
-    assert_int_equal(tmp_store_open(&f->t, &f->st), 0);
-    assert_int_equal(store_customer_add(f->st, "acme", &f->acme), STORE_OK);
-    assert_int_equal(store_customer_add(f->st, "beta", &f->beta), STORE_OK);
-    f->acme_dom = add_domain(f->st, f->acme, "acme.test");
-    f->beta_dom = add_domain(f->st, f->beta, "beta.test");
-    f->bob = add_user(f->st, f->acme_dom, "bob@acme.test");
-    add_user(f->st, f->acme_dom, "carol@acme.test");
-    assert_int_equal(store_alias_add(f->st, f->bob, "sales@acme.test"), STORE_OK);
+    struct fx *f = tmp_store_setup(sizeof *f, "lb_store_archive");
+    struct store *st = f->s.st;
+    f->acme = tmp_customer_add(st, "acme");
+    f->beta = tmp_customer_add(st, "beta");
+    f->acme_dom = tmp_domain_add(st, f->acme, "acme.test");
+    f->beta_dom = tmp_domain_add(st, f->beta, "beta.test");
+    f->bob = tmp_user_add(st, f->acme_dom, "bob@acme.test", ROLE_USER, 1);
+    tmp_user_add(st, f->acme_dom, "carol@acme.test", ROLE_USER, 1);
+    assert_int_equal(store_alias_add(st, f->bob, "sales@acme.test"), STORE_OK);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    store_close(f->st);
-    tmp_data_dir_remove(&f->t);
-    free(f);
     return 0;
 }
 
@@ -70,14 +39,14 @@ static int teardown(void **state)
 static void new_blob(struct fx *f, char blob[BLOB_ID_SIZE])
 {
     snprintf(blob, BLOB_ID_SIZE, "%064x", ++f->blobs);
-    assert_int_equal(store_blob_add(f->st, blob, 100, 50), STORE_OK);
+    assert_int_equal(store_blob_add(f->s.st, blob, 100, 50), STORE_OK);
 }
 
 static int64_t blob_refs(struct fx *f, const char *blob)
 {
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT refs FROM blobs WHERE id = '%s'", blob);
-    return tmp_raw_count(&f->t, sql);
+    return tmp_raw_count(&f->s.t, sql);
 }
 
 /* Adds an entry of customer with a new blob; received = when. */
@@ -91,7 +60,7 @@ static int64_t add_entry(struct fx *f, int64_t customer, int direction, const ch
     snprintf(e.sender, sizeof e.sender, "%s", sender);
     snprintf(e.prefix, sizeof e.prefix, "Received: from x\r\n");
     int64_t id = 0;
-    assert_int_equal(store_archive_add(f->st, &e, rcpts, n, &id), STORE_OK);
+    assert_int_equal(store_archive_add(f->s.st, &e, rcpts, n, &id), STORE_OK);
     assert_true(id > 0);
     return id;
 }
@@ -101,7 +70,7 @@ static void index_entry(struct fx *f, int64_t id, int64_t date, const char *subj
 {
     struct store_archive_text t = {.id = id, .date = date, .subject = subject, .from_hdr = from, .to_hdr = to,
                                    .body = body, .attachments = atts, .has_attachment = atts && *atts};
-    assert_int_equal(store_archive_index(f->st, &t), STORE_OK);
+    assert_int_equal(store_archive_index(f->s.st, &t), STORE_OK);
 }
 
 /* ---- collecting results ---------------------------------------------------- */
@@ -142,7 +111,7 @@ static void expect(struct fx *f, const struct store_archive_query *q, size_t n, 
 {
     struct ids got = {0};
     uint64_t total = 12345;
-    assert_int_equal(store_archive_search(f->st, q, collect_id, &got, &total), STORE_OK);
+    assert_int_equal(store_archive_search(f->s.st, q, collect_id, &got, &total), STORE_OK);
     va_list ap;
     va_start(ap, n);
     size_t want_n = n;
@@ -169,7 +138,7 @@ static void test_add_get_addrs(void **state)
     const char *rcpts[] = {"bob@acme.test", "carol@acme.test", "bob@acme.test"};
     int64_t id = add_entry(f, f->acme, DIR_INBOUND, "alice@example.org", rcpts, 3, 1000);
     struct store_archive_entry e;
-    assert_int_equal(store_archive_get(f->st, id, &e), STORE_OK);
+    assert_int_equal(store_archive_get(f->s.st, id, &e), STORE_OK);
     assert_int_equal(e.customer_id, f->acme);
     assert_int_equal(e.direction, DIR_INBOUND);
     assert_string_equal(e.sender, "alice@example.org");
@@ -180,30 +149,30 @@ static void test_add_get_addrs(void **state)
     assert_int_equal(blob_refs(f, e.blob), 1);
 
     struct addrs to = {0}, from = {0};
-    assert_int_equal(store_archive_addrs(f->st, id, ARCHIVE_ADDR_TO, collect_addr, &to), STORE_OK);
+    assert_int_equal(store_archive_addrs(f->s.st, id, ARCHIVE_ADDR_TO, collect_addr, &to), STORE_OK);
     assert_int_equal(to.n, 2); /* the duplicate is one participant */
     assert_string_equal(to.v[0], "bob@acme.test");
     assert_string_equal(to.v[1], "carol@acme.test");
-    assert_int_equal(store_archive_addrs(f->st, id, ARCHIVE_ADDR_FROM, collect_addr, &from), STORE_OK);
+    assert_int_equal(store_archive_addrs(f->s.st, id, ARCHIVE_ADDR_FROM, collect_addr, &from), STORE_OK);
     assert_int_equal(from.n, 1);
     assert_string_equal(from.v[0], "alice@example.org");
 
     /* the null sender is no participant */
     int64_t id2 = add_entry(f, f->acme, DIR_INBOUND, "", rcpts, 1, 1001);
     from.n = 0;
-    assert_int_equal(store_archive_addrs(f->st, id2, ARCHIVE_ADDR_FROM, collect_addr, &from), STORE_OK);
+    assert_int_equal(store_archive_addrs(f->s.st, id2, ARCHIVE_ADDR_FROM, collect_addr, &from), STORE_OK);
     assert_int_equal(from.n, 0);
     assert_true(id2 > id);
 
-    assert_int_equal(store_archive_get(f->st, 999999, &e), STORE_NOTFOUND);
+    assert_int_equal(store_archive_get(f->s.st, 999999, &e), STORE_NOTFOUND);
 
     /* a blob nobody recorded: refused, nothing left behind */
     struct store_archive_entry bad = {.customer_id = f->acme, .received = 1};
     snprintf(bad.msg_id, sizeof bad.msg_id, "NOBLOB");
     snprintf(bad.blob, sizeof bad.blob, "%064d", 7);
-    assert_int_equal(store_archive_add(f->st, &bad, rcpts, 1, NULL), STORE_NOTFOUND);
-    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM archive"), 2);
-    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM archive_addrs"), 4);
+    assert_int_equal(store_archive_add(f->s.st, &bad, rcpts, 1, NULL), STORE_NOTFOUND);
+    assert_int_equal(tmp_raw_count(&f->s.t, "SELECT count(*) FROM archive"), 2);
+    assert_int_equal(tmp_raw_count(&f->s.t, "SELECT count(*) FROM archive_addrs"), 4);
 }
 
 static void test_index(void **state)
@@ -213,7 +182,7 @@ static void test_index(void **state)
     int64_t a = add_entry(f, f->acme, DIR_INBOUND, "alice@example.org", rcpts, 1, 1000);
     int64_t b = add_entry(f, f->acme, DIR_INBOUND, "alice@example.org", rcpts, 1, 1001);
     struct ids un = {0};
-    assert_int_equal(store_archive_unindexed(f->st, 10, collect_id, &un), STORE_OK);
+    assert_int_equal(store_archive_unindexed(f->s.st, 10, collect_id, &un), STORE_OK);
     assert_int_equal(un.n, 2);
     assert_int_equal(un.v[0], a); /* oldest first */
 
@@ -223,7 +192,7 @@ static void test_index(void **state)
     strcpy(subject + 510, "éé tail");
     index_entry(f, a, 777, subject, "Alice <alice@example.org>", "Bob <bob@acme.test>", "hello", "");
     struct store_archive_entry e;
-    assert_int_equal(store_archive_get(f->st, a, &e), STORE_OK);
+    assert_int_equal(store_archive_get(f->s.st, a, &e), STORE_OK);
     assert_int_equal(e.indexed, 1);
     assert_int_equal(e.date, 777);
     assert_int_equal(strlen(e.subject), 510);
@@ -231,15 +200,15 @@ static void test_index(void **state)
     assert_int_equal(e.has_attachment, 0);
     /* indexing again changes nothing (no second full-text row) */
     index_entry(f, a, 5, "other", "", "", "other", "");
-    assert_int_equal(store_archive_get(f->st, a, &e), STORE_OK);
+    assert_int_equal(store_archive_get(f->s.st, a, &e), STORE_OK);
     assert_int_equal(e.date, 777);
-    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM archive_fts"), 1);
+    assert_int_equal(tmp_raw_count(&f->s.t, "SELECT count(*) FROM archive_fts"), 1);
     /* an entry that is gone */
     struct store_archive_text gone = {.id = 424242, .subject = "x"};
-    assert_int_equal(store_archive_index(f->st, &gone), STORE_NOTFOUND);
+    assert_int_equal(store_archive_index(f->s.st, &gone), STORE_NOTFOUND);
 
     un.n = 0;
-    assert_int_equal(store_archive_unindexed(f->st, 10, collect_id, &un), STORE_OK);
+    assert_int_equal(store_archive_unindexed(f->s.st, 10, collect_id, &un), STORE_OK);
     assert_int_equal(un.n, 1);
     assert_int_equal(un.v[0], b);
 }
@@ -393,14 +362,14 @@ static void test_search_filters(void **state)
     uint64_t total = 0;
     q.offset = 1;
     q.limit = 2;
-    assert_int_equal(store_archive_search(f->st, &q, collect_id, &got, &total), STORE_OK);
+    assert_int_equal(store_archive_search(f->s.st, &q, collect_id, &got, &total), STORE_OK);
     assert_int_equal(total, 4);
     assert_int_equal(got.n, 2);
     assert_int_equal(got.v[0], w.e3);
     assert_int_equal(got.v[1], w.e2);
     /* the count alone */
     total = 0;
-    assert_int_equal(store_archive_search(f->st, &q, NULL, NULL, &total), STORE_OK);
+    assert_int_equal(store_archive_search(f->s.st, &q, NULL, NULL, &total), STORE_OK);
     assert_int_equal(total, 4);
 }
 
@@ -419,7 +388,7 @@ static void test_search_hostile_text(void **state)
         q.text = nothing[i];
         struct ids got = {0};
         uint64_t total = 0;
-        assert_int_equal(store_archive_search(f->st, &q, collect_id, &got, &total), STORE_OK);
+        assert_int_equal(store_archive_search(f->s.st, &q, collect_id, &got, &total), STORE_OK);
         /* every word has to be in the text: "or", "near", "subject secret" are only in e3 */
         for (size_t k = 0; k < got.n; k++)
             assert_int_equal(got.v[k], w.e3);
@@ -455,7 +424,7 @@ static void test_purge_and_holds(void **state)
     index_entry(f, old_carol, 100, "s", "", "", "body", "");
     index_entry(f, young, 100, "s", "", "", "body", "");
     struct store_archive_entry e;
-    assert_int_equal(store_archive_get(f->st, old_carol, &e), STORE_OK);
+    assert_int_equal(store_archive_get(f->s.st, old_carol, &e), STORE_OK);
     char carol_blob[BLOB_ID_SIZE];
     memcpy(carol_blob, e.blob, sizeof carol_blob);
 
@@ -463,50 +432,50 @@ static void test_purge_and_holds(void **state)
     struct store_archive_hold h = {.customer_id = f->acme, .user_id = f->bob, .created = 1};
     snprintf(h.created_by, sizeof h.created_by, "test");
     int64_t hid = 0;
-    assert_int_equal(store_archive_hold_add(f->st, &h, &hid), STORE_OK);
+    assert_int_equal(store_archive_hold_add(f->s.st, &h, &hid), STORE_OK);
     assert_true(hid > 0);
-    assert_int_equal(store_archive_hold_add(f->st, &h, NULL), STORE_EXISTS);
+    assert_int_equal(store_archive_hold_add(f->s.st, &h, NULL), STORE_EXISTS);
     struct store_archive_hold hb = {.customer_id = f->beta, .created = 2};
-    assert_int_equal(store_archive_hold_add(f->st, &hb, NULL), STORE_OK);
+    assert_int_equal(store_archive_hold_add(f->s.st, &hb, NULL), STORE_OK);
     /* a user of another customer, an unknown user or customer */
     struct store_archive_hold bad = {.customer_id = f->beta, .user_id = f->bob};
-    assert_int_equal(store_archive_hold_add(f->st, &bad, NULL), STORE_NOTFOUND);
+    assert_int_equal(store_archive_hold_add(f->s.st, &bad, NULL), STORE_NOTFOUND);
     bad.customer_id = f->acme;
     bad.user_id = 99999;
-    assert_int_equal(store_archive_hold_add(f->st, &bad, NULL), STORE_NOTFOUND);
+    assert_int_equal(store_archive_hold_add(f->s.st, &bad, NULL), STORE_NOTFOUND);
     bad.customer_id = 99999;
     bad.user_id = 0;
-    assert_int_equal(store_archive_hold_add(f->st, &bad, NULL), STORE_NOTFOUND);
+    assert_int_equal(store_archive_hold_add(f->s.st, &bad, NULL), STORE_NOTFOUND);
 
     uint64_t purged = 99;
-    assert_int_equal(store_archive_purge(f->st, 1000, 100, &purged), STORE_OK);
+    assert_int_equal(store_archive_purge(f->s.st, 1000, 100, &purged), STORE_OK);
     assert_int_equal(purged, 1); /* only carol's old entry */
-    assert_int_equal(store_archive_get(f->st, old_carol, &e), STORE_NOTFOUND);
+    assert_int_equal(store_archive_get(f->s.st, old_carol, &e), STORE_NOTFOUND);
     assert_int_equal(blob_refs(f, carol_blob), 0); /* for the GC to collect */
-    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM archive_fts"), 1);
-    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM archive_addrs WHERE addr = 'carol@acme.test'"), 1);
-    assert_int_equal(store_archive_get(f->st, young, &e), STORE_OK);
+    assert_int_equal(tmp_raw_count(&f->s.t, "SELECT count(*) FROM archive_fts"), 1);
+    assert_int_equal(tmp_raw_count(&f->s.t, "SELECT count(*) FROM archive_addrs WHERE addr = 'carol@acme.test'"), 1);
+    assert_int_equal(store_archive_get(f->s.st, young, &e), STORE_OK);
 
     /* the user's hold survives the user's deletion (by the address it keeps) */
-    assert_int_equal(store_user_del(f->st, f->bob), STORE_OK);
-    assert_int_equal(store_archive_purge(f->st, 1000, 100, &purged), STORE_OK);
+    assert_int_equal(store_user_del(f->s.st, f->bob), STORE_OK);
+    assert_int_equal(store_archive_purge(f->s.st, 1000, 100, &purged), STORE_OK);
     assert_int_equal(purged, 1); /* the alias went with the user: that entry is free now */
-    assert_int_equal(store_archive_get(f->st, old_alias, &e), STORE_NOTFOUND);
-    assert_int_equal(store_archive_get(f->st, old_bob, &e), STORE_OK);
+    assert_int_equal(store_archive_get(f->s.st, old_alias, &e), STORE_NOTFOUND);
+    assert_int_equal(store_archive_get(f->s.st, old_bob, &e), STORE_OK);
 
     /* releasing the holds frees the rest, in batches of the limit */
-    assert_int_equal(store_archive_hold_del(f->st, f->acme, f->bob), STORE_OK);
-    assert_int_equal(store_archive_hold_del(f->st, f->acme, f->bob), STORE_NOTFOUND);
-    assert_int_equal(store_archive_hold_del(f->st, f->beta, 0), STORE_OK);
-    assert_int_equal(store_archive_purge(f->st, 1000, 1, &purged), STORE_OK);
+    assert_int_equal(store_archive_hold_del(f->s.st, f->acme, f->bob), STORE_OK);
+    assert_int_equal(store_archive_hold_del(f->s.st, f->acme, f->bob), STORE_NOTFOUND);
+    assert_int_equal(store_archive_hold_del(f->s.st, f->beta, 0), STORE_OK);
+    assert_int_equal(store_archive_purge(f->s.st, 1000, 1, &purged), STORE_OK);
     assert_int_equal(purged, 1);
-    assert_int_equal(store_archive_purge(f->st, 1000, 1, &purged), STORE_OK);
+    assert_int_equal(store_archive_purge(f->s.st, 1000, 1, &purged), STORE_OK);
     assert_int_equal(purged, 1);
-    assert_int_equal(store_archive_purge(f->st, 1000, 1, &purged), STORE_OK);
+    assert_int_equal(store_archive_purge(f->s.st, 1000, 1, &purged), STORE_OK);
     assert_int_equal(purged, 0);
-    assert_int_equal(store_archive_get(f->st, old_beta, &e), STORE_NOTFOUND);
-    assert_int_equal(tmp_raw_count(&f->t, "SELECT count(*) FROM archive"), 1);
-    assert_int_equal(store_archive_get(f->st, young, &e), STORE_OK);
+    assert_int_equal(store_archive_get(f->s.st, old_beta, &e), STORE_NOTFOUND);
+    assert_int_equal(tmp_raw_count(&f->s.t, "SELECT count(*) FROM archive"), 1);
+    assert_int_equal(store_archive_get(f->s.st, young, &e), STORE_OK);
 }
 
 struct hold_rows {
@@ -527,11 +496,11 @@ static void test_hold_list(void **state)
     struct fx *f = *state;
     struct store_archive_hold h = {.customer_id = f->acme, .user_id = f->bob, .created = 7};
     snprintf(h.created_by, sizeof h.created_by, "lifeboatctl (uid 0)");
-    assert_int_equal(store_archive_hold_add(f->st, &h, NULL), STORE_OK);
+    assert_int_equal(store_archive_hold_add(f->s.st, &h, NULL), STORE_OK);
     struct store_archive_hold hb = {.customer_id = f->beta, .created = 8};
-    assert_int_equal(store_archive_hold_add(f->st, &hb, NULL), STORE_OK);
+    assert_int_equal(store_archive_hold_add(f->s.st, &hb, NULL), STORE_OK);
     struct hold_rows r = {0};
-    assert_int_equal(store_archive_hold_list(f->st, 0, collect_hold, &r), STORE_OK);
+    assert_int_equal(store_archive_hold_list(f->s.st, 0, collect_hold, &r), STORE_OK);
     assert_int_equal(r.n, 2);
     assert_int_equal(r.v[0].customer_id, f->acme);
     assert_int_equal(r.v[0].user_id, f->bob);
@@ -540,7 +509,7 @@ static void test_hold_list(void **state)
     assert_int_equal(r.v[0].created, 7);
     assert_string_equal(r.v[1].email, "");
     r.n = 0;
-    assert_int_equal(store_archive_hold_list(f->st, f->beta, collect_hold, &r), STORE_OK);
+    assert_int_equal(store_archive_hold_list(f->s.st, f->beta, collect_hold, &r), STORE_OK);
     assert_int_equal(r.n, 1);
     assert_int_equal(r.v[0].user_id, 0);
 }
@@ -567,22 +536,22 @@ static void test_audit(void **state)
         snprintf(a.action, sizeof a.action, "archive.view");
         snprintf(a.target, sizeof a.target, "archive:%d", i);
         snprintf(a.detail, sizeof a.detail, "detail %d", i);
-        assert_int_equal(store_audit_add(f->st, &a), STORE_OK);
+        assert_int_equal(store_audit_add(f->s.st, &a), STORE_OK);
     }
     struct audit_rows r = {0};
-    assert_int_equal(store_audit_list(f->st, 0, 0, collect_audit, &r), STORE_OK);
+    assert_int_equal(store_audit_list(f->s.st, 0, 0, collect_audit, &r), STORE_OK);
     assert_int_equal(r.n, 5);
     assert_int_equal(r.v[0].at, 104); /* newest first */
     assert_string_equal(r.v[0].actor, "admin4@acme.test");
     assert_string_equal(r.v[0].target, "archive:4");
     assert_string_equal(r.v[0].detail, "detail 4");
     r.n = 0;
-    assert_int_equal(store_audit_list(f->st, f->beta, 0, collect_audit, &r), STORE_OK);
+    assert_int_equal(store_audit_list(f->s.st, f->beta, 0, collect_audit, &r), STORE_OK);
     assert_int_equal(r.n, 2);
     assert_int_equal(r.v[0].at, 103);
     assert_int_equal(r.v[1].at, 101);
     r.n = 0;
-    assert_int_equal(store_audit_list(f->st, f->acme, 2, collect_audit, &r), STORE_OK);
+    assert_int_equal(store_audit_list(f->s.st, f->acme, 2, collect_audit, &r), STORE_OK);
     assert_int_equal(r.n, 2);
     assert_int_equal(r.v[0].at, 104);
     assert_int_equal(r.v[1].at, 102);
@@ -591,14 +560,14 @@ static void test_audit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_add_get_addrs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_index, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_search_scopes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_search_filters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_search_hostile_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge_and_holds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_get_addrs, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_index, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_search_scopes, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_search_filters, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_search_hostile_text, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_and_holds, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_hold_list, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_audit, setup, tmp_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

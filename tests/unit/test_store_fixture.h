@@ -2,7 +2,10 @@
  * test_store_fixture.h — a temporary data_dir for the store tests
  * (test_store_*.c, test_directory_*.c, test_queue_submit.c): made with
  * mkdtemp, removed afterwards; opening a store on it; and a raw SQLite
- * connection to its database, to look behind the store's API.
+ * connection to its database, to look behind the store's API. For the tests
+ * that build a small directory on an open store (archive, passwords, the mbox
+ * export): a cmocka setup and teardown of it, and adding customers, domains
+ * and users.
  *
  * Header-only; include it after cmocka.h.
  */
@@ -104,6 +107,64 @@ static inline int tmp_count_entries(const struct tmp_data_dir *t, const char *su
             n++;
     closedir(d);
     return n;
+}
+
+/* ---- an open store with customers, domains and users ---------------------- */
+
+/* The first member of a test's fixture struct, so that tmp_store_teardown can
+ * free the whole fixture. */
+struct tmp_store {
+    struct tmp_data_dir t;
+    struct store *st;
+};
+
+/* For a test's setup: the fixture (size bytes, zeroed, a struct tmp_store
+ * first) with a new data_dir (name prefixes it) and a store open on it. */
+static inline void *tmp_store_setup(size_t size, const char *name)
+{
+    struct tmp_store *s = calloc(1, size);
+    assert_non_null(s);
+    assert_int_equal(tmp_data_dir_make(&s->t, name), 0);
+    assert_int_equal(tmp_store_open(&s->t, &s->st), 0);
+    return s;
+}
+
+/* The cmocka teardown of a fixture made by tmp_store_setup. */
+static inline int tmp_store_teardown(void **state)
+{
+    struct tmp_store *s = *state;
+    store_close(s->st);
+    tmp_data_dir_remove(&s->t);
+    free(s);
+    return 0;
+}
+
+static inline int64_t tmp_customer_add(struct store *st, const char *name)
+{
+    int64_t id = 0;
+    assert_int_equal(store_customer_add(st, name, &id), STORE_OK);
+    return id;
+}
+
+/* A domain of customer, routed to 127.0.0.1:25. */
+static inline int64_t tmp_domain_add(struct store *st, int64_t customer, const char *name)
+{
+    struct store_domain d = {.customer_id = customer};
+    snprintf(d.name, sizeof d.name, "%s", name);
+    snprintf(d.routes, sizeof d.routes, "127.0.0.1:25");
+    int64_t id = 0;
+    assert_int_equal(store_domain_add(st, &d, &id), STORE_OK);
+    return id;
+}
+
+/* A user without a password; role: enum store_role. */
+static inline int64_t tmp_user_add(struct store *st, int64_t domain, const char *email, int role, int active)
+{
+    struct store_user u = {.domain_id = domain, .role = role, .active = active};
+    snprintf(u.email, sizeof u.email, "%s", email);
+    int64_t id = 0;
+    assert_int_equal(store_user_add(st, &u, &id), STORE_OK);
+    return id;
 }
 
 #endif
