@@ -187,6 +187,11 @@ void http_h_me(struct http_request *req, struct http_reply *rep)
         http_reply_error(rep, 500, "internal error");
         return;
     }
+    struct store_customer cu;
+    if (store_customer_get_by_id(req->st, d.customer_id, &cu) != STORE_OK) {
+        http_reply_error(rep, 500, "internal error");
+        return;
+    }
     json_t *aliases = json_array();
     if (store_alias_list(req->st, req->user.id, add_alias, aliases) != STORE_OK) {
         json_decref(aliases);
@@ -194,9 +199,9 @@ void http_h_me(struct http_request *req, struct http_reply *rep)
         return;
     }
     http_reply_json(rep, 200,
-                    json_pack("{s:o, s:o, s:s, s:o, s:o}", "email", http_json_text(req->user.email), "name",
+                    json_pack("{s:o, s:o, s:s, s:o, s:o, s:o}", "email", http_json_text(req->user.email), "name",
                               http_json_text(req->user.name), "role", directory_role_name(req->user.role), "domain",
-                              http_json_text(d.name), "aliases", aliases));
+                              http_json_text(d.name), "customer", http_json_text(cu.name), "aliases", aliases));
 }
 
 void http_h_status(struct http_request *req, struct http_reply *rep)

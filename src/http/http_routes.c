@@ -49,6 +49,13 @@ const struct http_route http_routes[] = {
     {HTTP_GET, "/js/mailtext.js", http_h_static, 0, 0},
     {HTTP_GET, "/js/password.js", http_h_static, 0, 0},
     {HTTP_GET, "/js/ui.js", http_h_static, 0, 0},
+    {HTTP_GET, "/js/msgview.js", http_h_static, 0, 0},
+    {HTTP_GET, "/js/archive.js", http_h_static, 0, 0},
+    /* The control panel (admins and operators; its API answers 403 to users). */
+    {HTTP_GET, "/admin/", http_h_static, 0, 0},
+    {HTTP_GET, "/admin/index.html", http_h_static, 0, 0},
+    {HTTP_GET, "/admin/admin.js", http_h_static, 0, 0},
+    {HTTP_GET, "/admin/admin.css", http_h_static, 0, 0},
 };
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

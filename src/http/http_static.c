@@ -56,7 +56,13 @@ int http_static_path(const char *url, char *rel, size_t rellen, const char **cty
 {
     if (!url || url[0] != '/' || rellen == 0)
         return -1;
-    const char *p = strcmp(url, "/") == 0 ? "index.html" : url + 1;
+    /* A directory ("/", "/admin/") means its index.html. */
+    char path[272];
+    size_t ulen = strlen(url);
+    if (ulen > 256)
+        return -1;
+    snprintf(path, sizeof path, "%s%s", url + 1, url[ulen - 1] == '/' ? "index.html" : "");
+    const char *p = path;
     size_t len = strlen(p);
     if (len == 0 || len >= rellen || len > 255)
         return -1;

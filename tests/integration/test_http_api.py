@@ -117,6 +117,18 @@ def test_unknown_route_and_method_are_json_errors(lifeboat):
     assert "POST" in r.getheader("Allow")
 
 
+def test_webmail_and_control_panel_pages(lifeboat):
+    c = Client(lifeboat.http_port)
+    for path, title in (("/", b"<title>lifeboat"), ("/admin/", b"<title>lifeboat control panel</title>"),
+                        ("/admin/index.html", b"<title>lifeboat control panel</title>")):
+        r = c.request("GET", path)
+        assert r.status == 200 and r.getheader("Content-Type").startswith("text/html"), path
+        assert title in r.body, path
+        assert_security_headers(r)
+    for path in ("/admin", "/admin/../index.html", "/js/", "/admin/.hidden/"):
+        assert c.request("GET", path).status == 404, path
+
+
 def test_bad_json_and_oversized_bodies(web):
     c = Client(web.http_port)
     r = c.request("POST", "/api/v1/login", raw_body=b'{"email": "bob@acme.test", ',
@@ -173,7 +185,7 @@ def test_login_cookie_me_status_logout(web):
     me = c.request("GET", "/api/v1/me")
     assert me.status == 200
     assert me.json == {"email": "bob@acme.test", "name": "Bob", "role": "user", "domain": "acme.test",
-                       "aliases": ["sales@acme.test"]}
+                       "customer": "acme", "aliases": ["sales@acme.test"]}
     st = c.request("GET", "/api/v1/status")
     assert st.status == 200 and st.json["domain"] == "acme.test" and st.json["continuity"] is True
     assert st.json["state"] in ("normal", "outage", "recovering") and "since" in st.json

@@ -34,6 +34,10 @@ static void test_good_paths(void **state)
     assert_string_equal(type, "image/svg+xml");
     assert_int_equal(http_static_path("/a-b_c/d.e.js", rel, sizeof rel, NULL), 0);
     assert_string_equal(rel, "a-b_c/d.e.js");
+    /* a directory is its index.html (the control panel at /admin/) */
+    assert_int_equal(http_static_path("/admin/", rel, sizeof rel, &type), 0);
+    assert_string_equal(rel, "admin/index.html");
+    assert_string_equal(type, "text/html; charset=utf-8");
 }
 
 static void test_bad_paths(void **state)
@@ -41,8 +45,8 @@ static void test_bad_paths(void **state)
     (void)state;
     static const char *const bad[] = {
         "", "index.html", "/..", "/../etc/passwd", "/js/../index.html", "/js/..", "/./index.html",
-        "/.git/config", "/js/.hidden.js", "//index.html", "/js//app.js", "/js/", "/js", "/index",
-        "/index.html/", "/index.php", "/index.HTML", "/a b.js", "/a%2e.js", "/a\\b.js", "/a:b.js",
+        "/.git/config", "/js/.hidden.js", "//index.html", "/js//app.js", "/js", "/index", "/../",
+        "/.git/", "//", "/index.php", "/index.HTML", "/a b.js", "/a%2e.js", "/a\\b.js", "/a:b.js",
         "/\xc3\xa9.js", "/index.html?x=1",
     };
     char rel[256];

@@ -2,14 +2,16 @@
 // list (paging, search), the reading pane and its actions (read/unread, flag,
 // move, delete, reply, reply all, forward; compose.js writes the message),
 // its attachments and the "load remote images" choice, the banner that says
-// whether the domain's own server is down or recovering, and the keyboard
-// shortcuts. All text from mail is put in with textContent; an HTML body
-// (already sanitised by the server) goes into an <iframe sandbox> with no
-// allow-scripts, through srcdoc.
+// whether the domain's own server is down or recovering, the switch to the
+// Archive (archive.js), and the keyboard shortcuts. The content itself is
+// shown by msgview.js (text with textContent, HTML in a sandboxed iframe).
 
 import { api, ApiError } from './api.js';
+import { closeArchive, isArchiveOpen, openArchive, stopArchive } from './archive.js';
 import { closeCompose, isComposeOpen, openCompose } from './compose.js';
-import { humanSize } from './mailtext.js';
+import {
+  fmtDate, rawBodyText, renderAttachments, renderBody, renderImagesNote,
+} from './msgview.js';
 import { isTyping } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
@@ -28,12 +30,6 @@ const state = {
   onSessionEnd: null,
   wired: false,
 };
-
-function fmtDate(iso) {
-  if (!iso) return '';
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
-}
 
 // A 401 means the session ended (expired, logged out elsewhere, suspended).
 function handle(e) {
@@ -101,7 +97,7 @@ async function loadFolders() {
     }
     const what = sent ? `${n} message${n === 1 ? '' : 's'}` : `${n} unread`;
     b.setAttribute('aria-label', n > 0 ? `${name.textContent}, ${what}` : name.textContent);
-    if (f.name === state.folder) b.setAttribute('aria-current', 'true');
+    if (f.name === state.folder && !isArchiveOpen()) b.setAttribute('aria-current', 'true');
     b.addEventListener('click', () => openFolder(f.name));
     li.append(b);
     ul.append(li);
@@ -112,6 +108,9 @@ async function openFolder(name) {
   state.folder = name;
   state.offset = 0;
   closeReader();
+  closeArchive();
+  $('message-pane').hidden = false;
+  $('archive-open').removeAttribute('aria-current');
   try {
     await Promise.all([loadFolders(), loadList()]);
   } catch (e) {
@@ -184,64 +183,20 @@ function closeReader() {
   document.body.classList.remove('reading');
 }
 
-// The message's text when the server gives neither "text" nor "html": the
-// body of the raw message, shown as plain text.
-async function rawBodyText(id) {
-  const resp = await fetch(`/api/v1/messages/${id}/raw`, { credentials: 'same-origin', cache: 'no-store' });
-  if (!resp.ok) throw new ApiError(resp.status, `HTTP ${resp.status}`);
-  const raw = await resp.text();
-  const cut = raw.search(/\r?\n\r?\n/);
-  return cut < 0 ? '' : raw.slice(cut).replace(/^\s+/, '');
-}
+const messageUrl = (id) => `/api/v1/messages/${id}`;
 
 function showBody(msg, fallbackText) {
-  const body = $('reader-body');
-  body.replaceChildren();
-  if (typeof msg.html === 'string' && msg.html) {
-    const frame = document.createElement('iframe');
-    // No allow-scripts, no allow-same-origin: the mail's HTML runs nothing and
-    // cannot reach this page, whatever the sanitiser might have missed.
-    frame.setAttribute('sandbox', '');
-    frame.setAttribute('referrerpolicy', 'no-referrer');
-    frame.title = 'Message content';
-    frame.className = 'html-body';
-    frame.srcdoc = msg.html;
-    body.append(frame);
-  } else {
-    const pre = document.createElement('pre');
-    pre.className = 'text-body';
-    pre.textContent = typeof msg.text === 'string' ? msg.text : (fallbackText ?? '');
-    body.append(pre);
-  }
+  renderBody($('reader-body'), msg, fallbackText);
 }
 
-// Downloads go through the server, which serves active types (HTML, SVG,
-// scripts) as opaque bytes with a safe Content-Disposition.
 function showAttachments(msg) {
-  const ul = $('reader-attachment-list');
-  ul.replaceChildren();
-  const list = Array.isArray(msg.attachments) ? msg.attachments : [];
-  for (const a of list) {
-    const li = document.createElement('li');
-    const link = document.createElement('a');
-    link.href = `/api/v1/messages/${msg.id}/attachments/${a.n}`;
-    link.textContent = a.filename || `attachment-${a.n}`;
-    link.setAttribute('download', a.filename || `attachment-${a.n}`);
-    const size = document.createElement('span');
-    size.className = 'size';
-    size.textContent = `${a.content_type || ''}, ${humanSize(a.size)}`;
-    li.append(link, size);
-    ul.append(li);
-  }
-  $('reader-attachments').hidden = list.length === 0;
+  renderAttachments($('reader-attachments'), $('reader-attachment-list'), msg, messageUrl(msg.id));
 }
 
 // The server blocks remote images (tracking pixels) unless asked with
-// ?images=1; this offers to ask, for the open message only.
+// ?images=1: loadImages asks, for the open message only.
 function showImagesNote(msg, loaded) {
-  const n = Number(msg.blocked_remote_images) || 0;
-  $('reader-images').hidden = loaded || n === 0;
-  $('reader-images-text').textContent = `${n} remote image${n === 1 ? ' was' : 's were'} blocked to protect your privacy.`;
+  renderImagesNote($('reader-images'), $('reader-images-text'), msg, loaded);
 }
 
 async function loadImages() {
@@ -281,7 +236,9 @@ async function openMessage(id) {
     let msg = await api('GET', `/api/v1/messages/${id}`);
     if (!msg.seen) msg = { ...msg, ...(await api('PATCH', `/api/v1/messages/${id}`, { seen: true })) };
     let fallback = null;
-    if (typeof msg.text !== 'string' && typeof msg.html !== 'string') fallback = await rawBodyText(id);
+    if (typeof msg.text !== 'string' && typeof msg.html !== 'string') {
+      fallback = await rawBodyText(`${messageUrl(id)}/raw`);
+    }
     state.current = msg;
     $('reader-subject').textContent = msg.subject || '(no subject)';
     $('reader-from').textContent = msg.from || msg.envelope_from || '';
@@ -327,6 +284,25 @@ async function remove() {
     closeReader();
     await refresh();
     $('message-list').querySelector('button')?.focus();
+  } catch (e) {
+    handle(e);
+  }
+}
+
+// ------------------------------------------------------------------ the archive
+
+// The Archive takes the message list's place (archive.js runs it); the
+// folders stay, none of them current.
+async function showArchive() {
+  closeReader();
+  $('message-pane').hidden = true;
+  $('archive-open').setAttribute('aria-current', 'true');
+  try {
+    await Promise.all([loadFolders(), openArchive({
+      onSessionEnd: () => state.onSessionEnd?.(),
+      // A copy went into the INBOX: its unread count changes.
+      onReleased: () => loadFolders().catch(handle),
+    })]);
   } catch (e) {
     handle(e);
   }
@@ -411,6 +387,7 @@ function wire() {
   $('act-reply-all').addEventListener('click', () => compose('reply-all'));
   $('act-forward').addEventListener('click', () => compose('forward'));
   $('compose-new').addEventListener('click', () => compose('new'));
+  $('archive-open').addEventListener('click', showArchive);
   document.addEventListener('keydown', onKey);
 }
 
@@ -422,6 +399,11 @@ export async function startMailbox(me, onSessionEnd) {
   state.q = '';
   $('search-q').value = '';
   closeReader();
+  stopArchive();
+  $('message-pane').hidden = false;
+  $('archive-open').removeAttribute('aria-current');
+  // Admins and operators also have the control panel (its API answers 403 to users).
+  $('admin-link').hidden = me.role !== 'admin' && me.role !== 'operator';
   wire();
   await Promise.all([loadStatus(), refresh()]);
   clearInterval(state.statusTimer);
@@ -433,5 +415,6 @@ export function stopMailbox() {
   state.statusTimer = null;
   closeCompose(true);
   closeReader();
+  stopArchive();
   state.me = null;
 }
