@@ -85,7 +85,7 @@ static const char *check_from(struct submission_job *j, struct store *st, const 
         if (own == STORE_ERR)
             return REPLY_DIRECTORY;
         if (own != 1) {
-            snprintf(j->refused_from, sizeof j->refused_from, "%s", addrs[i]);
+            snprintf(j->refused_from, sizeof j->refused_from, "%.*s", (int)sizeof j->refused_from - 1, addrs[i]);
             return REPLY_NOT_OWNED;
         }
     }
