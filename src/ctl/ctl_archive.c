@@ -175,7 +175,10 @@ static void print_entries(json_t *rows, uint64_t total)
         ctl_put_safe(stdout, json_string_value(json_object_get(o, "subject")));
         printf("\n");
     }
-    printf("%zu of %llu entr%s\n", json_array_size(rows), (unsigned long long)total, total == 1 ? "y" : "ies");
+    if (total > ARCHIVE_COUNT_MAX)
+        printf("%zu of more than %d entries\n", json_array_size(rows), ARCHIVE_COUNT_MAX);
+    else
+        printf("%zu of %llu entr%s\n", json_array_size(rows), (unsigned long long)total, total == 1 ? "y" : "ies");
 }
 
 int ctl_archive_search(struct ctl *c, int argc, char **argv)

@@ -389,9 +389,12 @@ void http_h_archive_list(struct http_request *req, struct http_reply *rep)
         http_reply_error(rep, 500, "internal error");
         return;
     }
+    /* Past ARCHIVE_COUNT_MAX the count stops: "total" is then a floor. */
+    int exact = total <= ARCHIVE_COUNT_MAX;
     http_reply_json(rep, 200,
-                    json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)total, "offset", (json_int_t)q.offset,
-                              "limit", (json_int_t)q.limit, "messages", msgs));
+                    json_pack("{s:I, s:b, s:I, s:I, s:o}", "total", (json_int_t)(exact ? total : ARCHIVE_COUNT_MAX),
+                              "total_exact", exact, "offset", (json_int_t)q.offset, "limit", (json_int_t)q.limit,
+                              "messages", msgs));
 }
 
 /* ------------------------------------------------------------------ audit */

@@ -450,7 +450,9 @@ struct store_archive_text {
     int has_attachment;
 };
 /* Writes the full-text row and the header fields, sets indexed = 1. An entry
- * purged meanwhile is STORE_NOTFOUND (nothing written). */
+ * purged meanwhile is STORE_NOTFOUND (nothing written). Inside a transaction
+ * it opens no savepoint of its own (FTS5 flushes at each): on STORE_ERR the
+ * caller must roll back (a writer job just returns the error). */
 int store_archive_index(struct store *st, const struct store_archive_text *t);
 
 /* A search. Scope: customer_id (an admin: the customer's entries; 0: every
@@ -476,7 +478,9 @@ struct store_archive_query {
     unsigned limit;
 };
 /* Calls cb for each matching entry, newest first (id DESC), offset/limit
- * applied; *total (may be NULL) gets the number of matches. */
+ * applied; *total (may be NULL) gets the number of matches, counted up to
+ * ARCHIVE_COUNT_MAX: more than that gives ARCHIVE_COUNT_MAX + 1 ("10000+"). */
+#define ARCHIVE_COUNT_MAX 10000
 int store_archive_search(struct store *st, const struct store_archive_query *q,
                          int (*cb)(const struct store_archive_entry *, void *), void *arg, uint64_t *total);
 

@@ -557,6 +557,33 @@ static void test_audit(void **state)
     assert_int_equal(r.v[1].at, 102);
 }
 
+/* The count stops past ARCHIVE_COUNT_MAX: "more than that" rather than a
+ * scan of every match; the page itself is unaffected. */
+static void test_search_count_cap(void **state)
+{
+    struct fx *f = *state;
+    const char *rcpt[] = {"bob@acme.test"};
+    assert_int_equal(store_begin(f->s.st), STORE_OK);
+    int64_t last = 0;
+    for (int i = 0; i < ARCHIVE_COUNT_MAX + 5; i++)
+        last = add_entry(f, f->acme, DIR_INBOUND, "a@example.org", rcpt, 1, 1000 + i);
+    assert_int_equal(store_commit(f->s.st), STORE_OK);
+    struct store_archive_query q = query();
+    q.customer_id = f->acme;
+    q.limit = 3;
+    struct ids got = {0};
+    uint64_t total = 0;
+    assert_int_equal(store_archive_search(f->s.st, &q, collect_id, &got, &total), STORE_OK);
+    assert_int_equal(total, ARCHIVE_COUNT_MAX + 1);
+    assert_int_equal(got.n, 3);
+    assert_int_equal(got.v[0], last);
+    q.limit = 0;
+    q.before_id = last - 8; /* ARCHIVE_COUNT_MAX - 4 entries left: exact again */
+    total = 0;
+    assert_int_equal(store_archive_search(f->s.st, &q, NULL, NULL, &total), STORE_OK);
+    assert_int_equal(total, ARCHIVE_COUNT_MAX - 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +594,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_search_hostile_text, setup, tmp_store_teardown),
         cmocka_unit_test_setup_teardown(test_purge_and_holds, setup, tmp_store_teardown),
         cmocka_unit_test_setup_teardown(test_hold_list, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_search_count_cap, setup, tmp_store_teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, tmp_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

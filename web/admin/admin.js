@@ -244,7 +244,7 @@ async function loadResults() {
   const first = r.total === 0 ? 0 : state.offset + 1;
   const last = state.offset + r.messages.length;
   $('search-info').textContent = r.total === 0 ? 'No archived message matches.'
-    : `${first}–${last} of ${r.total}`;
+    : `${first}–${last} of ${r.total}${r.total_exact === false ? '+' : ''}`;
   $('search-prev').disabled = state.offset === 0;
   $('search-next').disabled = last >= r.total;
 }

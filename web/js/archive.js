@@ -95,7 +95,7 @@ async function loadResults() {
   const last = state.offset + r.messages.length;
   $('archive-info').textContent = r.total === 0
     ? (filtered ? 'Nothing in the archive matches.' : 'The archive is empty.')
-    : `Archive: ${first}–${last} of ${r.total}${filtered ? ' matching' : ''}`;
+    : `Archive: ${first}–${last} of ${r.total}${r.total_exact === false ? '+' : ''}${filtered ? ' matching' : ''}`;
   $('archive-prev').disabled = state.offset === 0;
   $('archive-next').disabled = last >= r.total;
 }
