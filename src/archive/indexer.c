@@ -37,6 +37,11 @@
 #define INDEXER_BACKOFF_MS 5000
 /* The indexer's nice value, relative to the daemon's other threads. */
 #define INDEXER_NICE 10
+/* While the writer has jobs waiting (mail being accepted), a prepared batch
+ * waits in steps of INDEXER_YIELD_MS, at most INDEXER_YIELD_MAX_MS: indexing
+ * stays behind acceptance under load, and still moves under a flood. */
+#define INDEXER_YIELD_MS 2
+#define INDEXER_YIELD_MAX_MS 1000
 
 struct archive_indexer {
     struct store *st;     /* the thread's read connection */
@@ -166,6 +171,9 @@ static int index_batch(struct archive_indexer *ix)
         taken = 0;
         goto out;
     }
+    for (int waited = 0; waited < INDEXER_YIELD_MAX_MS && store_writer_busy(ix->w) && !is_stopping(ix);
+         waited += INDEXER_YIELD_MS)
+        nanosleep(&(struct timespec){.tv_nsec = INDEXER_YIELD_MS * 1000000L}, NULL);
     if (store_writer_run_sync(ix->w, insert_job, b) != STORE_OK) {
         log_err("archive: indexing %zu entries failed; trying again later", b->n);
         goto out;

@@ -408,6 +408,14 @@ void store_writer_gc_soon(struct store_writer *w)
     pthread_mutex_unlock(&w->lock);
 }
 
+int store_writer_busy(struct store_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int busy = w->pending != NULL;
+    pthread_mutex_unlock(&w->lock);
+    return busy;
+}
+
 struct blobstore *store_writer_blobs(struct store_writer *w)
 {
     return w->bs;

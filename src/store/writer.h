@@ -54,6 +54,10 @@ int store_writer_run_sync(struct store_writer *w, store_job_fn job, void *arg);
  * directly on the calling thread (which must be done_base's loop thread), frees w. */
 void store_writer_stop(struct store_writer *w);
 
+/* 1 while jobs wait for the writer (the next group is gathering): background
+ * work such as the archive indexer holds back then, so acceptance goes
+ * first. A hint, not a promise. Thread-safe. */
+int store_writer_busy(struct store_writer *w);
 /* The writer's blob store, for read access from other threads (blob_get is thread-safe). */
 struct blobstore *store_writer_blobs(struct store_writer *w);
 
