@@ -56,15 +56,15 @@ struct archive_indexer {
 };
 
 /* An entry to index, as the work list gave it. */
-struct todo {
+struct unindexed {
     int64_t id;
     int64_t received;
     char msg_id[QUEUEID_SIZE];
     char blob[BLOB_ID_SIZE];
 };
 
-struct todo_list {
-    struct todo v[INDEXER_BATCH];
+struct unindexed_list {
+    struct unindexed v[INDEXER_BATCH];
     size_t n;
 };
 
@@ -87,12 +87,12 @@ static int is_stopping(struct archive_indexer *ix)
     return s;
 }
 
-static int collect_todo(const struct store_archive_entry *e, void *arg)
+static int collect_unindexed(const struct store_archive_entry *e, void *arg)
 {
-    struct todo_list *l = arg;
+    struct unindexed_list *l = arg;
     if (l->n == INDEXER_BATCH)
         return 1;
-    struct todo *t = &l->v[l->n++];
+    struct unindexed *t = &l->v[l->n++];
     t->id = e->id;
     t->received = e->received;
     memcpy(t->msg_id, e->msg_id, sizeof t->msg_id);
@@ -102,7 +102,7 @@ static int collect_todo(const struct store_archive_entry *e, void *arg)
 
 /* Reads and extracts one message. A message that cannot be read is indexed
  * without text (received as its date) rather than tried again forever. */
-static int prepare(struct archive_indexer *ix, const struct todo *t, struct prepared *p)
+static int prepare(struct archive_indexer *ix, const struct unindexed *t, struct prepared *p)
 {
     memset(p, 0, sizeof *p);
     unsigned char *raw = NULL;
@@ -150,19 +150,19 @@ static int insert_job(struct store *st, struct blobstore *bs, void *arg)
  * list (INDEXER_BATCH: there may be more), or -1 on a store error. */
 static int index_batch(struct archive_indexer *ix)
 {
-    struct todo_list *todo = malloc(sizeof *todo);
+    struct unindexed_list *unindexed = malloc(sizeof *unindexed);
     struct batch *b = malloc(sizeof *b);
     int taken = -1;
-    if (!todo || !b) {
+    if (!unindexed || !b) {
         log_err("archive: indexer out of memory");
         goto out;
     }
-    todo->n = b->n = 0;
-    if (store_archive_unindexed(ix->st, INDEXER_BATCH, collect_todo, todo) != STORE_OK)
+    unindexed->n = b->n = 0;
+    if (store_archive_unindexed(ix->st, INDEXER_BATCH, collect_unindexed, unindexed) != STORE_OK)
         goto out;
     size_t text = 0;
-    for (size_t i = 0; i < todo->n && text < INDEXER_BATCH_TEXT && !is_stopping(ix); i++) {
-        if (prepare(ix, &todo->v[i], &b->v[b->n]) != 0)
+    for (size_t i = 0; i < unindexed->n && text < INDEXER_BATCH_TEXT && !is_stopping(ix); i++) {
+        if (prepare(ix, &unindexed->v[i], &b->v[b->n]) != 0)
             break;
         text += strlen(b->v[b->n].text.body);
         b->n++;
@@ -180,13 +180,13 @@ static int index_batch(struct archive_indexer *ix)
     }
     log_debug("archive: indexed %zu entries", b->n);
     /* a batch cut short by the text bound: more may be waiting */
-    taken = b->n < todo->n ? INDEXER_BATCH : (int)b->n;
+    taken = b->n < unindexed->n ? INDEXER_BATCH : (int)b->n;
 out:
     if (b)
         for (size_t i = 0; i < b->n; i++)
             archive_text_free(&b->v[i].text);
     free(b);
-    free(todo);
+    free(unindexed);
     return taken;
 }
 

@@ -37,7 +37,7 @@ struct smtpd_work {
     struct event *wake;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    struct smtpd_work_item *todo, **todo_tail; /* waiting for a worker, in order */
+    struct smtpd_work_item *queued, **queued_tail; /* waiting for a worker, in order */
     struct smtpd_work_item *done, **done_tail; /* ran, waiting for the loop */
     int stopping;
     size_t nworkers;
@@ -57,14 +57,14 @@ static void *worker_main(void *arg)
     struct smtpd_work *w = me->pool;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->todo && !w->stopping)
+        while (!w->queued && !w->stopping)
             pthread_cond_wait(&w->cond, &w->mu);
         if (w->stopping)
             break;
-        struct smtpd_work_item *it = w->todo;
-        w->todo = it->next;
-        if (!w->todo)
-            w->todo_tail = &w->todo;
+        struct smtpd_work_item *it = w->queued;
+        w->queued = it->next;
+        if (!w->queued)
+            w->queued_tail = &w->queued;
         pthread_mutex_unlock(&w->mu);
 
         it->run(it, me->st);
@@ -108,7 +108,7 @@ struct smtpd_work *smtpd_work_start(struct event_base *base, const struct config
     }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
-    w->todo_tail = &w->todo;
+    w->queued_tail = &w->queued;
     w->done_tail = &w->done;
     w->wake = event_new(base, -1, 0, wake_cb, w);
     if (!w->wake) {
@@ -144,7 +144,7 @@ int smtpd_work_submit(struct smtpd_work *w, struct smtpd_work_item *it)
         return -1;
     }
     it->ran = 0;
-    push(&w->todo_tail, it);
+    push(&w->queued_tail, it);
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
     return 0;
@@ -163,8 +163,8 @@ void smtpd_work_free(struct smtpd_work *w)
             pthread_join(w->workers[i].thread, NULL);
     /* Every item left goes back to its owner: first those that ran, then those
      * that never will (ran 0). The threads are gone: no lock needed. */
-    struct smtpd_work_item *lists[2] = {w->done, w->todo};
-    w->done = w->todo = NULL;
+    struct smtpd_work_item *lists[2] = {w->done, w->queued};
+    w->done = w->queued = NULL;
     for (int l = 0; l < 2; l++)
         for (struct smtpd_work_item *it = lists[l], *next; it; it = next) {
             next = it->next;
