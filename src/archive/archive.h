@@ -34,14 +34,15 @@ struct archive_message {
     uint64_t size;
     int64_t received;
     int direction;             /* the queue's: DIR_INBOUND (MX) or DIR_OUTBOUND (relayed, webmail, submission) */
+    int64_t sender_customer_id; /* the customer sending it (queue.h; outbound for it); 0: none */
 };
 
 /*
  * Archives m for every customer involved whose subscription was running when
  * it arrived (directory_subscription_active and sub_start <= received): the
  * customers of the recipients' hosted domains (inbound for them) and, for
- * outbound mail, the customer of the sender's domain (outbound for it, with
- * all recipients). One entry per customer; none for bounces, for mail of
+ * outbound mail, the sending customer (outbound for it, with all recipients;
+ * never derived from the sender address). One entry per customer; none for bounces, for mail of
  * customers without a subscription, or for domains nobody hosts. Writer side,
  * inside the queueing transaction. STORE_OK (also when nothing was archived)
  * or STORE_ERR; *entries (may be NULL) gets the count.

@@ -10,11 +10,14 @@
  * A customer keeps a copy when its subscription was running at the time the
  * message arrived. The recipients' customers see the message inbound, each
  * with its own recipients; for outbound mail (relayed from a customer's
- * servers, sent from the webmail or the submission port) the customer of the
- * sender's domain sees it outbound, with every recipient, which also covers
- * its own users among them. The sender of inbound mail is not trusted to
- * belong to anyone: a message from outside claiming a customer's address is
- * that customer's only if it is addressed to them.
+ * servers, sent from the webmail or the submission port) the sending customer
+ * sees it outbound, with every recipient, which also covers its own users
+ * among them. Who sends is what the queue says (the customer whose
+ * --outbound-from matched, or the user's), never the sender address: a
+ * customer's server may not file its mail in another customer's archive by
+ * writing their domain in MAIL FROM. The sender of inbound mail is not
+ * trusted to belong to anyone either: a message from outside claiming a
+ * customer's address is that customer's only if it is addressed to them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,11 +113,10 @@ int archive_ingest(struct store *st, const struct archive_message *m, unsigned *
         return STORE_ERR;
     int rc = STORE_OK;
     struct party *sender_party = NULL;
-    if (m->direction == DIR_OUTBOUND && m->sender && m->sender[0]) {
-        int64_t cid = 0;
-        rc = domain_customer(st, &in, addr_domain(m->sender), &cid);
-        if (rc == STORE_OK && cid)
-            sender_party = party_get(st, &in, cid, DIR_OUTBOUND, &rc);
+    if (m->sender_customer_id) {
+        sender_party = party_get(st, &in, m->sender_customer_id, DIR_OUTBOUND, &rc);
+        if (rc == STORE_NOTFOUND) /* the customer went meanwhile */
+            rc = STORE_OK;
     }
     for (size_t i = 0; rc == STORE_OK && i < m->nrcpt; i++) {
         if (sender_party)

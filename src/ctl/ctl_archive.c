@@ -400,12 +400,13 @@ int ctl_archive_hold(struct ctl *c, int argc, char **argv)
     actor_name(a.actor, sizeof a.actor);
     snprintf(a.action, sizeof a.action, release ? "archive.hold.release" : "archive.hold");
     snprintf(a.target, sizeof a.target, user ? "user:%s" : "customer:%s", user ? u.email : cu.name);
-    struct store_archive_hold h = {.customer_id = cu.id, .user_id = u.id, .created = a.at};
+    /* lifeboatctl runs on the server: its holds are the operator's. */
+    struct store_archive_hold h = {.customer_id = cu.id, .user_id = u.id, .created = a.at, .by_operator = 1};
     memcpy(h.created_by, a.actor, sizeof h.created_by);
     /* the hold and its audit row: one transaction */
     if (store_begin(st) != STORE_OK)
         return ctl_fail("%s: store error", what);
-    int src = release ? store_archive_hold_del(st, cu.id, u.id) : store_archive_hold_add(st, &h, NULL);
+    int src = release ? store_archive_hold_del(st, cu.id, u.id, 1) : store_archive_hold_add(st, &h, NULL);
     if (src == STORE_OK)
         src = store_audit_add(st, &a) == STORE_OK ? STORE_OK : STORE_ERR;
     if (src == STORE_OK && store_commit(st) != STORE_OK)

@@ -27,12 +27,22 @@ int password_verify(const char *hash, const char *password);
 
 /* ---------------------------------------------------------------- logins
  *
- * What the webmail login and the submission port's AUTH share (lockout.c):
- * after too many failures for one account, or from one client address, within
- * a window, logins are refused (HTTP 429, SMTP 454) until the window has slid
- * past them. Failures are store rows, so a restart does not reset them; the
- * account key is the address as typed, canonicalised, whether or not such a
- * user exists, so the lockout tells nobody who exists. */
+ * What the webmail login, the password change and the submission port's AUTH
+ * share (lockout.c): after too many failures for one account, or from one
+ * client address, within a window, logins are refused (HTTP 429, SMTP 454)
+ * until the window has slid past them. Failures are store rows, so a restart
+ * does not reset them.
+ *
+ * The account is the user the name stands for (address or alias: a user's
+ * aliases share one count), or, for a name that is nobody's, the name typed,
+ * canonicalised: unknown and known accounts lock out alike, so the lockout
+ * tells nobody who exists.
+ *
+ * An attempt is counted before its password is checked: the check-and-count
+ * is one writer transaction (directory_login_attempt_begin), so attempts made
+ * at the same time are serialised by the writer and at most account_max of
+ * them reach argon2id, on one node or many (the rows are in the shared store).
+ * A wrong password settles its rows as failures, a right one takes them back. */
 
 struct directory_lockout_policy {
     unsigned account_max; /* failures per account within window before refusal */
@@ -41,21 +51,48 @@ struct directory_lockout_policy {
 };
 extern const struct directory_lockout_policy directory_lockout_default;
 
-/* Store keys: "account:EMAIL" (canonical) and "addr:IP". Pure. */
-void directory_lockout_key_account(const char *email, char *out, size_t outlen);
+/* Store keys: "user:ID" for a user, "account:NAME" (canonical) for a name that
+ * is nobody's, "addr:IP". Pure. */
+void directory_lockout_key_user(int64_t user_id, char *out, size_t outlen);
+void directory_lockout_key_name(const char *name, char *out, size_t outlen);
 void directory_lockout_key_addr(const char *ip, char *out, size_t outlen);
+/* The account key of a login name (looks the name up). STORE_OK or STORE_ERR. */
+int directory_lockout_key_account(struct store *st, const char *login, char *out, size_t outlen);
 /* 1 if these counts lock the login out. Pure. */
 int directory_lockout_locked(const struct directory_lockout_policy *p, unsigned account_failures,
                              unsigned addr_failures);
-/* Counts both keys in the store (read): 1 locked, 0 not, -1 on a store error. */
-int directory_lockout_check(struct store *st, const struct directory_lockout_policy *p, const char *email,
-                            const char *ip, int64_t now);
-/* Writer-side (inside a transaction): records one failure for the account and
- * the address (purging rows older than the window); clears an account's
- * failures after a good login. STORE_* codes. */
-int directory_lockout_record_failure(struct store *st, const struct directory_lockout_policy *p,
-                                     const char *email, const char *ip, int64_t now);
-int directory_lockout_clear(struct store *st, const char *email);
+
+/* An attempt counted in advance: its rows, settled if it fails, taken back
+ * if it succeeds. */
+struct directory_login_attempt {
+    int64_t account_row, addr_row;
+};
+enum directory_login_gate {
+    DIRECTORY_LOGIN_GO = 0,     /* counted (pending): check the password now */
+    DIRECTORY_LOGIN_LOCKED = 1, /* refuse; nothing counted */
+    DIRECTORY_LOGIN_BUSY = 2,   /* attempts in flight fill the limit: ask again shortly */
+};
+/* A pending attempt older than this is a failure (its checker is gone). */
+#define DIRECTORY_LOGIN_PENDING_MAX 60
+/* How long a caller keeps asking again while BUSY, and how often. */
+#define DIRECTORY_LOGIN_BUSY_WAIT_MS 5000
+#define DIRECTORY_LOGIN_BUSY_RETRY_MS 100
+/* Writer side (inside a transaction): an enum directory_login_gate, or
+ * STORE_ERR. Locked when the settled failures reach a limit; busy when those
+ * and the attempts in flight do (so at most the limit are ever checked, and a
+ * user's own parallel logins wait for each other instead of failing). On GO
+ * the attempt is a pending failure of the account and the address (rows older
+ * than the window are purged first). */
+int directory_login_attempt_begin(struct store *st, const struct directory_lockout_policy *p, const char *login,
+                                  const char *ip, int64_t now, struct directory_login_attempt *out);
+/* Writer side: the password was wrong; the attempt's rows stay as failures. */
+int directory_login_attempt_failed(struct store *st, const struct directory_login_attempt *a);
+/* Writer side: the password was right. The user's failures are forgotten and
+ * the attempt's row of the address taken back (a good login from a shared
+ * address does not count against it). STORE_* codes. */
+int directory_login_attempt_succeeded(struct store *st, int64_t user_id, const struct directory_login_attempt *a);
+/* Writer side: forgets a user's failures (a new password). */
+int directory_lockout_clear_user(struct store *st, int64_t user_id);
 
 /* The user an address or one of their aliases logs in as: STORE_OK,
  * STORE_NOTFOUND (also for a string that is no address) or STORE_ERR. */
@@ -127,9 +164,26 @@ struct rcpt_lookup {
 /* Classifies one recipient address (case-insensitive). STORE_OK or STORE_ERR. */
 int directory_lookup_rcpt(struct store *st, const char *addr, struct rcpt_lookup *out);
 
-/* 1 if client_ip is in any hosted domain's --outbound-from list (may relay to
- * non-hosted domains), 0 if not, STORE_ERR on failure. */
-int directory_client_may_relay(struct store *st, const char *client_ip);
+/*
+ * Relaying out (port 25): a client may send mail to domains we do not host
+ * when its address is in a hosted domain's --outbound-from networks, and then
+ * only as the customer those networks belong to: the envelope sender must be
+ * in one of that customer's domains (or a subdomain of one), or the null
+ * sender. Another customer's domain in MAIL FROM is refused, so one
+ * customer's server cannot send as, nor file mail in the archive of, another.
+ */
+enum directory_relay {
+    DIRECTORY_RELAY_DENIED = 0,    /* the client is in no --outbound-from network */
+    DIRECTORY_RELAY_OK = 1,        /* *customer_id: the customer it relays for */
+    DIRECTORY_RELAY_NOT_OWNED = 2, /* a relaying client, but the sender is not its customer's */
+};
+/* An enum directory_relay, or STORE_ERR. sender: canonical, "" for <>.
+ * Several customers may share a network (one outbound gateway): the sender's
+ * domain says which of them; the null sender goes to the first (lowest id). */
+int directory_relay_check(struct store *st, const char *client_ip, const char *sender, int64_t *customer_id);
+/* 1 if domain, or a domain it is a subdomain of, is one of customer_id's; 0
+ * if not; STORE_ERR. */
+int directory_customer_owns_domain(struct store *st, int64_t customer_id, const char *domain);
 
 /* ---------------------------------------------------------------- administration */
 

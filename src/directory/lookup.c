@@ -1,7 +1,8 @@
 /*
  * lookup.c — the directory questions smtpd asks for every RCPT (see
  * directory.h): is this domain ours, is this a user or an alias of one, and may
- * this client relay mail out. Read-only, on the caller's store connection.
+ * this client relay mail out, for which customer, with this sender. Read-only,
+ * on the caller's store connection.
  */
 #include "directory/directory.h"
 
@@ -53,25 +54,66 @@ int directory_lookup_rcpt(struct store *st, const char *addr, struct rcpt_lookup
     return STORE_OK;
 }
 
+#define RELAY_CUSTOMERS_MAX 16 /* customers sharing one network: past this, not considered */
+
 struct relay_arg {
     const char *ip;
-    int allowed;
+    int64_t customers[RELAY_CUSTOMERS_MAX]; /* in the order of store_domain_list (by id) */
+    size_t n;
 };
 
 static int relay_check_domain(const struct store_domain *d, void *arg)
 {
     struct relay_arg *r = arg;
-    if (!r->allowed && d->outbound_from[0] && cidr_list_match(d->outbound_from, r->ip))
-        r->allowed = 1;
+    if (!d->outbound_from[0] || !cidr_list_match(d->outbound_from, r->ip))
+        return 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->customers[i] == d->customer_id)
+            return 0;
+    if (r->n < RELAY_CUSTOMERS_MAX)
+        r->customers[r->n++] = d->customer_id;
     return 0;
 }
 
-int directory_client_may_relay(struct store *st, const char *client_ip)
+int directory_customer_owns_domain(struct store *st, int64_t customer_id, const char *domain)
 {
-    struct relay_arg r = {client_ip, 0};
-    if (!client_ip || !*client_ip)
+    char canon[DOMAIN_MAX + 1];
+    if (!domain || !*domain || addr_canonical(domain, canon, sizeof canon) != 0)
         return 0;
+    /* The domain itself, then each parent: mx.acme.test is acme.test's. */
+    for (const char *d = canon; d && *d; d = strchr(d, '.') ? strchr(d, '.') + 1 : NULL) {
+        struct store_domain dom;
+        int rc = store_domain_get(st, d, &dom);
+        if (rc == STORE_ERR)
+            return STORE_ERR;
+        if (rc == STORE_OK)
+            return dom.customer_id == customer_id;
+    }
+    return 0;
+}
+
+int directory_relay_check(struct store *st, const char *client_ip, const char *sender, int64_t *customer_id)
+{
+    *customer_id = 0;
+    struct relay_arg r = {.ip = client_ip};
+    if (!client_ip || !*client_ip)
+        return DIRECTORY_RELAY_DENIED;
     if (store_domain_list(st, relay_check_domain, &r) != STORE_OK)
         return STORE_ERR;
-    return r.allowed;
+    if (r.n == 0)
+        return DIRECTORY_RELAY_DENIED;
+    if (!sender || !*sender) {
+        *customer_id = r.customers[0];
+        return DIRECTORY_RELAY_OK;
+    }
+    for (size_t i = 0; i < r.n; i++) {
+        int own = directory_customer_owns_domain(st, r.customers[i], addr_domain(sender));
+        if (own == STORE_ERR)
+            return STORE_ERR;
+        if (own == 1) {
+            *customer_id = r.customers[i];
+            return DIRECTORY_RELAY_OK;
+        }
+    }
+    return DIRECTORY_RELAY_NOT_OWNED;
 }

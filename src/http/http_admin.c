@@ -49,9 +49,9 @@ static json_t *hold_json(struct store *st, const struct store_archive_hold *h)
         return NULL;
     char created[64];
     time_iso8601((time_t)h->created, created, sizeof created);
-    return json_pack("{s:I, s:o, s:o, s:s, s:o}", "id", (json_int_t)h->id, "customer", http_json_text(c.name),
+    return json_pack("{s:I, s:o, s:o, s:s, s:o, s:b}", "id", (json_int_t)h->id, "customer", http_json_text(c.name),
                      "user", urc == STORE_OK ? http_json_text(u.email) : json_null(), "created", created,
-                     "created_by", http_json_text(h->created_by));
+                     "created_by", http_json_text(h->created_by), "by_operator", h->by_operator);
 }
 
 struct holds {
@@ -106,6 +106,7 @@ void http_h_admin_holds(struct http_request *req, struct http_reply *rep)
 
 struct hold_job {
     int release;
+    int operator; /* the session's role: an admin cannot lift an operator's hold */
     struct store_archive_hold h;
     struct store_audit a;
 };
@@ -114,7 +115,7 @@ static int hold_job(struct store *st, struct blobstore *bs, void *arg)
 {
     (void)bs;
     struct hold_job *j = arg;
-    int rc = j->release ? store_archive_hold_del(st, j->h.customer_id, j->h.user_id)
+    int rc = j->release ? store_archive_hold_del(st, j->h.customer_id, j->h.user_id, j->operator)
                         : store_archive_hold_add(st, &j->h, &j->h.id);
     if (rc == STORE_OK)
         rc = store_audit_add(st, &j->a);
@@ -170,7 +171,14 @@ static int hold_target(struct http_request *req, const struct http_archive_scope
 static void hold_change(struct http_request *req, struct http_reply *rep, struct hold_job *j)
 {
     snprintf(j->a.detail, sizeof j->a.detail, "%s", j->release ? "released" : "placed");
+    j->operator = req->user.role == ROLE_OPERATOR;
+    j->h.by_operator = j->operator;
     int rc = http_write(req->srv, hold_job, j);
+    if (rc == STORE_EXISTS && j->release) {
+        log_warn("http: %s may not lift the operator's legal hold on %s", req->user.email, j->a.target);
+        http_reply_error(rep, 403, "this legal hold was placed by the operator; only the operator can lift it");
+        return;
+    }
     if (rc != STORE_OK) {
         failed(rep, rc, "no such hold");
         return;

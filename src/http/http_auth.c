@@ -7,12 +7,14 @@
  * for each: an unknown user's password is checked against a dummy argon2id
  * hash. Only a right password learns more (a suspended or not yet activated
  * account gets 403). Failures are counted per account and per client address
- * (directory lockout.c) and the lockout is checked before the password, so a locked
- * account cannot be guessed at. A successful login clears the account's count,
- * purges expired sessions and creates the session, all in one write.
+ * (directory lockout.c): the lockout is checked, and the attempt counted, in
+ * one write before the password is, so a locked account cannot be guessed at
+ * and parallel attempts cannot all be checked. A successful login takes the
+ * count back, purges expired sessions and creates the session, in one write.
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -41,27 +43,89 @@ void http_h_healthz(struct http_request *req, struct http_reply *rep)
 
 /* ------------------------------------------------------------------ login */
 
-struct failure_job {
-    const char *email, *ip;
+struct attempt_job {
+    const char *login, *ip;
     int64_t now;
+    int gate;
+    struct directory_login_attempt *attempt;
 };
 
-static int failure_job(struct store *st, struct blobstore *bs, void *arg)
+static int attempt_job(struct store *st, struct blobstore *bs, void *arg)
 {
-    struct failure_job *j = arg;
+    struct attempt_job *j = arg;
     (void)bs;
-    return directory_lockout_record_failure(st, &directory_lockout_default, j->email, j->ip, j->now);
+    int r = directory_login_attempt_begin(st, &directory_lockout_default, j->login, j->ip, j->now, j->attempt);
+    if (r < 0)
+        return STORE_ERR;
+    j->gate = r;
+    return STORE_OK;
 }
 
-int http_login_failure_record(struct http_request *req, const char *email)
+int http_login_attempt_begin(struct http_request *req, const char *login, struct directory_login_attempt *attempt,
+                             struct http_reply *rep)
 {
-    struct failure_job j = {.email = email, .ip = req->client_ip, .now = req->now};
-    return http_write(req->srv, failure_job, &j);
+    struct attempt_job j = {.login = login, .ip = req->client_ip, .now = req->now, .attempt = attempt};
+    /* While attempts in flight fill the limit, wait for them (the user's own
+     * parallel logins go through one after the other; an attacker's stop at
+     * the limit). This thread would be busy with argon2id otherwise. */
+    for (int waited = 0;; waited += DIRECTORY_LOGIN_BUSY_RETRY_MS) {
+        int rc = http_write(req->srv, attempt_job, &j);
+        if (rc != STORE_OK) {
+            log_err("http: cannot count a login attempt (%d), client=%s", rc, req->client_ip);
+            http_reply_store_error(rep, rc, NULL);
+            return -1;
+        }
+        if (j.gate != DIRECTORY_LOGIN_BUSY || waited >= DIRECTORY_LOGIN_BUSY_WAIT_MS)
+            break;
+        usleep(DIRECTORY_LOGIN_BUSY_RETRY_MS * 1000);
+    }
+    if (j.gate != DIRECTORY_LOGIN_GO) {
+        metrics_inc(METRIC_HTTP_LOGIN_FAILURES);
+        log_warn("http: login %s, client=%s",
+                 j.gate == DIRECTORY_LOGIN_LOCKED ? "locked out" : "refused: too many attempts in flight",
+                 req->client_ip);
+        http_reply_error(rep, 429, "too many failed logins, try again later");
+        rep->retry_after = j.gate == DIRECTORY_LOGIN_LOCKED ? (unsigned)directory_lockout_default.window : 5;
+        return 1;
+    }
+    return 0;
+}
+
+static int failed_job(struct store *st, struct blobstore *bs, void *arg)
+{
+    (void)bs;
+    return directory_login_attempt_failed(st, arg);
+}
+
+struct succeeded_job {
+    int64_t user_id;
+    const struct directory_login_attempt *attempt;
+};
+
+static int succeeded_job(struct store *st, struct blobstore *bs, void *arg)
+{
+    struct succeeded_job *j = arg;
+    (void)bs;
+    return directory_login_attempt_succeeded(st, j->user_id, j->attempt);
+}
+
+int http_login_attempt_succeeded(struct http_request *req, int64_t user_id,
+                                 const struct directory_login_attempt *attempt)
+{
+    struct succeeded_job j = {user_id, attempt};
+    return http_write(req->srv, succeeded_job, &j);
+}
+
+void http_login_attempt_failed(struct http_request *req, const struct directory_login_attempt *attempt)
+{
+    int rc = http_write(req->srv, failed_job, (void *)attempt);
+    if (rc != STORE_OK) /* the pending rows count as failures once stale */
+        log_err("http: cannot record a failed login (%d), client=%s", rc, req->client_ip);
 }
 
 struct login_job {
     struct store_session session;
-    const char *email;
+    const struct directory_login_attempt *attempt;
 };
 
 static int login_job(struct store *st, struct blobstore *bs, void *arg)
@@ -71,7 +135,7 @@ static int login_job(struct store *st, struct blobstore *bs, void *arg)
     int64_t now = j->session.created;
     int rc = store_session_purge(st, now - HTTP_SESSION_IDLE, now - HTTP_SESSION_ABSOLUTE, NULL);
     if (rc == STORE_OK)
-        rc = directory_lockout_clear(st, j->email);
+        rc = directory_login_attempt_succeeded(st, j->session.user_id, j->attempt);
     if (rc == STORE_OK)
         rc = store_session_add(st, &j->session);
     return rc;
@@ -89,19 +153,10 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
         http_reply_error(rep, 400, "email or password too long");
         return;
     }
-    const struct directory_lockout_policy *policy = &directory_lockout_default;
-    int locked = directory_lockout_check(req->st, policy, email, req->client_ip, req->now);
-    if (locked < 0) {
-        http_reply_error(rep, 500, "internal error");
+    /* Counted as a failure before the password is looked at; a right one takes it back. */
+    struct directory_login_attempt attempt;
+    if (http_login_attempt_begin(req, email, &attempt, rep) != 0)
         return;
-    }
-    if (locked) {
-        metrics_inc(METRIC_HTTP_LOGIN_FAILURES);
-        log_warn("http: login locked out, client=%s", req->client_ip);
-        http_reply_error(rep, 429, "too many failed logins, try again later");
-        rep->retry_after = (unsigned)policy->window;
-        return;
-    }
 
     struct store_user u;
     int found = directory_login_user(req->st, email, &u);
@@ -113,14 +168,14 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
     /* Always one argon2id check, against the dummy hash when there is nothing real. */
     int ok = password_verify(has_password ? u.pw_hash : directory_dummy_hash(), password);
     if (!ok || !has_password) {
-        if (http_login_failure_record(req, email) != STORE_OK)
-            log_err("http: cannot record a failed login, client=%s", req->client_ip);
+        http_login_attempt_failed(req, &attempt);
         metrics_inc(METRIC_HTTP_LOGIN_FAILURES);
         log_info("http: login failed, client=%s", req->client_ip); /* the address typed is no one's business */
         http_reply_error(rep, 401, "invalid credentials");
         return;
     }
     if (u.suspended || !u.active) {
+        http_login_attempt_failed(req, &attempt); /* a refused login, counted like one */
         log_info("http: login refused for %s (%s), client=%s", u.email, u.suspended ? "suspended" : "not activated",
                  req->client_ip);
         http_reply_error(rep, 403, u.suspended ? "account suspended" : "account not activated");
@@ -133,7 +188,7 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
     http_token_hash(token, lj.session.token_hash);
     http_token_new(lj.session.csrf);
     snprintf(lj.session.client_addr, sizeof lj.session.client_addr, "%s", req->client_ip);
-    lj.email = email;
+    lj.attempt = &attempt;
     int rc = http_write(req->srv, login_job, &lj);
     if (rc != STORE_OK) {
         sodium_memzero(token, sizeof token);

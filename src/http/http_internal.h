@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "directory/directory.h"
 #include "http/http.h"
 #include "store/blob.h"
 #include "store/store.h"
@@ -198,10 +199,18 @@ int http_write_queued(struct http_server *srv, store_job_fn job, void *arg, cons
  * STORE_NOTFOUND when notfound is given, 503 while the server shuts down
  * (HTTP_WRITE_STOPPING), else 500. */
 void http_reply_store_error(struct http_reply *rep, int rc, const char *notfound);
-/* Counts a failed password check of email from req's client address towards
- * the lockout (directory lockout.c), through the writer: the webmail login and
- * the password change count alike. STORE_OK or http_write's code. */
-int http_login_failure_record(struct http_request *req, const char *email);
+/* Counts a password check of login from req's client address towards the
+ * lockout before it is made (directory lockout.c), through the writer: the
+ * webmail login and the password change count alike. 0: go on (the attempt
+ * is counted; directory_login_attempt_succeeded takes it back); 1: locked out,
+ * 429 answered; -1: error answered. */
+int http_login_attempt_begin(struct http_request *req, const char *login, struct directory_login_attempt *attempt,
+                             struct http_reply *rep);
+/* The password was wrong: the attempt's rows become failures. */
+void http_login_attempt_failed(struct http_request *req, const struct directory_login_attempt *attempt);
+/* The password was right: the user's failures go (STORE_OK or http_write's code). */
+int http_login_attempt_succeeded(struct http_request *req, int64_t user_id,
+                                 const struct directory_login_attempt *attempt);
 
 /* ------------------------------------------------------------------ header summaries */
 
@@ -246,6 +255,16 @@ void http_h_static(struct http_request *req, struct http_reply *rep);
 /* http_password.c: password change and reset (SPEC.md "HTTP API"). */
 void http_h_password(struct http_request *req, struct http_reply *rep);
 void http_h_password_reset_request(struct http_request *req, struct http_reply *rep);
+/* What the store keeps of a password reset token: its SHA-256 in hex (http_password.c). */
+void http_reset_token_hash(const char *token, char out[PASSWORD_RESET_HASH_SIZE]);
+/* The password reset mailer (http_reset.c): one thread with its own read
+ * connection that handles the queued reset requests. Started by http_start,
+ * stopped by http_free (requests still waiting are dropped). */
+struct http_reset_mailer;
+struct http_reset_mailer *http_reset_mailer_start(struct http_server *srv, const struct config *cfg, char *err,
+                                                  size_t errlen);
+void http_reset_mailer_stop(struct http_reset_mailer *m);
+struct http_reset_mailer *http_reset_mailer_of(struct http_server *srv);
 void http_h_password_reset_confirm(struct http_request *req, struct http_reply *rep);
 
 /* The webmail's files (http_static.c): url ("/" means "/index.html") to the

@@ -84,6 +84,7 @@ struct http_server {
     unsigned writes_inflight;
 
     struct http_summary_cache *summaries;
+    struct http_reset_mailer *reset_mailer;
 };
 
 /* Per request, MHD's con_cls. */
@@ -102,6 +103,11 @@ struct request_state {
 struct http_summary_cache *http_summaries(struct http_server *srv)
 {
     return srv->summaries;
+}
+
+struct http_reset_mailer *http_reset_mailer_of(struct http_server *srv)
+{
+    return srv->reset_mailer;
 }
 
 /* ------------------------------------------------------------------ store pool */
@@ -632,6 +638,9 @@ struct http_server *http_start(const struct config *cfg, struct store_writer *wr
         snprintf(err, errlen, "cannot compute a password hash (out of memory?)");
         goto fail;
     }
+    srv->reset_mailer = http_reset_mailer_start(srv, &srv->cfg, err, errlen);
+    if (!srv->reset_mailer)
+        goto fail;
 
     if (cfg->tls_cert_file[0]) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
@@ -694,6 +703,7 @@ void http_free(struct http_server *srv)
     http_stop_accepting(srv);
     for (size_t i = 0; i < srv->ndaemons; i++)
         MHD_stop_daemon(srv->daemons[i]);
+    http_reset_mailer_stop(srv->reset_mailer);
     for (size_t i = 0; i < srv->npool; i++)
         if (srv->pool[i])
             store_close(srv->pool[i]);

@@ -42,6 +42,15 @@ struct queue_message {
     int direction;                /* enum store_direction */
     int is_bounce;
     struct queue_sent_copy *sent_copy; /* NULL: none */
+    /* Outbound mail: the customer it is sent for, whose archive keeps it as
+     * outbound — the customer whose --outbound-from the relaying client
+     * matched. 0: a user's mail (the customer of sent_copy's domain) or mail
+     * of the system (no sending customer). Never taken from the sender
+     * address, which the client chose. */
+    int64_t sender_customer_id;
+    /* System mail that carries a credential (a password reset link): never
+     * archived, so no administrator can read it. */
+    int no_archive;
 };
 
 typedef void (*queue_submit_done)(int rc, void *arg);

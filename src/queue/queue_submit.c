@@ -79,6 +79,14 @@ static int add_sent_copy(struct store *st, const struct queue_message *m, const 
  * archived exactly when it is queued, at no cost of its own in fsyncs. */
 static int archive_message(struct store *st, const struct queue_message *m, const struct store_msg_new *row)
 {
+    int64_t sender_customer = m->sender_customer_id;
+    if (!sender_customer && m->sent_copy && m->direction == DIR_OUTBOUND) {
+        struct store_domain d;
+        int rc = store_domain_get_by_id(st, m->sent_copy->domain_id, &d);
+        if (rc == STORE_ERR)
+            return rc;
+        sender_customer = rc == STORE_OK ? d.customer_id : 0;
+    }
     struct archive_message a = {
         .queue_id = m->id,
         .blob = row->blob,
@@ -89,6 +97,7 @@ static int archive_message(struct store *st, const struct queue_message *m, cons
         .size = m->body_len,
         .received = row->received,
         .direction = m->direction,
+        .sender_customer_id = sender_customer,
     };
     return archive_ingest(st, &a, NULL);
 }
@@ -120,7 +129,7 @@ int queue_submit_run(struct store *st, struct blobstore *bs, const struct queue_
         rc = store_message_insert(st, &row);
     if (rc == STORE_OK && m->sent_copy)
         rc = add_sent_copy(st, m, row.blob, now, stored);
-    if (rc == STORE_OK && !m->is_bounce)
+    if (rc == STORE_OK && !m->is_bounce && !m->no_archive)
         rc = archive_message(st, m, &row);
     return rc;
 }

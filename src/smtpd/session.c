@@ -84,7 +84,6 @@ struct session *session_new(struct smtpd *srv, evutil_socket_t fd, const char *i
     s->srv = srv;
     snprintf(s->ip, sizeof s->ip, "%s", ip);
     s->submission = submission;
-    s->may_relay = -1;
     s->state = SS_CMD;
     s->last_verb = "CONNECT";
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -277,6 +276,12 @@ void session_drain(struct session *s)
 
 void session_abort(struct session *s)
 {
+    if (session_auth_on_timer(s)) { /* only its own timer holds it: no callback to wait for */
+        session_close_connection(s);
+        s->state = SS_CMD;
+        session_destroy(s);
+        return;
+    }
     if (SESSION_WAITING(s)) {
         /* A worker or the writer still holds the session: close the socket,
          * let go of the server, and leave the memory to the done callback. */

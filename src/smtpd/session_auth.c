@@ -4,14 +4,13 @@
  * follows from it.
  *
  * The rules are the webmail login's (directory.h, "logins"), so a failure on
- * either counts for both: the lockout is checked first (454 while locked,
- * before any password is looked at), then the user the name stands for
- * (address or alias), then the password with argon2id — against a dummy hash
- * for unknown users, so they take as long as known ones. Suspended and not
- * activated users are refused like a wrong password (535). The outcome is a
- * writer job: a failure recorded, or the account's failures cleared; the
- * client has its answer only once that is written, so the next attempt is
- * counted against the right number.
+ * either counts for both: a writer job checks the lockout and counts the
+ * attempt as a failure before any password is looked at (454 while locked),
+ * so parallel AUTHs are serialised by the writer and at most the limit of
+ * them reach the check; then the password is checked with argon2id — against
+ * a dummy hash for unknown users, so they take as long as known ones. A right
+ * password takes the count back (a second writer job) before the 235.
+ * Suspended and not activated users are refused like a wrong password (535).
  *
  * argon2id takes tens of milliseconds on purpose: it runs on a worker thread
  * (workers.c), never on the loop. While the check is out the session is in
@@ -32,6 +31,7 @@
 #include <string.h>
 
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <sodium.h>
 
 #include "util/addr.h"
@@ -51,6 +51,10 @@ struct session_auth {
     int found;              /* a user with a password */
     int verified;           /* the worker's answer: found and the password matches */
     struct smtpd_login rec;
+    const char *fail_reply; /* after the FAILED step: 535, or 454 when we failed, not the client */
+    struct event *retry;    /* BEGIN again while attempts in flight fill the limit */
+    int retry_armed;
+    int64_t waited_ms;
 };
 
 static const char *mech_name(const struct session_auth *a)
@@ -63,6 +67,8 @@ static const char *mech_name(const struct session_auth *a)
 static void auth_end(struct session *s)
 {
     if (s->auth) {
+        if (s->auth->retry)
+            event_free(s->auth->retry);
         sasl_clear(&s->auth->sasl);
         sodium_memzero(s->auth->user.pw_hash, sizeof s->auth->user.pw_hash);
         free(s->auth);
@@ -95,7 +101,8 @@ static void auth_fail(struct session *s, const char *reply)
 
 /* ------------------------------------------------------------------ the outcome */
 
-static void record_done(int rc, void *arg)
+/* The right password's count is taken back: the client is in. */
+static void succeeded_done(int rc, void *arg)
 {
     struct session *s = arg;
     struct session_auth *a = s->auth;
@@ -103,41 +110,23 @@ static void record_done(int rc, void *arg)
         session_destroy(s);
         return;
     }
-    if (a->rec.ok) {
-        if (rc != STORE_OK)
-            log_err("cannot clear the failed logins of %s (%d); the login goes on", a->user.email, rc);
-        struct store_user *u = malloc(sizeof *u);
-        if (!u) {
-            log_err("out of memory for the login of [%s]", s->ip);
-            s->failed[SMTP_AUTH]++;
-            session_reply(s, REPLY_TEMPFAIL);
-        } else {
-            *u = a->user;
-            sodium_memzero(u->pw_hash, sizeof u->pw_hash); /* not needed from here on */
-            s->user = u;
-            s->authenticated = 1;
-            s->auth_mech = a->sasl.mech;
-            session_reply(s, REPLY_SUCCESS);
-        }
+    if (rc != STORE_OK)
+        log_err("cannot clear the failed logins of %s (%d); the login goes on", a->user.email, rc);
+    struct store_user *u = malloc(sizeof *u);
+    if (!u) {
+        log_err("out of memory for the login of [%s]", s->ip);
+        s->failed[SMTP_AUTH]++;
+        session_reply(s, REPLY_TEMPFAIL);
     } else {
-        if (rc != STORE_OK)
-            log_err("cannot record a failed login from [%s] (%d)", s->ip, rc);
-        log_warn("unknown[%s]: SASL %s authentication failed: authentication failure", s->ip, mech_name(a));
-        auth_fail(s, sasl_reply_invalid);
+        *u = a->user;
+        sodium_memzero(u->pw_hash, sizeof u->pw_hash); /* not needed from here on */
+        s->user = u;
+        s->authenticated = 1;
+        s->auth_mech = a->sasl.mech;
+        session_reply(s, REPLY_SUCCESS);
     }
     auth_end(s);
     auth_resume(s);
-}
-
-static void record(struct session *s, int ok)
-{
-    struct session_auth *a = s->auth;
-    a->rec = (struct smtpd_login){.login = a->sasl.authcid, .ip = s->ip, .now = a->now, .ok = ok};
-    if (s->srv->backend.login_record(s->srv->backend.arg, &a->rec, record_done, s) != 0) {
-        log_warn("cannot record the login from [%s]: shutting down", s->ip);
-        auth_fail(s, REPLY_TEMPFAIL);
-        auth_resume(s);
-    }
 }
 
 /* ------------------------------------------------------------------ the check */
@@ -155,7 +144,33 @@ static void check_run(struct smtpd_work_item *it, struct store *st)
     sodium_memzero(a->sasl.password, sizeof a->sasl.password);
 }
 
-/* Back on the loop. */
+/* A wrong password's count is settled: the client has its 535. */
+static void failed_done(int rc, void *arg)
+{
+    struct session *s = arg;
+    if (!s->srv) { /* smtpd_free let go of the session */
+        session_destroy(s);
+        return;
+    }
+    if (rc != STORE_OK) /* the pending rows count as failures once stale */
+        log_err("cannot record a failed login from [%s] (%d)", s->ip, rc);
+    auth_fail(s, s->auth->fail_reply ? s->auth->fail_reply : sasl_reply_invalid);
+    auth_resume(s);
+}
+
+static void record_step(struct session *s, enum smtpd_login_step step, store_done_fn done)
+{
+    struct session_auth *a = s->auth;
+    a->rec.step = step;
+    a->rec.user_id = a->user.id;
+    if (s->srv->backend.login_record(s->srv->backend.arg, &a->rec, done, s) != 0) {
+        log_warn("cannot record the login from [%s]: shutting down", s->ip);
+        auth_fail(s, REPLY_TEMPFAIL);
+        auth_resume(s);
+    }
+}
+
+/* Back on the loop with the password's verdict. */
 static void check_done(struct smtpd_work_item *it)
 {
     struct session_auth *a = (struct session_auth *)((char *)it - offsetof(struct session_auth, work));
@@ -169,51 +184,113 @@ static void check_done(struct smtpd_work_item *it)
         auth_resume(s);
         return;
     }
-    if (a->verified && (a->user.suspended || !a->user.active)) {
+    if (!a->verified) {
+        log_warn("unknown[%s]: SASL %s authentication failed: authentication failure", s->ip, mech_name(a));
+        record_step(s, SMTPD_LOGIN_FAILED, failed_done);
+        return;
+    }
+    if (a->user.suspended || !a->user.active) {
         /* The password was right, so the name is the user's own: say who. */
         log_warn("unknown[%s]: SASL %s authentication refused for %s: account %s", s->ip, mech_name(a),
                  a->user.email, a->user.suspended ? "suspended" : "not activated");
-        auth_fail(s, sasl_reply_invalid);
-        auth_resume(s);
+        record_step(s, SMTPD_LOGIN_FAILED, failed_done);
         return;
     }
-    record(s, a->verified);
+    record_step(s, SMTPD_LOGIN_SUCCEEDED, succeeded_done);
 }
 
-/* The exchange gave a name and a password: check them. */
-static void check_begin(struct session *s)
+static void begin(struct session *s);
+
+static void retry_fire(evutil_socket_t fd, short what, void *arg)
 {
-    struct smtpd *srv = s->srv;
-    struct session_auth *a = s->auth;
-    a->now = time_now();
-    int locked = srv->backend.login_locked(srv->backend.arg, a->sasl.authcid, s->ip, a->now);
-    if (locked < 0) {
-        log_err("cannot read the login lockout for [%s]: answering 454", s->ip);
-        auth_fail(s, REPLY_TEMPFAIL);
+    (void)fd;
+    (void)what;
+    struct session *s = arg;
+    s->auth->retry_armed = 0;
+    if (!s->srv || s->connection_closed) {
+        s->state = SS_CMD;
+        session_destroy(s);
         return;
     }
-    if (locked) {
+    begin(s);
+}
+
+/* The lock is checked and the attempt counted: on to argon2id, unless locked. */
+static void begin_done(int rc, void *arg)
+{
+    struct session *s = arg;
+    struct session_auth *a = s->auth;
+    if (!s->srv) {
+        session_destroy(s);
+        return;
+    }
+    if (rc != STORE_OK) {
+        log_err("cannot read the login lockout for [%s] (%d): answering 454", s->ip, rc);
+        auth_fail(s, REPLY_TEMPFAIL);
+    } else if (a->rec.gate == DIRECTORY_LOGIN_BUSY && a->waited_ms < DIRECTORY_LOGIN_BUSY_WAIT_MS &&
+               !s->connection_closed) {
+        /* Attempts in flight fill the limit: wait for them (a user's own
+         * parallel logins pass one after the other; an attacker's stop). */
+        if (!a->retry)
+            a->retry = evtimer_new(s->srv->base, retry_fire, s);
+        struct timeval tv = {0, DIRECTORY_LOGIN_BUSY_RETRY_MS * 1000};
+        if (a->retry && evtimer_add(a->retry, &tv) == 0) {
+            a->retry_armed = 1;
+            a->waited_ms += DIRECTORY_LOGIN_BUSY_RETRY_MS;
+            return; /* still SS_AUTH */
+        }
+        auth_fail(s, REPLY_TEMPFAIL);
+    } else if (a->rec.gate != DIRECTORY_LOGIN_GO) {
         log_warn("unknown[%s]: SASL %s authentication refused: too many failed logins", s->ip, mech_name(a));
         auth_fail(s, REPLY_LOCKED);
-        return;
-    }
-    int rc = srv->backend.login_user(srv->backend.arg, a->sasl.authcid, &a->user);
-    if (rc == STORE_ERR) {
+    } else if ((rc = s->srv->backend.login_user(s->srv->backend.arg, a->sasl.authcid, &a->user)) == STORE_ERR) {
         log_err("cannot look up a login from [%s]: answering 454", s->ip);
-        auth_fail(s, REPLY_TEMPFAIL);
+        a->fail_reply = REPLY_TEMPFAIL;
+        record_step(s, SMTPD_LOGIN_FAILED, failed_done);
         return;
+    } else {
+        a->found = rc == STORE_OK && a->user.pw_hash[0];
+        a->work.run = check_run;
+        a->work.done = check_done;
+        if (s->srv->work && smtpd_work_submit(s->srv->work, &a->work) == 0)
+            return; /* still SS_AUTH: check_done goes on */
+        auth_fail(s, REPLY_TEMPFAIL);
     }
-    a->found = rc == STORE_OK && a->user.pw_hash[0];
+    auth_resume(s);
+}
+
+/* BEGIN once more, after a wait. */
+static void begin(struct session *s)
+{
+    struct session_auth *a = s->auth;
+    if (s->srv->backend.login_record(s->srv->backend.arg, &a->rec, begin_done, s) != 0) {
+        log_warn("cannot count the login from [%s]: shutting down", s->ip);
+        auth_fail(s, REPLY_TEMPFAIL);
+        auth_resume(s);
+    }
+}
+
+/* The exchange gave a name and a password: count the attempt, then check it. */
+static void check_begin(struct session *s)
+{
+    struct session_auth *a = s->auth;
+    a->now = time_now();
     a->s = s;
-    a->work.run = check_run;
-    a->work.done = check_done;
-    if (!srv->work || smtpd_work_submit(srv->work, &a->work) != 0) {
+    a->rec = (struct smtpd_login){
+        .step = SMTPD_LOGIN_BEGIN, .login = a->sasl.authcid, .ip = s->ip, .now = a->now};
+    if (s->srv->backend.login_record(s->srv->backend.arg, &a->rec, begin_done, s) != 0) {
+        log_warn("cannot count the login from [%s]: shutting down", s->ip);
         auth_fail(s, REPLY_TEMPFAIL);
         return;
     }
     /* Commands pipelined after AUTH wait for its answer (session_process
      * does nothing in SS_AUTH). */
     s->state = SS_AUTH;
+}
+
+int session_auth_on_timer(const struct session *s)
+{
+    return s->auth && s->auth->retry_armed;
 }
 
 /* ------------------------------------------------------------------ the exchange */

@@ -109,18 +109,22 @@ static int cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 
 /* ------------------------------------------------------------------ RCPT */
 
-/* Whether this client may relay to domains we do not host; asked once a session. */
-static int client_may_relay(struct session *s)
+/* Whether this client may relay this transaction's mail to domains we do not
+ * host, and for which customer (directory_relay_check); asked once a
+ * transaction, since the answer depends on the sender. An authenticated user's
+ * sender was checked at MAIL. */
+static int client_relay(struct session *s)
 {
     if (s->authenticated)
-        return 1;
-    if (s->may_relay < 0) {
-        int r = s->srv->backend.may_relay(s->srv->backend.arg, s->ip);
+        return DIRECTORY_RELAY_OK;
+    struct txn *t = &s->txn;
+    if (t->relay < 0) {
+        int r = s->srv->backend.relay_check(s->srv->backend.arg, s->ip, t->sender, &t->relay_customer);
         if (r == STORE_ERR)
             return STORE_ERR;
-        s->may_relay = r ? 1 : 0;
+        t->relay = r;
     }
-    return s->may_relay;
+    return t->relay;
 }
 
 static int rcpt_refuse(struct session *s, const char *addr, const char *fmt)
@@ -164,13 +168,23 @@ static int cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
     int hosted = 1;
     switch (rl.kind) {
     case RCPT_KIND_NOT_HOSTED: {
-        int may = client_may_relay(s);
-        if (may == STORE_ERR) {
+        int relay = client_relay(s);
+        if (relay == STORE_ERR) {
             log_err("relay permission lookup failed for [%s]: answering 451", s->ip);
             session_reply(s, "451 4.3.0 Error: temporary directory failure, try again later");
             return -1;
         }
-        if (!may)
+        if (relay == DIRECTORY_RELAY_NOT_OWNED) {
+            /* A customer's server, but the sender is not its customer's:
+             * another customer's domain, or nobody's. */
+            char reply[ADDR_MAX + 128];
+            snprintf(reply, sizeof reply, "550 5.7.1 <%.*s>: Sender address rejected: not owned by the relaying customer",
+                     ADDR_MAX, t->sender);
+            log_reject(s, "RCPT", reply, addr);
+            session_error(s, reply);
+            return -1;
+        }
+        if (relay != DIRECTORY_RELAY_OK)
             return rcpt_refuse(s, addr, "554 5.7.1 <%s>: relay access denied");
         hosted = 0;
         break;

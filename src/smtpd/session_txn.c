@@ -53,6 +53,7 @@ void txn_reset(struct txn *t)
     t->nslots = nslots;
     if (slots)
         memset(slots, 0, nslots * sizeof *slots);
+    t->relay = -1;
 }
 
 const char *txn_rcpt(const struct txn *t, size_t i)
@@ -209,6 +210,8 @@ void txn_submit(struct session *s)
      * kept in their Sent folder. */
     m->direction = t->nhosted == 0 || s->user ? DIR_OUTBOUND : DIR_INBOUND;
     m->is_bounce = 0;
+    /* Relayed out for a customer: its archive keeps it as outbound mail. */
+    m->sender_customer_id = !s->user && t->relay == DIRECTORY_RELAY_OK ? t->relay_customer : 0;
     if (s->user) {
         t->sent = (struct queue_sent_copy){.user_id = s->user->id, .domain_id = s->user->domain_id};
         m->sent_copy = &t->sent;
@@ -261,6 +264,6 @@ void session_data_segment_done(struct session *s)
     }
     if (s->user)
         session_submission_finish(s);
-    else
+    else if (!session_relay_refused(s))
         txn_submit(s);
 }

@@ -43,10 +43,16 @@ static int dir_lookup_rcpt(void *arg, const char *addr, struct rcpt_lookup *out)
     return directory_lookup_rcpt(s->deps.store, addr, out);
 }
 
-static int dir_may_relay(void *arg, const char *client_ip)
+static int dir_relay_check(void *arg, const char *client_ip, const char *sender, int64_t *customer_id)
 {
     struct smtpd *s = arg;
-    return directory_client_may_relay(s->deps.store, client_ip);
+    return directory_relay_check(s->deps.store, client_ip, sender, customer_id);
+}
+
+static int dir_customer_owns(void *arg, int64_t customer_id, const char *domain)
+{
+    struct smtpd *s = arg;
+    return directory_customer_owns_domain(s->deps.store, customer_id, domain);
 }
 
 static int queue_submit_job(void *arg, const struct queue_message *m, queue_submit_done done,
@@ -56,24 +62,18 @@ static int queue_submit_job(void *arg, const struct queue_message *m, queue_subm
     return queue_submit(s->deps.writer, m, done, done_arg);
 }
 
-static int dir_login_locked(void *arg, const char *login, const char *ip, int64_t now)
-{
-    struct smtpd *s = arg;
-    return directory_lockout_check(s->deps.store, &directory_lockout_default, login, ip, now);
-}
-
 static int dir_login_user(void *arg, const char *login, struct store_user *u)
 {
     struct smtpd *s = arg;
     return directory_login_user(s->deps.store, login, u);
 }
 
-/* The lockout's writer job: its own copy of the attempt, and the caller's done. */
+/* The lockout's writer jobs: the login's strings are copied (the session may
+ * go meanwhile; its auth state, which holds l, stays until done has run). */
 struct login_job {
+    struct smtpd_login *l;
     char login[SASL_AUTHCID_MAX + 1];
     char ip[64];
-    int64_t now;
-    int ok;
     store_done_fn done;
     void *done_arg;
 };
@@ -82,9 +82,16 @@ static int login_job_run(struct store *st, struct blobstore *bs, void *arg)
 {
     (void)bs;
     struct login_job *j = arg;
-    if (j->ok)
-        return directory_lockout_clear(st, j->login);
-    return directory_lockout_record_failure(st, &directory_lockout_default, j->login, j->ip, j->now);
+    struct smtpd_login *l = j->l;
+    if (l->step == SMTPD_LOGIN_SUCCEEDED)
+        return directory_login_attempt_succeeded(st, l->user_id, &l->attempt);
+    if (l->step == SMTPD_LOGIN_FAILED)
+        return directory_login_attempt_failed(st, &l->attempt);
+    int r = directory_login_attempt_begin(st, &directory_lockout_default, j->login, j->ip, l->now, &l->attempt);
+    if (r < 0)
+        return STORE_ERR;
+    l->gate = r;
+    return STORE_OK;
 }
 
 static void login_job_done(int rc, void *arg)
@@ -96,16 +103,15 @@ static void login_job_done(int rc, void *arg)
     done(rc, done_arg);
 }
 
-static int dir_login_record(void *arg, const struct smtpd_login *l, store_done_fn done, void *done_arg)
+static int dir_login_record(void *arg, struct smtpd_login *l, store_done_fn done, void *done_arg)
 {
     struct smtpd *s = arg;
     struct login_job *j = calloc(1, sizeof *j);
     if (!j)
         return -1;
+    j->l = l;
     snprintf(j->login, sizeof j->login, "%s", l->login);
     snprintf(j->ip, sizeof j->ip, "%s", l->ip);
-    j->now = l->now;
-    j->ok = l->ok;
     j->done = done;
     j->done_arg = done_arg;
     if (store_writer_submit(s->deps.writer, login_job_run, login_job_done, j) != 0) {
@@ -340,9 +346,9 @@ struct smtpd *smtpd_start_with(struct event_base *base, const struct config *cfg
         s->backend = *backend;
     } else {
         s->backend.lookup_rcpt = dir_lookup_rcpt;
-        s->backend.may_relay = dir_may_relay;
+        s->backend.relay_check = dir_relay_check;
+        s->backend.customer_owns = dir_customer_owns;
         s->backend.submit = queue_submit_job;
-        s->backend.login_locked = dir_login_locked;
         s->backend.login_user = dir_login_user;
         s->backend.login_record = dir_login_record;
         s->backend.owns_address = dir_owns_address;

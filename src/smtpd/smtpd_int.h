@@ -37,12 +37,21 @@
 #include "util/config.h"
 #include "util/queueid.h"
 
-/* One AUTH attempt's outcome, for the lockout's writer job. */
+/* One AUTH attempt, for the lockout's writer jobs (directory.h, "logins"). */
+enum smtpd_login_step {
+    SMTPD_LOGIN_BEGIN,     /* check the lock and count the attempt, before the password */
+    SMTPD_LOGIN_FAILED,    /* the password was wrong: the count stays */
+    SMTPD_LOGIN_SUCCEEDED, /* the password was right: take the count back */
+};
 struct smtpd_login {
+    enum smtpd_login_step step;
     const char *login; /* the authentication identity as typed */
     const char *ip;
     int64_t now;
-    int ok; /* 1: a good login clears the account's failures; 0: record a failure */
+    int64_t user_id; /* SUCCEEDED: whose failures go */
+    /* BEGIN's answer (written by the job, read in done): */
+    int gate; /* enum directory_login_gate */
+    struct directory_login_attempt attempt;
 };
 
 /* The server's view of the rest of lifeboat. smtpd_start wires it to the
@@ -51,17 +60,20 @@ struct smtpd_login {
  * unless said otherwise. */
 struct smtpd_backend {
     int (*lookup_rcpt)(void *arg, const char *addr, struct rcpt_lookup *out); /* STORE_OK/ERR */
-    int (*may_relay)(void *arg, const char *client_ip);                       /* 1, 0, STORE_ERR */
+    /* directory_relay_check's contract: an enum directory_relay or STORE_ERR. */
+    int (*relay_check)(void *arg, const char *client_ip, const char *sender, int64_t *customer_id);
+    /* directory_customer_owns_domain's: 1, 0, STORE_ERR. */
+    int (*customer_owns)(void *arg, int64_t customer_id, const char *domain);
     int (*submit)(void *arg, const struct queue_message *m, queue_submit_done done, void *done_arg);
     void *arg;
 
-    /* The submission port. The lockout (1 locked, 0 not, -1 store error) and
-     * the user a login name stands for (STORE_OK, STORE_NOTFOUND, STORE_ERR). */
-    int (*login_locked)(void *arg, const char *login, const char *ip, int64_t now);
+    /* The submission port. The user a login name stands for (STORE_OK,
+     * STORE_NOTFOUND, STORE_ERR). */
     int (*login_user)(void *arg, const char *login, struct store_user *u);
-    /* Records the outcome through the writer; done runs on the loop. 0, or -1
-     * (the writer is stopping: done will not run). l is copied. */
-    int (*login_record)(void *arg, const struct smtpd_login *l, store_done_fn done, void *done_arg);
+    /* A lockout step through the writer; done runs on the loop, and l's
+     * answer fields are set by then. 0, or -1 (the writer is stopping: done
+     * will not run). l stays the caller's and alive until done. */
+    int (*login_record)(void *arg, struct smtpd_login *l, store_done_fn done, void *done_arg);
     /* 1 if addr (canonical) is u's address or alias, 0 if not, STORE_ERR. On
      * the loop with the loop's connection, or on a worker with its own (st). */
     int (*owns_address)(void *arg, struct store *st, const struct store_user *u, const char *addr);
@@ -177,6 +189,8 @@ struct txn {
     uint32_t *slots;      /* hash set of recipient indexes, for duplicates */
     size_t nslots;
     size_t nhosted;       /* distinct recipients in hosted domains */
+    int relay;            /* relay_check's answer for this sender; -1: not asked yet */
+    int64_t relay_customer; /* the customer this client relays for (DIRECTORY_RELAY_OK) */
     size_t accepted;      /* RCPT commands accepted, duplicates included */
     unsigned overshoot;   /* RCPTs refused for max_recipients */
 
@@ -235,7 +249,6 @@ struct session {
     uint64_t skip_left;  /* SS_SKIP: octets still to discard */
     const char *skip_reply;
     int connection_closed; /* the socket is gone; free when the writer is done */
-    int may_relay;       /* -1: not asked yet */
 
     unsigned errors, junk;
     unsigned messages;
@@ -279,6 +292,12 @@ int session_cmd_auth(struct session *s, const struct smtp_cmd *cmd);
 void session_auth_line(struct session *s, const char *line, size_t len);
 /* Ends an exchange waiting for the client's line (shutdown); frees s->auth. */
 void session_auth_abandon(struct session *s);
+/* At the end of a message a client relays out for a customer
+ * (session_relay.c): 1 if its From field is not the customer's (refused and
+ * answered; the transaction is reset), 0 to go on. */
+int session_relay_refused(struct session *s);
+/* 1 while the AUTH waits on its own retry timer (nothing outside holds the session). */
+int session_auth_on_timer(const struct session *s);
 /* The user's MAIL FROM: 0, or -1 with the reply sent. */
 int session_auth_check_sender(struct session *s, const char *path);
 

@@ -501,12 +501,15 @@ struct store_archive_hold {
     char email[ADDR_MAX + 1]; /* the user's address (set by hold_add), "" for a customer hold */
     int64_t created;
     char created_by[ADDR_MAX + 64];
+    int by_operator; /* placed by an operator (or lifeboatctl): a customer admin cannot lift it */
 };
 /* STORE_EXISTS when the same hold is in place already; STORE_NOTFOUND when
  * the customer or the user (user_id != 0) does not exist. */
 int store_archive_hold_add(struct store *st, const struct store_archive_hold *h, int64_t *id_out);
-/* STORE_NOTFOUND when there was no such hold. */
-int store_archive_hold_del(struct store *st, int64_t customer_id, int64_t user_id);
+/* Lifts a hold. STORE_NOTFOUND when there was no such hold; by a customer
+ * admin (operator = 0), an operator's hold stays and the answer is
+ * STORE_EXISTS (it is there, but not theirs to lift). */
+int store_archive_hold_del(struct store *st, int64_t customer_id, int64_t user_id, int operator);
 int store_archive_hold_list(struct store *st, int64_t customer_id /* 0: all */,
                             int (*cb)(const struct store_archive_hold *, void *), void *arg);
 
@@ -560,11 +563,23 @@ int store_session_del_user(struct store *st, int64_t user_id);
  * created_before; *purged (may be NULL) gets the count. */
 int store_session_purge(struct store *st, int64_t idle_before, int64_t created_before, unsigned *purged);
 
-/* Records one failed login under key ("account:EMAIL", "addr:IP"). */
-int store_login_failure_add(struct store *st, const char *key, int64_t at);
-/* Failures of key at or after since. */
+/* Records one failed login under key ("user:ID", "account:EMAIL", "addr:IP");
+ * pending: an attempt whose password is still being checked. *id_out (may be
+ * NULL) gets its row, for store_login_failure_settle and _del. */
+int store_login_failure_add(struct store *st, const char *key, int64_t at, int pending, int64_t *id_out);
+/* The attempt failed: its row is an ordinary failure now. */
+int store_login_failure_settle(struct store *st, int64_t id);
+/* Forgets one row (an attempt counted in advance that succeeded). */
+int store_login_failure_del(struct store *st, int64_t id);
+/* Rows of key at or after since: settled ones into *settled, pending ones
+ * into *pending (a pending row from before stale_before counts as settled: its
+ * checker is gone). */
+int store_login_failure_counts(struct store *st, const char *key, int64_t since, int64_t stale_before,
+                               unsigned *settled, unsigned *pending);
+/* Failures of key at or after since, pending or not. */
 int store_login_failure_count(struct store *st, const char *key, int64_t since, unsigned *count);
-/* Forgets the failures of key (a successful login). */
+/* Forgets the failures of key (a successful login); attempts still being
+ * checked stay (they settle or go themselves). */
 int store_login_failure_clear(struct store *st, const char *key);
 /* Forgets every failure before before (they no longer count). */
 int store_login_failure_purge(struct store *st, int64_t before);

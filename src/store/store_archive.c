@@ -687,14 +687,15 @@ static void read_hold(sqlite3_stmt *s, void *out)
     col_text(s, 3, h->email, sizeof h->email);
     h->created = sqlite3_column_int64(s, 4);
     col_text(s, 5, h->created_by, sizeof h->created_by);
+    h->by_operator = sqlite3_column_int(s, 6);
 }
 
 int store_archive_hold_add(struct store *st, const struct store_archive_hold *h, int64_t *id_out)
 {
     static const char sql_user[] = "SELECT u.email FROM users u JOIN domains d ON d.id = u.domain_id "
                                    "WHERE u.id = ?1 AND d.customer_id = ?2";
-    static const char sql[] = "INSERT INTO archive_holds (customer_id, user_id, email, created, created_by) "
-                              "VALUES (?1, ?2, ?3, ?4, ?5)";
+    static const char sql[] = "INSERT INTO archive_holds (customer_id, user_id, email, created, created_by, by_operator) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     const struct store_archive_hold *none = NULL;
     char email[ADDR_MAX + 1] = "";
     sqlite3_stmt *s;
@@ -720,22 +721,37 @@ int store_archive_hold_add(struct store *st, const struct store_archive_hold *h,
     bind_text(s, 3, email);
     sqlite3_bind_int64(s, 4, h->created);
     bind_cut(s, 5, h->created_by, sizeof none->created_by);
+    sqlite3_bind_int(s, 6, h->by_operator ? 1 : 0);
     int rc = stmt_run(st, sql, s, "archive hold insert");
     if (rc == STORE_OK && id_out)
         *id_out = sqlite3_last_insert_rowid(st->db);
     return rc;
 }
 
-int store_archive_hold_del(struct store *st, int64_t customer_id, int64_t user_id)
+int store_archive_hold_del(struct store *st, int64_t customer_id, int64_t user_id, int operator)
 {
-    static const char sql[] = "DELETE FROM archive_holds WHERE customer_id = ?1 AND user_id = ?2";
+    static const char sql[] = "DELETE FROM archive_holds WHERE customer_id = ?1 AND user_id = ?2 "
+                              "AND (?3 OR by_operator = 0)";
+    static const char sql_left[] = "SELECT count(*) FROM archive_holds WHERE customer_id = ?1 AND user_id = ?2";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
     sqlite3_bind_int64(s, 1, customer_id);
     sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int(s, 3, operator ? 1 : 0);
     int rc = stmt_run(st, sql, s, "archive hold delete");
-    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+    if (rc != STORE_OK || sqlite3_changes(st->db) > 0)
+        return rc;
+    /* Nothing lifted: none there, or one the caller may not lift. */
+    if (!(s = stmt_get(st, sql_left)))
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, customer_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    unsigned left = 0;
+    rc = stmt_fetch_count(st, sql_left, s, &left, "archive hold lookup");
+    if (rc != STORE_OK)
+        return rc;
+    return left ? STORE_EXISTS : STORE_NOTFOUND;
 }
 
 struct hold_each {
@@ -754,7 +770,7 @@ static int hold_each(sqlite3_stmt *s, void *ctx)
 int store_archive_hold_list(struct store *st, int64_t customer_id,
                             int (*cb)(const struct store_archive_hold *, void *), void *arg)
 {
-    static const char sql[] = "SELECT id, customer_id, user_id, email, created, created_by FROM archive_holds "
+    static const char sql[] = "SELECT id, customer_id, user_id, email, created, created_by, by_operator FROM archive_holds "
                               "WHERE ?1 = 0 OR customer_id = ?1 ORDER BY customer_id, id";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)

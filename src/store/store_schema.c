@@ -288,6 +288,16 @@ static const struct migration migrations[] = {
      "  target TEXT NOT NULL DEFAULT '',"
      "  detail TEXT NOT NULL DEFAULT '');"
      "CREATE INDEX audit_customer ON audit(customer_id, id);"},
+
+    {6, "login attempts counted before the check; legal holds an operator set",
+     /* A login attempt is a failure row from before its password is checked
+      * (pending = 1) until it fails (0) or succeeds (deleted), so parallel
+      * attempts see each other. */
+     "ALTER TABLE login_failures ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
+     /* A hold an operator set is not a customer admin's to lift. lifeboatctl
+      * is the operator's tool, so its holds are the operator's. */
+     "ALTER TABLE archive_holds ADD COLUMN by_operator INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE archive_holds SET by_operator = 1 WHERE created_by LIKE 'lifeboatctl%';"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -105,15 +105,63 @@ int store_session_purge(struct store *st, int64_t idle_before, int64_t created_b
     return rc;
 }
 
-int store_login_failure_add(struct store *st, const char *key, int64_t at)
+int store_login_failure_add(struct store *st, const char *key, int64_t at, int pending, int64_t *id_out)
 {
-    static const char sql[] = "INSERT INTO login_failures (key, at) VALUES (?1, ?2)";
+    static const char sql[] = "INSERT INTO login_failures (key, at, pending) VALUES (?1, ?2, ?3)";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
     bind_text(s, 1, key);
     sqlite3_bind_int64(s, 2, at);
-    return stmt_run(st, sql, s, "login failure add");
+    sqlite3_bind_int(s, 3, pending ? 1 : 0);
+    int rc = stmt_run(st, sql, s, "login failure add");
+    if (id_out)
+        *id_out = rc == STORE_OK ? sqlite3_last_insert_rowid(st->db) : 0;
+    return rc;
+}
+
+int store_login_failure_settle(struct store *st, int64_t id)
+{
+    static const char sql[] = "UPDATE login_failures SET pending = 0 WHERE rowid = ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    return stmt_run(st, sql, s, "login failure settle");
+}
+
+int store_login_failure_del(struct store *st, int64_t id)
+{
+    static const char sql[] = "DELETE FROM login_failures WHERE rowid = ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    return stmt_run(st, sql, s, "login failure del");
+}
+
+int store_login_failure_counts(struct store *st, const char *key, int64_t since, int64_t stale_before,
+                               unsigned *settled, unsigned *pending)
+{
+    static const char sql[] = "SELECT count(*) - coalesce(sum(pending = 1 AND at >= ?3), 0) AS settled,"
+                              " coalesce(sum(pending = 1 AND at >= ?3), 0)"
+                              " FROM login_failures WHERE key = ?1 AND at >= ?2";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, key);
+    sqlite3_bind_int64(s, 2, since);
+    sqlite3_bind_int64(s, 3, stale_before);
+    int rc = sqlite3_step(s);
+    int out = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        *settled = (unsigned)sqlite3_column_int64(s, 0);
+        *pending = (unsigned)sqlite3_column_int64(s, 1);
+    } else {
+        out = store_sqlite_rc(st, rc, "login failure counts");
+    }
+    stmt_put(st, sql, s);
+    return out;
 }
 
 int store_login_failure_count(struct store *st, const char *key, int64_t since, unsigned *count)
@@ -129,7 +177,7 @@ int store_login_failure_count(struct store *st, const char *key, int64_t since, 
 
 int store_login_failure_clear(struct store *st, const char *key)
 {
-    static const char sql[] = "DELETE FROM login_failures WHERE key = ?1";
+    static const char sql[] = "DELETE FROM login_failures WHERE key = ?1 AND pending = 0";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;

@@ -493,13 +493,18 @@ def test_holds_and_audit_over_the_api(arch):
     assert ann.request("DELETE", f"{holds}/{globex_hold}").status == 404
     assert ann.request("DELETE", holds + "?customer=globex").status == 403
     assert ann.request("DELETE", holds + "?customer=acme", csrf=False).status == 403
-    assert gina.request("DELETE", f"{holds}/{globex_hold}").status == 200
+    # The operator placed globex's hold: globex's own admin cannot lift it (issue 10, finding 7).
+    r = gina.request("DELETE", f"{holds}/{globex_hold}")
+    assert r.status == 403 and "operator" in r.json["error"], r.body
+    assert gina.request("DELETE", holds + "?customer=globex").status == 403
+    assert listed(gina) == [("globex", None)]
+    assert oscar.request("DELETE", f"{holds}/{globex_hold}").status == 200
     assert listed(oscar) == [("acme", None)]
 
     rows = audit(oscar)
     hold_rows = [(e["actor"], e["target"], e["detail"]) for e in rows if e["action"] == "archive.hold"]
     assert hold_rows == [
-        ("gina@globex.test", "customer:globex", "released"), ("ann@acme.test", "user:bob@acme.test", "released"),
+        ("oscar@ops.test", "customer:globex", "released"), ("ann@acme.test", "user:bob@acme.test", "released"),
         ("oscar@ops.test", "customer:globex", "placed"), ("ann@acme.test", "customer:acme", "placed"),
         ("ann@acme.test", "user:bob@acme.test", "placed")]
     assert all(e["at"].endswith("Z") and e["at_epoch"] > 0 for e in rows)

@@ -49,8 +49,8 @@ static int setup(void **state)
 }
 
 /* Ingests one message; returns the number of entries made. */
-static unsigned ingest(struct fx *f, int direction, const char *sender, const char *const *rcpts, size_t n,
-                       int64_t received)
+static unsigned ingest_for(struct fx *f, int direction, int64_t sender_customer, const char *sender,
+                           const char *const *rcpts, size_t n, int64_t received)
 {
     struct archive_message m = {
         .queue_id = "QID000000001",
@@ -62,12 +62,19 @@ static unsigned ingest(struct fx *f, int direction, const char *sender, const ch
         .size = 10,
         .received = received,
         .direction = direction,
+        .sender_customer_id = sender_customer,
     };
     unsigned entries = 99;
     assert_int_equal(store_begin(f->s.st), STORE_OK);
     assert_int_equal(archive_ingest(f->s.st, &m, &entries), STORE_OK);
     assert_int_equal(store_commit(f->s.st), STORE_OK);
     return entries;
+}
+
+static unsigned ingest(struct fx *f, int direction, const char *sender, const char *const *rcpts, size_t n,
+                       int64_t received)
+{
+    return ingest_for(f, direction, 0, sender, rcpts, n, received);
 }
 
 struct found {
@@ -188,7 +195,7 @@ static void test_outbound(void **state)
     struct fx *f = *state;
     /* acme sends to the outside, to beta and to itself */
     const char *rcpts[] = {"x@example.net", "z@beta.test", "carol@acme.test"};
-    assert_int_equal(ingest(f, DIR_OUTBOUND, "bob@acme.test", rcpts, 3, T0 + 100), 2);
+    assert_int_equal(ingest_for(f, DIR_OUTBOUND, f->acme, "bob@acme.test", rcpts, 3, T0 + 100), 2);
     struct found a = entries_of(f, f->acme), b = entries_of(f, f->beta);
     assert_int_equal(a.n, 1);
     assert_int_equal(a.e[0].direction, DIR_OUTBOUND);
@@ -204,19 +211,41 @@ static void test_outbound(void **state)
 
     /* within one customer: one outbound entry */
     const char *own[] = {"carol@acme.test"};
-    assert_int_equal(ingest(f, DIR_OUTBOUND, "bob@acme.test", own, 1, T0 + 200), 1);
+    assert_int_equal(ingest_for(f, DIR_OUTBOUND, f->acme, "bob@acme.test", own, 1, T0 + 200), 1);
     a = entries_of(f, f->acme);
     assert_int_equal(a.n, 2);
     assert_int_equal(a.e[0].direction, DIR_OUTBOUND);
 
     /* an unsubscribed sender's customer keeps nothing; the recipient's does */
     const char *to_acme[] = {"bob@acme.test"};
-    assert_int_equal(ingest(f, DIR_OUTBOUND, "g@gamma.test", to_acme, 1, T0 + 300), 1);
+    assert_int_equal(ingest_for(f, DIR_OUTBOUND, f->gamma, "g@gamma.test", to_acme, 1, T0 + 300), 1);
     a = entries_of(f, f->acme);
     assert_int_equal(a.e[0].direction, DIR_INBOUND);
     assert_int_equal(entries_of(f, f->gamma).n, 0);
-    /* an outbound null sender: the recipients' customers only */
+    /* outbound mail of nobody (the system's, from <>): the recipients' customers only */
     assert_int_equal(ingest(f, DIR_OUTBOUND, "", to_acme, 1, T0 + 400), 1);
+    /* a customer's server relays a bounce (<>): that customer's outbound mail */
+    const char *ext[] = {"x@example.net"};
+    assert_int_equal(ingest_for(f, DIR_OUTBOUND, f->beta, "", ext, 1, T0 + 500), 1);
+    b = entries_of(f, f->beta);
+    assert_int_equal(b.e[0].direction, DIR_OUTBOUND);
+}
+
+/* The sending customer is the one the queue names, never the one of the
+ * sender address: acme's server writing beta's domain in MAIL FROM files the
+ * message in acme's archive, not beta's (issue 10, finding 1). */
+static void test_outbound_sender_address_not_trusted(void **state)
+{
+    struct fx *f = *state;
+    const char *ext[] = {"x@example.net"};
+    assert_int_equal(ingest_for(f, DIR_OUTBOUND, f->acme, "carol@beta.test", ext, 1, T0 + 100), 1);
+    assert_int_equal(entries_of(f, f->beta).n, 0);
+    struct found a = entries_of(f, f->acme);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(a.e[0].direction, DIR_OUTBOUND);
+    /* no sending customer: an outbound sender address alone files it nowhere */
+    assert_int_equal(ingest(f, DIR_OUTBOUND, "carol@beta.test", ext, 1, T0 + 200), 0);
+    assert_int_equal(entries_of(f, f->beta).n, 0);
 }
 
 static void test_inbound_sender_not_trusted(void **state)
@@ -244,6 +273,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_customers, setup, tmp_store_teardown),
         cmocka_unit_test_setup_teardown(test_outbound, setup, tmp_store_teardown),
         cmocka_unit_test_setup_teardown(test_inbound_sender_not_trusted, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_outbound_sender_address_not_trusted, setup, tmp_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -319,31 +319,70 @@ static void test_lookup_rcpt(void **state)
     assert_int_equal(l.kind, RCPT_KIND_NOT_HOSTED);
 }
 
-static void test_client_may_relay(void **state)
+/* The relay decision: a client's network names the customer it relays for,
+ * and the sender must be that customer's (issue 10, finding 1). */
+static int relay(struct fixture *f, const char *ip, const char *sender, int64_t *cid)
+{
+    int64_t tmp;
+    return directory_relay_check(f->st, ip, sender, cid ? cid : &tmp);
+}
+
+static void test_relay_check(void **state)
 {
     struct fixture *f = *state;
     populate(f);
-    assert_int_equal(directory_client_may_relay(f->st, "192.0.2.7"), 0);
+    struct store_customer acme, other;
+    assert_int_equal(store_customer_get(f->st, "acme", &acme), STORE_OK);
+    assert_int_equal(store_customer_get(f->st, "other", &other), STORE_OK);
+    assert_int_equal(relay(f, "192.0.2.7", "", NULL), DIRECTORY_RELAY_DENIED);
     struct directory_domain_changes a = {.recipient_check = -1, .outbound_from = "192.0.2.0/24"};
     struct directory_domain_changes b = {.recipient_check = -1, .outbound_from = "2001:db8:1::/48,203.0.113.9"};
     assert_ok(directory_domain_set(f->st, "acme.test", &a, ERR));
     assert_ok(directory_domain_set(f->st, "other.test", &b, ERR));
 
-    assert_int_equal(directory_client_may_relay(f->st, "192.0.2.7"), 1);
-    assert_int_equal(directory_client_may_relay(f->st, "::ffff:192.0.2.7"), 1);
-    assert_int_equal(directory_client_may_relay(f->st, "192.0.3.7"), 0);
-    assert_int_equal(directory_client_may_relay(f->st, "203.0.113.9"), 1);
-    assert_int_equal(directory_client_may_relay(f->st, "203.0.113.10"), 0);
-    assert_int_equal(directory_client_may_relay(f->st, "2001:db8:1:ffff::1"), 1);
-    assert_int_equal(directory_client_may_relay(f->st, "2001:db8:2::1"), 0);
-    assert_int_equal(directory_client_may_relay(f->st, "127.0.0.1"), 0);
-    assert_int_equal(directory_client_may_relay(f->st, ""), 0);
-    assert_int_equal(directory_client_may_relay(f->st, "garbage"), 0);
-    assert_int_equal(directory_client_may_relay(f->st, NULL), 0);
+    /* the networks */
+    int64_t cid = 0;
+    assert_int_equal(relay(f, "192.0.2.7", "bob@acme.test", &cid), DIRECTORY_RELAY_OK);
+    assert_int_equal(cid, acme.id);
+    assert_int_equal(relay(f, "::ffff:192.0.2.7", "bob@acme.test", NULL), DIRECTORY_RELAY_OK);
+    assert_int_equal(relay(f, "192.0.3.7", "bob@acme.test", NULL), DIRECTORY_RELAY_DENIED);
+    assert_int_equal(relay(f, "203.0.113.9", "dave@other.test", &cid), DIRECTORY_RELAY_OK);
+    assert_int_equal(cid, other.id);
+    assert_int_equal(relay(f, "203.0.113.10", "dave@other.test", NULL), DIRECTORY_RELAY_DENIED);
+    assert_int_equal(relay(f, "2001:db8:1:ffff::1", "dave@other.test", NULL), DIRECTORY_RELAY_OK);
+    assert_int_equal(relay(f, "2001:db8:2::1", "dave@other.test", NULL), DIRECTORY_RELAY_DENIED);
+    assert_int_equal(relay(f, "127.0.0.1", "", NULL), DIRECTORY_RELAY_DENIED);
+    assert_int_equal(relay(f, "", "", NULL), DIRECTORY_RELAY_DENIED);
+    assert_int_equal(relay(f, "garbage", "", NULL), DIRECTORY_RELAY_DENIED);
+    assert_int_equal(relay(f, NULL, "", NULL), DIRECTORY_RELAY_DENIED);
+
+    /* the sender: the customer's domains (all of them), their subdomains, <> */
+    assert_int_equal(relay(f, "192.0.2.7", "x@acme.example", NULL), DIRECTORY_RELAY_OK);
+    assert_int_equal(relay(f, "192.0.2.7", "bounces@mx.Acme.test", NULL), DIRECTORY_RELAY_OK);
+    assert_int_equal(relay(f, "192.0.2.7", "", &cid), DIRECTORY_RELAY_OK);
+    assert_int_equal(cid, acme.id);
+    /* another customer's domain, or nobody's: not from acme's network */
+    assert_int_equal(relay(f, "192.0.2.7", "dave@other.test", &cid), DIRECTORY_RELAY_NOT_OWNED);
+    assert_int_equal(cid, 0);
+    assert_int_equal(relay(f, "192.0.2.7", "x@example.net", NULL), DIRECTORY_RELAY_NOT_OWNED);
+    assert_int_equal(relay(f, "192.0.2.7", "x@notacme.test", NULL), DIRECTORY_RELAY_NOT_OWNED);
+    assert_int_equal(directory_customer_owns_domain(f->st, acme.id, "acme.test"), 1);
+    assert_int_equal(directory_customer_owns_domain(f->st, acme.id, "a.b.acme.example"), 1);
+    assert_int_equal(directory_customer_owns_domain(f->st, acme.id, "other.test"), 0);
+    assert_int_equal(directory_customer_owns_domain(f->st, acme.id, ""), 0);
+
+    /* one gateway for both customers: the sender says which */
+    struct directory_domain_changes shared = {.recipient_check = -1, .outbound_from = "192.0.2.0/24"};
+    assert_ok(directory_domain_set(f->st, "other.test", &shared, ERR));
+    assert_int_equal(relay(f, "192.0.2.7", "dave@other.test", &cid), DIRECTORY_RELAY_OK);
+    assert_int_equal(cid, other.id);
+    assert_int_equal(relay(f, "192.0.2.7", "bob@acme.test", &cid), DIRECTORY_RELAY_OK);
+    assert_int_equal(cid, acme.id);
 
     struct directory_domain_changes none = {.recipient_check = -1, .outbound_from = ""};
     assert_ok(directory_domain_set(f->st, "acme.test", &none, ERR));
-    assert_int_equal(directory_client_may_relay(f->st, "192.0.2.7"), 0);
+    assert_ok(directory_domain_set(f->st, "other.test", &none, ERR));
+    assert_int_equal(relay(f, "192.0.2.7", "bob@acme.test", NULL), DIRECTORY_RELAY_DENIED);
 }
 
 int main(void)
@@ -357,7 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_rcpt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_may_relay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_check, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,6 +52,7 @@ struct captured {
     char helo[256];
     int has_sent_copy;
     int64_t sent_user_id, sent_domain_id;
+    int64_t sender_customer_id;
 };
 
 enum fake_submit_mode {
@@ -80,7 +81,7 @@ struct fake {
         unsigned failures;
     } logins[16];
     size_t nlogins;
-    unsigned login_lookups, records_ok, records_failed;
+    unsigned login_lookups, records_ok, records_failed, records_settled;
     int login_error;          /* login_user answers STORE_ERR */
     int hold_records;         /* keep login_record's done until fake_complete_record() */
     struct {
@@ -120,13 +121,31 @@ static __attribute__((unused)) int fake_lookup(void *arg, const char *addr, stru
     return STORE_OK;
 }
 
-static __attribute__((unused)) int fake_may_relay(void *arg, const char *ip)
+/* Customer 1 is acme.test (and its subdomains), customer 2 beta.test; the
+ * client 192.0.2.99 (v4 or mapped) relays for customer 1. */
+static __attribute__((unused)) int fake_customer_owns(void *arg, int64_t customer_id, const char *domain)
+{
+    (void)arg;
+    size_t n = strlen(domain);
+    int acme = strcmp(domain, "acme.test") == 0 || (n > 10 && strcmp(domain + n - 10, ".acme.test") == 0);
+    int beta = strcmp(domain, "beta.test") == 0;
+    return (customer_id == 1 && acme) || (customer_id == 2 && beta);
+}
+
+static __attribute__((unused)) int fake_relay_check(void *arg, const char *ip, const char *sender,
+                                                    int64_t *customer_id)
 {
     struct fake *f = arg;
     f->relay_asks++;
+    *customer_id = 0;
     if (strcmp(ip, "192.0.2.66") == 0)
         return STORE_ERR;
-    return strcmp(ip, "192.0.2.99") == 0;
+    if (strcmp(ip, "192.0.2.99") != 0)
+        return DIRECTORY_RELAY_DENIED;
+    if (*sender && !fake_customer_owns(arg, 1, addr_domain(sender)))
+        return DIRECTORY_RELAY_NOT_OWNED;
+    *customer_id = 1;
+    return DIRECTORY_RELAY_OK;
 }
 
 static __attribute__((unused)) void fake_fire(evutil_socket_t fd, short what, void *arg)
@@ -162,6 +181,7 @@ static __attribute__((unused)) int fake_submit(void *arg, const struct queue_mes
         c->body[m->body_len] = '\0';
         c->body_len = m->body_len;
         c->direction = m->direction;
+        c->sender_customer_id = m->sender_customer_id;
         snprintf(c->client_addr, sizeof c->client_addr, "%s", m->client_addr);
         snprintf(c->helo, sizeof c->helo, "%s", m->helo);
         c->has_sent_copy = m->sent_copy != NULL;
@@ -200,14 +220,6 @@ static struct fake_login *fake_login_slot(struct fake *f, const char *login)
     snprintf(l->login, sizeof l->login, "%s", canon);
     l->failures = 0;
     return l;
-}
-
-static __attribute__((unused)) int fake_login_locked(void *arg, const char *login, const char *ip, int64_t now)
-{
-    (void)ip;
-    (void)now;
-    struct fake_login *l = fake_login_slot(arg, login);
-    return l && l->failures >= FAKE_LOCKOUT_MAX;
 }
 
 /* Hashed once per process: argon2id is slow on purpose. */
@@ -261,19 +273,29 @@ static void fake_record_fire(evutil_socket_t fd, short what, void *arg)
     r.done(STORE_OK, r.arg);
 }
 
-static __attribute__((unused)) int fake_login_record(void *arg, const struct smtpd_login *l, store_done_fn done,
+/* BEGIN counts the attempt as a failure unless locked; FAILED settles it;
+ * SUCCEEDED takes it back and clears the account, as directory lockout.c does
+ * (the fake has no attempts in flight, so never answers BUSY). */
+static __attribute__((unused)) int fake_login_record(void *arg, struct smtpd_login *l, store_done_fn done,
                                                      void *done_arg)
 {
     struct fake *f = arg;
     struct fake_login *slot = fake_login_slot(f, l->login);
-    if (l->ok) {
+    if (l->step == SMTPD_LOGIN_BEGIN) {
+        int locked = slot && slot->failures >= FAKE_LOCKOUT_MAX;
+        l->gate = locked ? DIRECTORY_LOGIN_LOCKED : DIRECTORY_LOGIN_GO;
+        if (!locked) {
+            f->records_failed++;
+            if (slot)
+                slot->failures++;
+        }
+    } else if (l->step == SMTPD_LOGIN_FAILED) {
+        f->records_settled++;
+    } else {
         f->records_ok++;
+        f->records_failed--;
         if (slot)
             slot->failures = 0;
-    } else {
-        f->records_failed++;
-        if (slot)
-            slot->failures++;
     }
     if (f->hold_records && f->nheld < sizeof f->held / sizeof f->held[0]) {
         f->held[f->nheld].done = done;
@@ -368,10 +390,10 @@ static __attribute__((unused)) struct harness *harness_new(void (*cfg_tweak)(str
     struct smtpd_deps deps = {.on_queued = fake_on_queued, .on_queued_arg = &h->fake};
     struct smtpd_backend be = {
         .lookup_rcpt = fake_lookup,
-        .may_relay = fake_may_relay,
+        .relay_check = fake_relay_check,
+        .customer_owns = fake_customer_owns,
         .submit = fake_submit,
         .arg = &h->fake,
-        .login_locked = fake_login_locked,
         .login_user = fake_login_user,
         .login_record = fake_login_record,
         .owns_address = fake_owns_address,

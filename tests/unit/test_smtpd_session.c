@@ -183,7 +183,7 @@ static void test_relay_rules(void **state)
     expect_reply(c, "354");
     expect_reply(c, "250 2.0.0");
     assert_int_equal(H->fake.msgs[0].direction, DIR_INBOUND);
-    assert_int_equal(H->fake.relay_asks, 1); /* asked once per session */
+    assert_int_equal(H->fake.relay_asks, 1); /* asked once per transaction */
     client_free(c);
 
     /* A client in an --outbound-from network relays out. */
@@ -217,6 +217,78 @@ static void test_relay_rules(void **state)
     client_send(c, "MAIL FROM:<a@acme.test>\r\nRCPT TO:<someone@elsewhere.test>\r\n");
     expect_reply(c, "250");
     expect_reply(c, "250 2.1.5");
+    client_free(c);
+}
+
+/* A customer's server relays only as that customer (issue 10, finding 1):
+ * another customer's domain in MAIL FROM, or in the From header, is refused;
+ * what it relays is filed as its customer's outbound mail. */
+static void test_relay_as_own_customer_only(void **state)
+{
+    (void)state;
+    size_t before = H->fake.nmsgs;
+    struct client *c = ready(H, "192.0.2.99");
+    /* beta's domain in the envelope: refused at RCPT, for every outside recipient */
+    client_send(c, "MAIL FROM:<carol@beta.test>\r\nRCPT TO:<x@elsewhere.test>\r\n"
+                   "RCPT TO:<bob@acme.test>\r\nDATA\r\nFrom: carol@beta.test\r\n\r\nhi\r\n.\r\n");
+    expect_reply(c, "250 2.1.0");
+    expect_reply(c, "550 5.7.1 <carol@beta.test>: Sender address rejected: not owned by the relaying customer");
+    expect_reply(c, "250 2.1.5"); /* inbound to a hosted user: anyone may send that */
+    expect_reply(c, "354");
+    expect_reply(c, "250 2.0.0");
+    assert_int_equal(H->fake.nmsgs, before + 1);
+    assert_string_equal(H->fake.msgs[before].rcpts, "bob@acme.test");
+    assert_int_equal(H->fake.msgs[before].sender_customer_id, 0);
+
+    /* the envelope is acme's, but the From header is beta's */
+    client_send(c, "MAIL FROM:<a@acme.test>\r\nRCPT TO:<x@elsewhere.test>\r\nDATA\r\n"
+                   "From: Carol <carol@beta.test>\r\nSubject: x\r\n\r\nhi\r\n.\r\n");
+    expect_reply(c, "250 2.1.0");
+    expect_reply(c, "250 2.1.5");
+    expect_reply(c, "354");
+    expect_reply(c, "550 5.7.1 Error: From header not owned by the relaying customer");
+    client_send(c, "MAIL FROM:<a@acme.test>\r\nRCPT TO:<x@elsewhere.test>\r\nDATA\r\n"
+                   "From: a@acme.test\r\nFrom: carol@beta.test\r\n\r\nhi\r\n.\r\n");
+    expect_reply(c, "250 2.1.0");
+    expect_reply(c, "250 2.1.5");
+    expect_reply(c, "354");
+    expect_reply(c, "550 5.6.0 Error: message has more than one From header");
+    assert_int_equal(H->fake.nmsgs, before + 1);
+
+    /* its own: the domain, a subdomain (the server's bounces), the null sender, no From at all */
+    client_send(c, "MAIL FROM:<a@acme.test>\r\nRCPT TO:<x@elsewhere.test>\r\nDATA\r\n"
+                   "From: A <a@acme.test>, B <b@acme.test>\r\n\r\nhi\r\n.\r\n");
+    expect_reply(c, "250 2.1.0");
+    expect_reply(c, "250 2.1.5");
+    expect_reply(c, "354");
+    expect_reply(c, "250 2.0.0");
+    client_send(c, "MAIL FROM:<>\r\nRCPT TO:<x@elsewhere.test>\r\nDATA\r\n"
+                   "From: MAILER-DAEMON@mx1.acme.test\r\n\r\nbounce\r\n.\r\n");
+    expect_reply(c, "250 2.1.0");
+    expect_reply(c, "250 2.1.5");
+    expect_reply(c, "354");
+    expect_reply(c, "250 2.0.0");
+    client_send(c, "MAIL FROM:<a@acme.test>\r\nRCPT TO:<x@elsewhere.test>\r\nDATA\r\nSubject: none\r\n\r\nhi\r\n.\r\n");
+    expect_reply(c, "250 2.1.0");
+    expect_reply(c, "250 2.1.5");
+    expect_reply(c, "354");
+    expect_reply(c, "250 2.0.0");
+    assert_int_equal(H->fake.nmsgs, before + 4);
+    for (size_t i = before + 1; i < before + 4; i++) {
+        assert_int_equal(H->fake.msgs[i].direction, DIR_OUTBOUND);
+        assert_int_equal(H->fake.msgs[i].sender_customer_id, 1);
+    }
+    client_free(c);
+
+    /* inbound mail from anywhere is not the sender's customer's */
+    c = ready(H, "192.0.2.10");
+    client_send(c, "MAIL FROM:<a@acme.test>\r\nRCPT TO:<bob@acme.test>\r\nDATA\r\n"
+                   "From: carol@beta.test\r\n\r\nhi\r\n.\r\n");
+    expect_reply(c, "250 2.1.0");
+    expect_reply(c, "250 2.1.5");
+    expect_reply(c, "354");
+    expect_reply(c, "250 2.0.0");
+    assert_int_equal(H->fake.msgs[before + 4].sender_customer_id, 0);
     client_free(c);
 }
 
@@ -821,6 +893,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_as_own_customer_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequence_errors, setup, teardown),
         cmocka_unit_test(test_too_many_recipients),
         cmocka_unit_test_setup_teardown(test_two_thousand_recipients, setup, teardown),

@@ -464,9 +464,14 @@ static void test_purge_and_holds(void **state)
     assert_int_equal(store_archive_get(f->s.st, old_bob, &e), STORE_OK);
 
     /* releasing the holds frees the rest, in batches of the limit */
-    assert_int_equal(store_archive_hold_del(f->s.st, f->acme, f->bob), STORE_OK);
-    assert_int_equal(store_archive_hold_del(f->s.st, f->acme, f->bob), STORE_NOTFOUND);
-    assert_int_equal(store_archive_hold_del(f->s.st, f->beta, 0), STORE_OK);
+    assert_int_equal(store_archive_hold_del(f->s.st, f->acme, f->bob, 0), STORE_OK);
+    assert_int_equal(store_archive_hold_del(f->s.st, f->acme, f->bob, 0), STORE_NOTFOUND);
+    assert_int_equal(store_archive_hold_del(f->s.st, f->beta, 0, 1), STORE_OK);
+    /* an operator's hold: not a customer admin's to lift (issue 10, finding 7) */
+    struct store_archive_hold op = {.customer_id = f->beta, .created = 1700000000, .by_operator = 1};
+    assert_int_equal(store_archive_hold_add(f->s.st, &op, NULL), STORE_OK);
+    assert_int_equal(store_archive_hold_del(f->s.st, f->beta, 0, 0), STORE_EXISTS);
+    assert_int_equal(store_archive_hold_del(f->s.st, f->beta, 0, 1), STORE_OK);
     assert_int_equal(store_archive_purge(f->s.st, 1000, 1, &purged), STORE_OK);
     assert_int_equal(purged, 1);
     assert_int_equal(store_archive_purge(f->s.st, 1000, 1, &purged), STORE_OK);
