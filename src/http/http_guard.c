@@ -157,7 +157,10 @@ static void *watchdog(void *arg)
                 log_warn("http: client=%s, cannot shut a connection down: %s", c->ip, strerror(errno));
             char what[128];
             phase_what(why, what, sizeof what);
-            log_info("http: client=%s, connection closed: %s", c->ip, what);
+            if (why == HTTP_CONN_HEADER && c->served) /* most likely a browser's idle keep-alive connection */
+                log_debug("http: client=%s, connection closed after %u requests: %s", c->ip, c->served, what);
+            else
+                log_info("http: client=%s, connection closed: %s", c->ip, what);
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -258,6 +261,8 @@ void http_guard_phase(struct http_guard *g, struct http_conn *c, int phase)
         return;
     int64_t now = time_mono_ms();
     pthread_mutex_lock(&g->lock);
+    if (phase == HTTP_CONN_HEADER && c->phase != HTTP_CONN_HEADER)
+        c->served++; /* a request ended: the connection waits for the next one */
     c->phase = phase;
     c->since = c->progress = now;
     c->bytes = 0;

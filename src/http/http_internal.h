@@ -72,6 +72,7 @@ struct http_conn {
     uint64_t bytes;   /* HTTP_CONN_BODY: bytes of the body so far */
     int64_t progress; /* HTTP_CONN_STREAM: monotonic ms of the last block taken */
     int cut;          /* shut down already */
+    unsigned served;  /* requests that ended on this connection */
 };
 
 /* 0 while c is within its phase's deadline at now (monotonic ms), else the
