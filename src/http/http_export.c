@@ -22,8 +22,15 @@
  * asctime form; lines that start with ">*From " get one more '>'; LF line
  * ends) is what mail clients and Python's mailbox module read. Exports are
  * audited ("archive.export", the filters as detail) before the first byte.
+ *
+ * Each running export holds a store connection and a slot: at most
+ * HTTP_EXPORTS_MAX in all and HTTP_EXPORTS_PER_CUSTOMER per customer (an
+ * operator's export of every customer counts as one more customer), so one
+ * customer's admins cannot take every slot. An export whose client stops
+ * reading is ended by the server's guard after HTTP_STREAM_STALL (the
+ * connection is closed, http_export_free runs and the slot is free again).
  */
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +43,42 @@
 
 #define EXPORT_PAGE 100        /* entries per search page */
 
-static atomic_uint exports_running;
+/* The customers of the running exports (0: an operator's of all), one a slot. */
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t slots[HTTP_EXPORTS_MAX];
+static unsigned nslots;
+
+/* 0 and a slot taken for customer, 1 when every slot or the customer's share
+ * is taken (err says which). */
+static int slot_take(int64_t customer, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&slots_lock);
+    unsigned mine = 0;
+    for (unsigned i = 0; i < nslots; i++)
+        mine += slots[i] == customer;
+    int rc = 1;
+    if (nslots >= HTTP_EXPORTS_MAX)
+        snprintf(err, errlen, "too many exports running");
+    else if (mine >= HTTP_EXPORTS_PER_CUSTOMER)
+        snprintf(err, errlen, "too many exports running for this customer");
+    else {
+        slots[nslots++] = customer;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&slots_lock);
+    return rc;
+}
+
+static void slot_give(int64_t customer)
+{
+    pthread_mutex_lock(&slots_lock);
+    for (unsigned i = 0; i < nslots; i++)
+        if (slots[i] == customer) {
+            slots[i] = slots[--nslots];
+            break;
+        }
+    pthread_mutex_unlock(&slots_lock);
+}
 
 /* ------------------------------------------------------------------ mboxrd */
 
@@ -147,7 +189,7 @@ struct http_export {
     size_t npage, next;
     int64_t last_id;     /* the last entry written, 0: none yet */
     int started, done;
-    int counted; /* holds one of exports_running */
+    int counted; /* holds a slot (of q.customer_id) */
 
     char *rec; /* the record being sent */
     size_t rec_len, rec_pos;
@@ -175,7 +217,7 @@ void http_export_free(void *arg)
     free(x->page);
     free(x->rec);
     if (x->counted)
-        atomic_fetch_sub(&exports_running, 1);
+        slot_give(x->q.customer_id);
     free(x);
 }
 
@@ -268,18 +310,15 @@ int http_export_open(const struct config *cfg, const struct store_archive_query 
                      struct http_export **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (atomic_fetch_add(&exports_running, 1) >= HTTP_EXPORTS_MAX) {
-        atomic_fetch_sub(&exports_running, 1);
-        snprintf(err, errlen, "too many exports running");
+    if (slot_take(q->customer_id, err, errlen) != 0)
         return 1;
-    }
     struct http_export *x = calloc(1, sizeof *x);
     if (!x) {
-        atomic_fetch_sub(&exports_running, 1);
+        slot_give(q->customer_id);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    /* From here on http_export_free undoes everything, exports_running included. */
+    /* From here on http_export_free undoes everything, the slot included. */
     x->counted = 1;
     snprintf(x->actor, sizeof x->actor, "%s", actor);
     x->q = *q; /* the scope of an admin or operator: the customer, never a user's addresses */
@@ -337,7 +376,9 @@ void http_h_archive_export(struct http_request *req, struct http_reply *rep)
     if (rc != 0) {
         http_archive_scope_clear(&s);
         if (rc == 1) {
-            http_reply_error(rep, 429, "too many exports running, try again later");
+            char msg[300];
+            snprintf(msg, sizeof msg, "%s, try again later", err);
+            http_reply_error_code(rep, 429, "too_many_exports", msg);
             rep->retry_after = 30;
         } else {
             log_err("http: mbox export by %s: %s", req->user.email, err);

@@ -34,6 +34,91 @@
 #define HTTP_SESSION_TOUCH 60            /* last_seen is written at most this often */
 #define HTTP_LIST_LIMIT_MAX 200          /* messages per page */
 
+/* ------------------------------------------------------------------ the guard (http_guard.c) */
+
+/* Request bodies are held in memory until their handler runs: at most this
+ * much of them at once, all clients together and per client address. A body
+ * is counted at its announced Content-Length (a chunked one at its route's
+ * limit) before a byte of it is read; over budget, the request is answered
+ * 503 (all) or 429 (the address) at once. */
+#define HTTP_BODY_BUDGET (256u << 20)
+#define HTTP_BODY_BUDGET_PER_IP (64u << 20)
+
+/* Deadlines of a connection's phases (libmicrohttpd's own timeout is reset by
+ * every byte). A request header must be complete within HTTP_HEADER_TIMEOUT
+ * of the connection's start or its previous request's end (this is also how
+ * long an idle keep-alive connection stays); a body must arrive at
+ * HTTP_BODY_MIN_RATE on average once HTTP_BODY_GRACE has passed; a streamed
+ * response whose client takes no block for HTTP_STREAM_STALL is ended. The
+ * connection is then closed without an answer. */
+#define HTTP_HEADER_TIMEOUT 10    /* seconds */
+#define HTTP_BODY_GRACE 10        /* seconds */
+#define HTTP_BODY_MIN_RATE 8192u  /* bytes per second */
+#define HTTP_STREAM_STALL 20      /* seconds */
+
+enum http_conn_phase {
+    HTTP_CONN_HEADER = 1, /* waiting for a request header */
+    HTTP_CONN_BODY,       /* the header is in, the body arriving */
+    HTTP_CONN_BUSY,       /* a handler runs or a buffered reply is sent: no deadline of ours */
+    HTTP_CONN_STREAM,     /* a streamed reply (stream_read) is sent */
+};
+
+/* One connection as the guard sees it (owned by the guard, under its lock). */
+struct http_conn {
+    struct http_conn *prev, *next;
+    int fd;
+    char ip[64];
+    int phase;        /* enum http_conn_phase */
+    int64_t since;    /* monotonic ms: the phase's start */
+    uint64_t bytes;   /* HTTP_CONN_BODY: bytes of the body so far */
+    int64_t progress; /* HTTP_CONN_STREAM: monotonic ms of the last block taken */
+    int cut;          /* shut down already */
+    unsigned served;  /* requests that ended on this connection */
+};
+
+/* 0 while c is within its phase's deadline at now (monotonic ms), else the
+ * phase whose deadline it missed. Pure. */
+int http_conn_overdue(const struct http_conn *c, int64_t now);
+
+/* Bytes of request bodies held, in total and per client address. */
+struct http_budget {
+    uint64_t total, max_total, max_per_ip;
+    struct http_budget_ip {
+        char ip[64];
+        uint64_t bytes;
+    } *ips; /* only addresses holding bytes */
+    size_t n, cap;
+};
+enum { HTTP_BUDGET_FULL = 1, HTTP_BUDGET_IP_FULL = 2 };
+/* Takes n bytes for ip: 0, HTTP_BUDGET_FULL (all clients would hold more than
+ * max_total), HTTP_BUDGET_IP_FULL (ip would hold more than max_per_ip; checked
+ * second), -1 out of memory. Nothing is taken unless 0. No locks, no clock. */
+int http_budget_take(struct http_budget *b, const char *ip, uint64_t n);
+/* Gives back n bytes that http_budget_take took for ip. */
+void http_budget_give(struct http_budget *b, const char *ip, uint64_t n);
+void http_budget_clear(struct http_budget *b);
+
+/* The guard: the budget and the connections, with a watchdog thread that
+ * shuts down (shutdown(2)) the socket of a connection past its deadline.
+ * Thread-safe. */
+struct http_guard;
+struct http_guard *http_guard_new(char *err, size_t errlen);
+/* Stops the watchdog. Call after the daemons are stopped. */
+void http_guard_free(struct http_guard *g);
+/* A new connection (phase HTTP_CONN_HEADER); NULL when out of memory (logged;
+ * every call below then does nothing). Close it before its socket closes. */
+struct http_conn *http_guard_conn_open(struct http_guard *g, int fd, const char *ip);
+void http_guard_conn_close(struct http_guard *g, struct http_conn *c);
+/* Enters a phase (its clock starts now). */
+void http_guard_phase(struct http_guard *g, struct http_conn *c, int phase);
+/* n more bytes of the body arrived. */
+void http_guard_body(struct http_guard *g, struct http_conn *c, size_t n);
+/* The client took a block of the streamed reply. */
+void http_guard_progress(struct http_guard *g, struct http_conn *c);
+/* http_budget_take/give on the guard's budget. */
+int http_guard_reserve(struct http_guard *g, const char *ip, uint64_t n);
+void http_guard_release(struct http_guard *g, const char *ip, uint64_t n);
+
 /* ------------------------------------------------------------------ routing */
 
 enum http_method {
@@ -141,6 +226,9 @@ struct http_reply {
 void http_reply_json(struct http_reply *rep, int status, json_t *value);
 /* {"error": "..."} with the status. */
 void http_reply_error(struct http_reply *rep, int status, const char *message);
+/* {"error": "...", "code": "..."}: code is a stable machine-readable word
+ * (snake_case) for clients to decide on; message is for people. */
+void http_reply_error_code(struct http_reply *rep, int status, const char *code, const char *message);
 /* A body taken over as is (malloc'd; freed by the server). */
 void http_reply_raw(struct http_reply *rep, int status, const char *content_type, char *body, size_t len);
 /* A JSON string of text from outside (mail headers, SMTP replies, names):
@@ -305,7 +393,8 @@ void http_reply_attachment(struct http_request *req, struct http_reply *rep, con
 
 #define HTTP_ARCHIVE_TEXT_MAX 256    /* bytes of q, from, to */
 #define HTTP_AUDIT_LIMIT_MAX 1000    /* rows per GET /api/v1/admin/audit */
-#define HTTP_EXPORTS_MAX 4           /* mbox exports streaming at once */
+#define HTTP_EXPORTS_MAX 8           /* mbox exports streaming at once, all customers */
+#define HTTP_EXPORTS_PER_CUSTOMER 2  /* ... and of one customer (an operator's of all counts as one) */
 
 /* Who sees what of the archive (issue 5): a user the mail to or from their
  * address and aliases in their customer's archive, an admin their customer's,
@@ -349,7 +438,8 @@ char *http_mbox_record(const char *sender, int64_t received, const char *prefix,
 /* An mbox export of what q finds (http_export.c): its own store connection and
  * blob store, q's strings copied (user_addrs are not: exports are for admins and
  * operators, scoped by customer). 0, 1 when HTTP_EXPORTS_MAX are running
- * already, -1 with err. http_export_read and http_export_free are the
+ * already or HTTP_EXPORTS_PER_CUSTOMER of q->customer_id's (err says which),
+ * -1 with err. http_export_read and http_export_free are the
  * response's stream_read and stream_free. */
 struct http_export;
 int http_export_open(const struct config *cfg, const struct store_archive_query *q, const char *actor,

@@ -41,6 +41,11 @@ void http_reply_error(struct http_reply *rep, int status, const char *message)
     http_reply_json(rep, status, json_pack("{s:s}", "error", message));
 }
 
+void http_reply_error_code(struct http_reply *rep, int status, const char *code, const char *message)
+{
+    http_reply_json(rep, status, json_pack("{s:s, s:s}", "error", message, "code", code));
+}
+
 void http_reply_store_error(struct http_reply *rep, int rc, const char *notfound)
 {
     if (rc == STORE_NOTFOUND && notfound)

@@ -5,12 +5,24 @@
  * with the security headers. See http.h for the thread and write design.
  *
  * A request goes through three calls of MHD's access handler: the first, right
- * after the header, routes it (a body announced larger than the route allows
- * gets its 413 there, before a byte of it is read); the middle ones collect
- * the body up to the route's limit (beyond it, or for an unknown route, the
- * rest is read and dropped, up to a bound past which the connection is
- * closed); the last one answers 404/405/413 or checks the session and the CSRF
- * token, parses the JSON and runs the handler.
+ * after the header, routes it and, for a route that takes a body, decides
+ * whether the body may come at all, before a byte of it is read: a body
+ * announced larger than the route allows gets its 413, a route that needs a
+ * session its 401 (no valid session) or 403 (no CSRF token), a JSON route its
+ * 415, and a body that does not fit the budget of bodies held in memory
+ * (http_guard.c) its 503 (all clients) or 429 (this address). Answering then
+ * makes MHD skip the body and close the connection after the answer, so what
+ * a client announces costs us nothing. The middle calls collect the body up to
+ * the route's limit (beyond it, or for an unknown route, the rest is read and
+ * dropped, up to a bound past which the connection is closed); the last one
+ * answers 404/405/413 or checks the session and the CSRF token again (the
+ * first check is a gate; this one is what the handler relies on, so a session
+ * ended while the body was coming is not used), parses the JSON and runs the
+ * handler.
+ *
+ * Every connection is known to the guard (MHD_OPTION_NOTIFY_CONNECTION), which
+ * gives its header, body and streamed reply deadlines that trickled bytes do
+ * not extend; see http_guard.c.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -47,6 +59,13 @@
 #define HTTP_DISCARD_MAX (4u << 20)
 
 #define HTTP_STREAM_BLOCK (64u << 10) /* bytes asked of a streamed body per call */
+#define HTTP_BUSY_RETRY 5             /* seconds, Retry-After of a 503/429 for the body budget */
+
+/* HTTPS: TLS 1.2 and 1.3 only, forward-secret key exchange (ECDHE; TLS 1.3's
+ * is always), AEAD ciphers only, our order first. GnuTLS priority syntax. */
+static const char tls_priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"
+                                     "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:"
+                                     "%SERVER_PRECEDENCE";
 _Static_assert(HTTP_STREAM_END == MHD_CONTENT_READER_END_OF_STREAM &&
                    HTTP_STREAM_ERROR == MHD_CONTENT_READER_END_WITH_ERROR,
                "http_internal.h's stream codes are libmicrohttpd's");
@@ -85,6 +104,7 @@ struct http_server {
 
     struct http_summary_cache *summaries;
     struct http_reset_mailer *reset_mailer;
+    struct http_guard *guard; /* deadlines and the body budget */
 };
 
 /* Per request, MHD's con_cls. */
@@ -97,7 +117,28 @@ struct request_state {
     int too_big;
     int error;       /* 404 or 405: answered once the request is read (keeps the connection) */
     char allow[64];  /* 405 */
+    struct http_conn *conn; /* the guard's view of the connection (may be NULL) */
+    char ip[64];
+    uint64_t reserved; /* bytes of the body budget held for this body */
 };
+
+static struct http_conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Frees the body and gives its budget back: once its handler is done, or
+ * when the request ends otherwise. */
+static void body_release(struct http_server *srv, struct request_state *rs)
+{
+    free(rs->body);
+    rs->body = NULL;
+    rs->len = rs->cap = 0;
+    if (rs->reserved)
+        http_guard_release(srv->guard, rs->ip, rs->reserved);
+    rs->reserved = 0;
+}
 
 
 struct http_summary_cache *http_summaries(struct http_server *srv)
@@ -236,17 +277,53 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t outlen)
 
 /* ------------------------------------------------------------------ responses */
 
+/* A streamed body as MHD sees it: the handler's reader, and the connection
+ * whose stall clock every block taken resets. MHD calls the reader only while
+ * the connection is open, so conn is valid there; the free callback may come
+ * after the connection closed and does not touch it. */
+struct stream_wrap {
+    struct http_guard *guard;
+    struct http_conn *conn;
+    ssize_t (*read)(void *arg, uint64_t pos, char *buf, size_t max);
+    void (*free)(void *arg);
+    void *arg;
+};
+
+static ssize_t stream_wrap_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_wrap *w = cls;
+    http_guard_progress(w->guard, w->conn);
+    return w->read(w->arg, pos, buf, max);
+}
+
+static void stream_wrap_free(void *cls)
+{
+    struct stream_wrap *w = cls;
+    w->free(w->arg);
+    free(w);
+}
+
 static enum MHD_Result send_reply(struct http_server *srv, struct MHD_Connection *c, struct http_reply *rep)
 {
     if (rep->status == 0)
         http_reply_error(rep, 500, "internal error");
     struct MHD_Response *resp;
+    struct http_conn *conn = conn_of(c);
+    int streamed = 0;
     if (rep->stream_read) { /* made while sent (chunked): MHD calls stream_free when done */
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, rep->stream_read,
-                                                 rep->stream_arg, rep->stream_free);
+        struct stream_wrap *w = malloc(sizeof *w);
+        resp = NULL;
+        if (w) {
+            *w = (struct stream_wrap){srv->guard, conn, rep->stream_read, rep->stream_free, rep->stream_arg};
+            resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, stream_wrap_read, w,
+                                                     stream_wrap_free);
+            if (!resp)
+                free(w);
+        }
         if (!resp)
             rep->stream_free(rep->stream_arg);
         rep->stream_read = NULL;
+        streamed = 1;
     } else {
         resp = rep->body ? MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE)
                          : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -279,23 +356,36 @@ static enum MHD_Result send_reply(struct http_server *srv, struct MHD_Connection
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, s);
     }
     metrics_inc(METRIC_HTTP_REQUESTS);
+    http_guard_phase(srv->guard, conn, streamed ? HTTP_CONN_STREAM : HTTP_CONN_BUSY);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)rep->status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
 
-/* An answer before the body was read (or while dropping it): a JSON error. */
-static enum MHD_Result send_error(struct http_server *srv, struct MHD_Connection *c, int status,
-                                  const char *message, const char *allow)
+/* An answer before the body was read (or while dropping it): a JSON error,
+ * with a code when given. */
+static enum MHD_Result send_error_code(struct http_server *srv, struct MHD_Connection *c, int status,
+                                       const char *code, const char *message, const char *allow,
+                                       unsigned retry_after)
 {
     struct http_reply rep = {0};
-    http_reply_error(&rep, status, message);
+    if (code)
+        http_reply_error_code(&rep, status, code, message);
+    else
+        http_reply_error(&rep, status, message);
+    rep.retry_after = retry_after;
     if (allow)
         snprintf(rep.allow, sizeof rep.allow, "%s", allow);
     char ip[64];
     client_ip(c, ip, sizeof ip);
     log_info("http: client=%s, status=%d (%s)", ip, status, message);
     return send_reply(srv, c, &rep);
+}
+
+static enum MHD_Result send_error(struct http_server *srv, struct MHD_Connection *c, int status,
+                                  const char *message, const char *allow)
+{
+    return send_error_code(srv, c, status, NULL, message, allow, 0);
 }
 
 /* 1 if the request says its body is JSON (application/json, any parameters). */
@@ -309,35 +399,64 @@ static int is_json_type(const char *ct)
     return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* The last call: session, CSRF, JSON, handler. */
-static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *c, struct request_state *rs,
-                                const char *url)
+/* A request record of what the header says (no body yet). */
+static void request_init(struct http_server *srv, struct MHD_Connection *c, const struct request_state *rs,
+                         const char *url, struct http_request *req)
 {
-    const struct http_route *route = rs->match.route;
-    struct http_request req = {
+    *req = (struct http_request){
         .srv = srv,
         .conn = c,
         .method = rs->method,
         .path = url,
         .id = rs->match.id,
         .n = rs->match.n,
-        .body = rs->body ? rs->body : "",
-        .body_len = rs->len,
+        .body = "",
         .blobs = srv->blobs,
         .tls = srv->tls,
         .now = time_now(),
     };
+    snprintf(req->client_ip, sizeof req->client_ip, "%s", rs->ip);
+}
+
+/* What the route asks of the header: a session (401), the CSRF token for a
+ * state change (403), a JSON body type (415). 0 when all is well, else the
+ * status with its message in *msg. Loads req's session and user. */
+static int header_checks(const struct http_route *route, struct http_request *req, const char **msg)
+{
+    if ((route->flags & ROUTE_SESSION) && http_session_load(req) != 0) {
+        *msg = "not logged in";
+        return 401;
+    }
+    if ((route->flags & ROUTE_SESSION) && http_method_changes_state(req->method) &&
+        !http_csrf_equal(req->session.csrf, http_header(req, "X-CSRF-Token"))) {
+        *msg = "missing or wrong CSRF token";
+        return 403;
+    }
+    if ((route->flags & ROUTE_JSON) && !is_json_type(http_header(req, "Content-Type"))) {
+        *msg = "the body must be application/json";
+        return 415;
+    }
+    return 0;
+}
+
+/* The last call: session, CSRF, JSON, handler. */
+static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *c, struct request_state *rs,
+                                const char *url)
+{
+    const struct http_route *route = rs->match.route;
+    struct http_request req;
+    request_init(srv, c, rs, url, &req);
+    req.body = rs->body ? rs->body : "";
+    req.body_len = rs->len;
     struct http_reply rep = {0};
-    client_ip(c, req.client_ip, sizeof req.client_ip);
     req.st = pool_acquire(srv);
 
-    if ((route->flags & ROUTE_SESSION) && http_session_load(&req) != 0) {
-        http_reply_error(&rep, 401, "not logged in");
-    } else if ((route->flags & ROUTE_SESSION) && http_method_changes_state(req.method) &&
-               !http_csrf_equal(req.session.csrf, http_header(&req, "X-CSRF-Token"))) {
-        http_reply_error(&rep, 403, "missing or wrong CSRF token");
-    } else if ((route->flags & ROUTE_JSON) && !is_json_type(http_header(&req, "Content-Type"))) {
-        http_reply_error(&rep, 415, "the body must be application/json");
+    /* Again, whatever the first call found: the session may have ended (or
+     * the user been suspended) while the body was coming. */
+    const char *msg = NULL;
+    int status = header_checks(route, &req, &msg);
+    if (status) {
+        http_reply_error(&rep, status, msg);
     } else {
         int ok = 1;
         if (route->flags & ROUTE_JSON) {
@@ -353,11 +472,47 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     }
     pool_release(srv, req.st);
     json_decref(req.json);
+    body_release(srv, rs); /* the handler is done with it */
 
     if (rep.status >= 400 || http_method_changes_state(req.method))
         log_info("http: client=%s, %s %s, user=%s, status=%d", req.client_ip, http_method_name(req.method),
                  route->pattern, req.authenticated ? req.user.email : "-", rep.status ? rep.status : 500);
     return send_reply(srv, c, &rep);
+}
+
+/* The first call, for a route that takes a body: may the body come? The
+ * header checks (a gate: dispatch checks again), then the body budget for
+ * what is announced: Content-Length, or the route's limit for a chunked body.
+ * MHD_YES to read the body, else the answer was queued (MHD skips the body
+ * and closes the connection after the answer). */
+static enum MHD_Result body_gate(struct http_server *srv, struct MHD_Connection *c, struct request_state *rs,
+                                 const char *url, int has_length, uint64_t length)
+{
+    const struct http_route *route = rs->match.route;
+    if (route->flags & (ROUTE_SESSION | ROUTE_JSON)) {
+        struct http_request req;
+        request_init(srv, c, rs, url, &req);
+        req.st = pool_acquire(srv);
+        const char *msg = NULL;
+        int status = header_checks(route, &req, &msg);
+        pool_release(srv, req.st);
+        if (status)
+            return send_error(srv, c, status, msg, NULL);
+    }
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    uint64_t want = has_length ? length : te ? rs->max : 0;
+    if (want == 0)
+        return MHD_YES;
+    int rc = http_guard_reserve(srv->guard, rs->ip, want);
+    if (rc == HTTP_BUDGET_IP_FULL)
+        return send_error_code(srv, c, 429, "too_many_uploads",
+                               "too many request bodies in flight from your address, try again later", NULL,
+                               HTTP_BUSY_RETRY);
+    if (rc != 0)
+        return send_error_code(srv, c, 503, "server_busy",
+                               "too many request bodies in flight, try again later", NULL, HTTP_BUSY_RETRY);
+    rs->reserved = want;
+    return MHD_YES;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -373,6 +528,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         if (!rs)
             return MHD_NO;
         *con_cls = rs;
+        rs->conn = conn_of(c);
+        http_guard_phase(srv->guard, rs->conn, HTTP_CONN_BODY);
+        client_ip(c, rs->ip, sizeof rs->ip);
         rs->method = http_method_parse(method);
         int found = http_route_find(http_routes, http_nroutes, rs->method, url, &rs->match, rs->allow,
                                     sizeof rs->allow);
@@ -383,33 +541,43 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         }
         rs->max = rs->match.route->body_max;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        unsigned long long n = 0;
         if (cl) {
             char *end;
             errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
+            n = strtoull(cl, &end, 10);
             if (errno || end == cl || *end || n > rs->max)
                 return send_error(srv, c, 413, "request body too large", NULL);
         }
-        return MHD_YES;
+        if (rs->max == 0) /* no body allowed: a chunked one is dropped, nothing to hold */
+            return MHD_YES;
+        return body_gate(srv, c, rs, url, cl != NULL, n);
     }
 
     if (*upload_size) { /* a piece of the body */
         size_t n = *upload_size;
         *upload_size = 0;
+        http_guard_body(srv->guard, rs->conn, n);
         if (!rs->too_big && n > rs->max - rs->len) {
             rs->too_big = 1;
-            free(rs->body);
-            rs->body = NULL;
-            rs->len = rs->cap = 0;
+            body_release(srv, rs);
         }
         if (rs->too_big) {
             rs->dropped += n;
             return rs->dropped > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
         }
         if (rs->len + n + 1 > rs->cap) {
+            /* Never more than the budget holds for it (plus the NUL): MHD
+             * delivers no more than the Content-Length announced, and a
+             * chunked body was counted at the route's limit. */
+            size_t limit = (size_t)(rs->reserved ? rs->reserved : rs->max) + 1;
             size_t cap = rs->cap ? rs->cap : 4096;
             while (cap < rs->len + n + 1)
                 cap *= 2;
+            if (cap > limit)
+                cap = limit;
+            if (cap < rs->len + n + 1)
+                return MHD_NO; /* cannot happen: the body is larger than what was counted */
             char *b = realloc(rs->body, cap);
             if (!b)
                 return MHD_NO;
@@ -422,6 +590,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
 
+    http_guard_phase(srv->guard, rs->conn, HTTP_CONN_BUSY);
     if (rs->error == 404)
         return send_error(srv, c, 404, "not found", NULL);
     if (rs->error == 405)
@@ -433,14 +602,32 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
+    struct http_server *srv = cls;
     (void)toe;
     struct request_state *rs = *con_cls;
     if (rs) {
-        free(rs->body);
+        body_release(srv, rs);
         free(rs);
         *con_cls = NULL;
+    }
+    /* The next request's header is due within HTTP_HEADER_TIMEOUT from now. */
+    http_guard_phase(srv->guard, conn_of(c), HTTP_CONN_HEADER);
+}
+
+/* Every connection is registered with the guard before its first byte is
+ * read, and unregistered before MHD closes its socket. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        char ip[64];
+        client_ip(c, ip, sizeof ip);
+        *socket_context = ci ? http_guard_conn_open(srv->guard, ci->connect_fd, ip) : NULL;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        http_guard_conn_close(srv->guard, *socket_context);
+        *socket_context = NULL;
     }
 }
 
@@ -528,17 +715,19 @@ static int start_daemon(struct http_server *srv, int fd, char *err, size_t errle
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_HEADER_MEMORY, NULL},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls ? srv->tls_cert : NULL},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls ? srv->tls_key : NULL},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tls_priorities},
         {MHD_OPTION_END, 0, NULL},
     };
-    if (!srv->tls) /* the certificate options are for TLS daemons only */
-        opts[6] = opts[7] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    if (!srv->tls) /* the TLS options are for TLS daemons only */
+        opts[6] = opts[7] = opts[8] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     /* MHD's threads inherit this thread's signal mask: signals are the loop's business. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     struct MHD_Daemon *d =
         MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+                         on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
                          unescape_keep_nul, NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!d) {
@@ -613,6 +802,9 @@ struct http_server *http_start(const struct config *cfg, struct store_writer *wr
     pthread_mutex_init(&srv->pool_lock, NULL);
     pthread_cond_init(&srv->pool_cond, NULL);
     pthread_mutex_init(&srv->lock, NULL);
+    srv->guard = http_guard_new(err, errlen);
+    if (!srv->guard)
+        goto fail;
 
     /* One read connection per thread that can run a handler. */
     size_t addrs = cfg->http_listen.count ? cfg->http_listen.count * 2 : 1;
@@ -704,6 +896,7 @@ void http_free(struct http_server *srv)
     for (size_t i = 0; i < srv->ndaemons; i++)
         MHD_stop_daemon(srv->daemons[i]);
     http_reset_mailer_stop(srv->reset_mailer);
+    http_guard_free(srv->guard); /* after the daemons: they told it of every close */
     for (size_t i = 0; i < srv->npool; i++)
         if (srv->pool[i])
             store_close(srv->pool[i]);

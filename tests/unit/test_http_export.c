@@ -3,7 +3,8 @@
  * real store: it writes every entry of the search exactly once, newest first,
  * also when entries are purged before and after its place and new ones arrive
  * while it is being read (the page is found again by entry ID); it keeps to
- * the customer; and no more than HTTP_EXPORTS_MAX run at once.
+ * the customer; and no more than HTTP_EXPORTS_PER_CUSTOMER of a customer and
+ * HTTP_EXPORTS_MAX in all run at once.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -139,32 +140,55 @@ static void test_every_entry_once_while_the_archive_changes(void **state)
     free(o.s);
 }
 
-static void test_empty_result_and_the_limit_on_running_exports(void **state)
+static int try_open(struct fx *f, int64_t customer, struct http_export **x)
+{
+    struct store_archive_query q = {.customer_id = customer, .direction = -1, .has_attachment = -1};
+    char err[256];
+    *x = NULL;
+    return http_export_open(&f->s.t.cfg, &q, "test", x, err, sizeof err);
+}
+
+/* One customer's admins cannot take every slot (issue 10): a customer has
+ * HTTP_EXPORTS_PER_CUSTOMER, others still get theirs, and HTTP_EXPORTS_MAX
+ * bounds them all. */
+static void test_empty_result_and_the_limits_on_running_exports(void **state)
 {
     struct fx *f = *state;
     int64_t nobody = 0;
     assert_int_equal(store_customer_add(f->s.st, "empty", &nobody), STORE_OK);
-    struct http_export *x[HTTP_EXPORTS_MAX];
-    for (size_t i = 0; i < HTTP_EXPORTS_MAX; i++)
-        x[i] = open_export(f, nobody);
-    struct store_archive_query q = {.customer_id = nobody, .direction = -1, .has_attachment = -1};
-    struct http_export *more = NULL;
-    char err[256];
-    assert_int_equal(http_export_open(&f->s.t.cfg, &q, "test", &more, err, sizeof err), 1);
+    struct http_export *mine[HTTP_EXPORTS_PER_CUSTOMER], *more = NULL;
+    for (size_t i = 0; i < HTTP_EXPORTS_PER_CUSTOMER; i++)
+        mine[i] = open_export(f, nobody);
+    assert_int_equal(try_open(f, nobody, &more), 1); /* this customer's share is taken */
     assert_null(more);
+    struct http_export *other = open_export(f, f->beta); /* another customer's is not */
     char buf[64];
-    assert_int_equal(http_export_read(x[0], 0, buf, sizeof buf), HTTP_STREAM_END);
-    http_export_free(x[0]);
-    x[0] = open_export(f, nobody); /* one ended: room for another */
-    for (size_t i = 0; i < HTTP_EXPORTS_MAX; i++)
-        http_export_free(x[i]);
+    assert_int_equal(http_export_read(mine[0], 0, buf, sizeof buf), HTTP_STREAM_END);
+    http_export_free(mine[0]);
+    mine[0] = open_export(f, nobody); /* one ended: room for another */
+
+    /* Every slot: nobody's two, beta's one, and one each of customers that
+     * have none running yet; then even a new customer waits. */
+    struct http_export *rest[HTTP_EXPORTS_MAX];
+    size_t nrest = 0;
+    for (int64_t c = 1000; HTTP_EXPORTS_PER_CUSTOMER + 1 + nrest < HTTP_EXPORTS_MAX; c++)
+        rest[nrest++] = open_export(f, c);
+    assert_int_equal(try_open(f, 5000, &more), 1);
+    assert_null(more);
+    http_export_free(other);
+    struct http_export *last = open_export(f, 5000);
+    http_export_free(last);
+    for (size_t i = 0; i < nrest; i++)
+        http_export_free(rest[i]);
+    for (size_t i = 0; i < HTTP_EXPORTS_PER_CUSTOMER; i++)
+        http_export_free(mine[i]);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_entry_once_while_the_archive_changes, setup, tmp_store_teardown),
-        cmocka_unit_test_setup_teardown(test_empty_result_and_the_limit_on_running_exports, setup, tmp_store_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_result_and_the_limits_on_running_exports, setup, tmp_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
