@@ -38,10 +38,15 @@ void data_budget_configure(struct data_budget *b, struct client_table *clients, 
     data_budget_limits(max_message_size, &b->limit, &b->client_limit);
 }
 
+/* What is left of limit when used is taken (a reload may have lowered the limit below it). */
+static uint64_t room(uint64_t limit, uint64_t used)
+{
+    return used < limit ? limit - used : 0;
+}
+
 int data_budget_reserve(struct data_budget *b, const char *ip, uint64_t n)
 {
-    uint64_t mine = client_table_bytes(b->clients, ip);
-    if (n > b->limit - b->used || n > b->client_limit - (mine < b->client_limit ? mine : b->client_limit))
+    if (n > room(b->limit, b->used) || n > room(b->client_limit, client_table_bytes(b->clients, ip)))
         return -1;
     if (client_table_charge(b->clients, ip, n) != 0)
         return -1;

@@ -464,6 +464,19 @@ static void test_data_budget(void **state)
     assert_true(b->limit == limit && limit == 200u * 1024 * 1024 && client_limit == limit / 4);
     data_budget_limits(1024 * 1024, &limit, &client_limit);
     assert_true(limit == 64u * 1024 * 1024 && client_limit == 16u * 1024 * 1024);
+    /* A reload may lower the limits below what is in use: nothing more is granted. */
+    assert_int_equal(data_budget_reserve(b, "192.0.2.30", 1000), 0);
+    b->limit = 500;
+    assert_int_equal(data_budget_reserve(b, "192.0.2.31", 1), -1);
+    b->limit = limit;
+    b->client_limit = 999;
+    assert_int_equal(data_budget_reserve(b, "192.0.2.30", 1), -1);
+    assert_int_equal(data_budget_reserve(b, "192.0.2.31", 999), 0);
+    data_budget_release(b, "192.0.2.30", 1000);
+    data_budget_release(b, "192.0.2.31", 999);
+    assert_true(b->used == 0);
+    assert_int_equal(H->srv->clients.nentries, 0);
+
     b->limit = 256 * 1024;
     b->client_limit = 128 * 1024;
 
