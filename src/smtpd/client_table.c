@@ -8,6 +8,7 @@
 struct client_entry {
     struct client_entry *next;
     unsigned count;
+    uint64_t bytes;
     char ip[64]; /* INET6_ADDRSTRLEN is 46 */
 };
 
@@ -60,32 +61,69 @@ unsigned client_table_count(const struct client_table *t, const char *ip)
     return *pp ? (*pp)->count : 0;
 }
 
-unsigned client_table_add(struct client_table *t, const char *ip)
+/* The entry of ip, made if there is none; NULL when out of memory. */
+static struct client_entry *get(struct client_table *t, const char *ip)
 {
     struct client_entry **pp = find(t, ip);
     if (*pp)
-        return ++(*pp)->count;
+        return *pp;
     if (strlen(ip) >= sizeof((struct client_entry *)0)->ip)
-        return 0;
+        return NULL;
     struct client_entry *e = calloc(1, sizeof *e);
     if (!e)
-        return 0;
+        return NULL;
     strcpy(e->ip, ip);
-    e->count = 1;
     *pp = e;
     t->nentries++;
-    return 1;
+    return e;
+}
+
+/* Drops the entry at *pp once it counts nothing. */
+static void settle(struct client_table *t, struct client_entry **pp)
+{
+    struct client_entry *e = *pp;
+    if (e->count == 0 && e->bytes == 0) {
+        *pp = e->next;
+        free(e);
+        t->nentries--;
+    }
+}
+
+unsigned client_table_add(struct client_table *t, const char *ip)
+{
+    struct client_entry *e = get(t, ip);
+    return e ? ++e->count : 0;
 }
 
 void client_table_remove(struct client_table *t, const char *ip)
 {
     struct client_entry **pp = find(t, ip);
-    struct client_entry *e = *pp;
-    if (!e)
+    if (!*pp || (*pp)->count == 0)
         return;
-    if (--e->count == 0) {
-        *pp = e->next;
-        free(e);
-        t->nentries--;
-    }
+    (*pp)->count--;
+    settle(t, pp);
+}
+
+uint64_t client_table_bytes(const struct client_table *t, const char *ip)
+{
+    struct client_entry **pp = find(t, ip);
+    return *pp ? (*pp)->bytes : 0;
+}
+
+int client_table_charge(struct client_table *t, const char *ip, uint64_t n)
+{
+    struct client_entry *e = get(t, ip);
+    if (!e)
+        return -1;
+    e->bytes += n;
+    return 0;
+}
+
+void client_table_uncharge(struct client_table *t, const char *ip, uint64_t n)
+{
+    struct client_entry **pp = find(t, ip);
+    if (!*pp)
+        return;
+    (*pp)->bytes -= n < (*pp)->bytes ? n : (*pp)->bytes;
+    settle(t, pp);
 }

@@ -76,6 +76,22 @@ static void setup_bev(struct session *s)
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
+/* The DATA reader's budget calls: the server's, for this client address.
+ * Once smtpd_free has let go of the session (srv NULL) its reservation has
+ * already been given back (session_abort), and nothing more is granted. */
+static int budget_reserve(void *arg, size_t n)
+{
+    struct session *s = arg;
+    return s->srv ? data_budget_reserve(&s->srv->budget, s->ip, n) : -1;
+}
+
+static void budget_release(void *arg, size_t n)
+{
+    struct session *s = arg;
+    if (s->srv)
+        data_budget_release(&s->srv->budget, s->ip, n);
+}
+
 struct session *session_new(struct smtpd *srv, evutil_socket_t fd, const char *ip, int submission)
 {
     struct session *s = calloc(1, sizeof *s);
@@ -86,6 +102,7 @@ struct session *session_new(struct smtpd *srv, evutil_socket_t fd, const char *i
     s->submission = submission;
     s->state = SS_CMD;
     s->last_verb = "CONNECT";
+    s->budget = (struct smtp_data_budget){.reserve = budget_reserve, .release = budget_release, .arg = s};
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) {
         free(s);
@@ -284,7 +301,9 @@ void session_abort(struct session *s)
     }
     if (SESSION_WAITING(s)) {
         /* A worker or the writer still holds the session: close the socket,
-         * let go of the server, and leave the memory to the done callback. */
+         * let go of the server, and leave the memory to the done callback
+         * (its octets leave the server's budget now, with the server). */
+        smtp_data_detach_budget(&s->txn.data);
         session_close_connection(s);
         smtpd_session_freed(s->srv, s);
         s->srv = NULL;

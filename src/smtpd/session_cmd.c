@@ -238,7 +238,7 @@ static int cmd_data(struct session *s)
     }
     struct txn *t = &s->txn;
     t->data_used = 1;
-    smtp_data_init(&t->data, s->srv->cfg.max_message_size, t->size_hint);
+    session_data_init(s);
     smtp_data_start_dot(&t->data);
     s->state = SS_DATA;
     session_set_timeouts(s);
@@ -262,7 +262,7 @@ static int cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
     struct txn *t = &s->txn;
     if (!t->bdat_used) {
         t->bdat_used = 1;
-        smtp_data_init(&t->data, s->srv->cfg.max_message_size, t->size_hint);
+        session_data_init(s);
     }
     s->chunk_size = cmd->chunk_size;
     smtp_data_start_chunk(&t->data, cmd->chunk_size, cmd->last);

@@ -134,6 +134,20 @@ int txn_add_rcpt(struct txn *t, const char *addr, int hosted)
     return 1;
 }
 
+/* ------------------------------------------------------------------ data */
+
+void session_data_init(struct session *s)
+{
+    const struct config *cfg = &s->srv->cfg;
+    struct smtp_data_opts o = {
+        .max_size = cfg->max_message_size,
+        .size_hint = s->txn.size_hint,
+        .fix_bare = cfg->smtp_invalid_line_endings == CONFIG_LINE_ENDINGS_FIX,
+        .budget = &s->budget,
+    };
+    smtp_data_init_opts(&s->txn.data, &o);
+}
+
 /* ------------------------------------------------------------------ submit */
 
 static void submit_done(int rc, void *arg)
@@ -239,11 +253,22 @@ void session_data_segment_done(struct session *s)
     if (d->error) {
         enum smtp_data_error error = d->error;
         const char *reply = smtp_data_reply(d);
-        log_info("%s: reject: %s from [%s]: %s; from=<%s> size=%llu", t->queue_id,
-                 t->bdat_used ? "BDAT" : "END-OF-MESSAGE", s->ip, reply, t->sender,
-                 (unsigned long long)d->size);
+        if (error == SMTP_DATA_NO_STORAGE) {
+            /* Before txn_reset gives this message's octets back. */
+            const struct data_budget *b = &s->srv->budget;
+            log_warn("%s: reject: %s from [%s]: %s; from=<%s> size=%llu: message memory in use: "
+                     "%llu of %llu octets, this client %llu of %llu",
+                     t->queue_id, t->bdat_used ? "BDAT" : "END-OF-MESSAGE", s->ip, reply, t->sender,
+                     (unsigned long long)d->size, (unsigned long long)b->used, (unsigned long long)b->limit,
+                     (unsigned long long)client_table_bytes(b->clients, s->ip),
+                     (unsigned long long)b->client_limit);
+        } else {
+            log_info("%s: reject: %s from [%s]: %s; from=<%s> size=%llu", t->queue_id,
+                     t->bdat_used ? "BDAT" : "END-OF-MESSAGE", s->ip, reply, t->sender,
+                     (unsigned long long)d->size);
+        }
         txn_reset(t);
-        if (error == SMTP_DATA_NO_MEMORY)
+        if (error == SMTP_DATA_NO_MEMORY || error == SMTP_DATA_NO_STORAGE)
             session_reply(s, reply);
         else
             session_error(s, reply);

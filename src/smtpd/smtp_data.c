@@ -13,6 +13,12 @@
  *
  * A bare <LF> does not start a new line: it is an error and the state stays
  * TEXT, so <LF>.<LF> or <LF>.<CRLF> can never end the message, only <CRLF>.<CRLF>.
+ * In fix mode the bare <LF> (or <CR>) is stored as CRLF, and the state still
+ * stays TEXT: the stored line breaks, the SMTP line does not, so a "." after it
+ * is neither an end nor a stuffing dot.
+ *
+ * BDAT uses the same states without the dot ones; the octets of a chunk are
+ * the body's own.
  */
 #include "smtpd/smtp_data.h"
 
@@ -26,17 +32,60 @@ enum { ST_BOL, ST_DOT, ST_DOT_CR, ST_TEXT, ST_CR };
 #define RESERVE_MAX (4u * 1024 * 1024)
 #define GROW_MIN (16u * 1024)
 
-void smtp_data_init(struct smtp_data *d, uint64_t max_size, uint64_t size_hint)
+static void fail(struct smtp_data *d, enum smtp_data_error e);
+
+/* Makes sure the budget has granted cap octets for the buffer. 0, or -1 when
+ * it refuses (nothing changed then). */
+static int reserve_to(struct smtp_data *d, size_t cap)
+{
+    if (!d->budget || cap <= d->reserved)
+        return 0;
+    if (d->budget->reserve(d->budget->arg, cap - d->reserved) != 0)
+        return -1;
+    d->reserved = cap;
+    return 0;
+}
+
+/* Sets the buffer's capacity to cap (>= len), the budget permitting: 0, -1
+ * when the budget refuses, -2 when realloc fails. On failure the buffer is as
+ * it was and nothing more is reserved. */
+static int resize(struct smtp_data *d, size_t cap)
+{
+    size_t had = d->reserved;
+    if (reserve_to(d, cap) != 0)
+        return -1;
+    unsigned char *nb = realloc(d->buf, cap);
+    if (!nb) {
+        if (d->budget && d->reserved > had) {
+            d->budget->release(d->budget->arg, d->reserved - had);
+            d->reserved = had;
+        }
+        return -2;
+    }
+    d->buf = nb;
+    d->cap = cap;
+    return 0;
+}
+
+void smtp_data_init_opts(struct smtp_data *d, const struct smtp_data_opts *o)
 {
     memset(d, 0, sizeof *d);
-    d->max_size = max_size;
+    d->max_size = o->max_size;
+    d->fix_bare = o->fix_bare;
+    d->budget = o->budget;
     d->state = ST_BOL;
-    if (size_hint > 0 && (max_size == 0 || size_hint <= max_size)) {
-        size_t want = size_hint + 2 > RESERVE_MAX ? RESERVE_MAX : (size_t)size_hint + 2;
-        d->buf = malloc(want);
-        if (d->buf)
-            d->cap = want;
+    d->in_header = 1;
+    uint64_t hint = o->size_hint;
+    if (hint > 0 && (d->max_size == 0 || hint <= d->max_size)) {
+        size_t want = hint + 2 > RESERVE_MAX ? RESERVE_MAX : (size_t)hint + 2;
+        (void)resize(d, want); /* only a head start: refused, the buffer grows as data comes */
     }
+}
+
+void smtp_data_init(struct smtp_data *d, uint64_t max_size, uint64_t size_hint)
+{
+    struct smtp_data_opts o = {.max_size = max_size, .size_hint = size_hint};
+    smtp_data_init_opts(d, &o);
 }
 
 void smtp_data_free(struct smtp_data *d)
@@ -44,6 +93,17 @@ void smtp_data_free(struct smtp_data *d)
     free(d->buf);
     d->buf = NULL;
     d->len = d->cap = 0;
+    if (d->budget && d->reserved)
+        d->budget->release(d->budget->arg, d->reserved);
+    d->reserved = 0;
+}
+
+void smtp_data_detach_budget(struct smtp_data *d)
+{
+    if (d->budget && d->reserved)
+        d->budget->release(d->budget->arg, d->reserved);
+    d->reserved = 0;
+    d->budget = NULL;
 }
 
 void smtp_data_start_dot(struct smtp_data *d)
@@ -70,16 +130,11 @@ void smtp_data_start_chunk(struct smtp_data *d, uint64_t size, int last)
             finish_chunks(d);
         return;
     }
-    /* Reserve for the chunk we know is coming, within the limit. */
+    /* Reserve for the chunk we know is coming, within the limit (a head
+     * start only: if the budget says no, the buffer grows as data comes). */
     if (!d->error && d->len + size <= (d->max_size ? d->max_size : UINT64_MAX) &&
-        d->len + size > d->cap && size <= RESERVE_MAX) {
-        size_t want = d->len + (size_t)size + 2;
-        unsigned char *nb = realloc(d->buf, want);
-        if (nb) {
-            d->buf = nb;
-            d->cap = want;
-        }
-    }
+        d->len + size > d->cap && size <= RESERVE_MAX)
+        (void)resize(d, d->len + (size_t)size + 2);
 }
 
 static void fail(struct smtp_data *d, enum smtp_data_error e)
@@ -89,6 +144,33 @@ static void fail(struct smtp_data *d, enum smtp_data_error e)
         /* Nothing of this message will be stored: give the memory back now. */
         smtp_data_free(d);
     }
+}
+
+/* Grows the buffer to hold need octets: doubling, within max_size; when the
+ * budget will not grant that much, by an eighth only (still geometric, so the
+ * copies stay linear), and when not even that, the message fails. */
+static int grow(struct smtp_data *d, size_t need)
+{
+    size_t cap = d->cap < GROW_MIN ? GROW_MIN : d->cap;
+    while (cap < need)
+        cap *= 2;
+    /* Never past the limit: everything stored so far was counted in size,
+     * which emit() has just checked, so need <= max_size. */
+    if (d->max_size && cap > d->max_size)
+        cap = (size_t)d->max_size;
+    int rc = resize(d, cap);
+    if (rc == 0)
+        return 0;
+    size_t least = need + need / 8;
+    if (d->max_size && least > d->max_size)
+        least = (size_t)d->max_size;
+    if (least < cap) {
+        rc = resize(d, least);
+        if (rc == 0)
+            return 0;
+    }
+    fail(d, rc == -1 ? SMTP_DATA_NO_STORAGE : SMTP_DATA_NO_MEMORY);
+    return -1;
 }
 
 /* Appends n octets of body (counting them even when they are not stored). */
@@ -101,31 +183,71 @@ static void emit(struct smtp_data *d, const void *p, size_t n)
         fail(d, SMTP_DATA_TOO_BIG);
         return;
     }
-    if (d->len + n > d->cap) {
-        size_t cap = d->cap < GROW_MIN ? GROW_MIN : d->cap;
-        while (cap < d->len + n)
-            cap *= 2;
-        /* Never past the limit: everything stored so far was counted in size,
-         * which emit() has just checked, so len + n <= max_size. */
-        if (d->max_size && cap > d->max_size)
-            cap = (size_t)d->max_size;
-        unsigned char *nb = realloc(d->buf, cap);
-        if (!nb) {
-            fail(d, SMTP_DATA_NO_MEMORY);
-            return;
-        }
-        d->buf = nb;
-        d->cap = cap;
-    }
+    if (d->len + n > d->cap && grow(d, d->len + n) != 0)
+        return;
     memcpy(d->buf + d->len, p, n);
     d->len += n;
 }
 
-static void line_grows(struct smtp_data *d, size_t n)
+/* The index of the first control character other than TAB (C0 or DEL) in
+ * p[0..n), or n; CR and LF never reach here. */
+static size_t first_control(const unsigned char *p, size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
+            return i;
+    return n;
+}
+
+/* A run of text inside a line (no CR, no LF): line length, header rule, size
+ * limit, store. The octet that breaks a rule first decides the error, so the
+ * outcome does not depend on where the input was split (at the same octet:
+ * line length, then control character, then size). */
+static void text(struct smtp_data *d, const unsigned char *p, size_t n)
+{
+    if (!d->error) {
+        size_t at = n;
+        enum smtp_data_error e = SMTP_DATA_OK;
+        size_t line_room = d->line_len < SMTP_DATA_LINE_MAX ? SMTP_DATA_LINE_MAX - d->line_len : 0;
+        if (line_room < at) {
+            at = line_room;
+            e = SMTP_DATA_LINE_TOO_LONG;
+        }
+        size_t ctl = d->in_header ? first_control(p, n) : n;
+        if (ctl < at) {
+            at = ctl;
+            e = SMTP_DATA_HEADER_CONTROL;
+        }
+        if (d->max_size) {
+            uint64_t size_room = d->size < d->max_size ? d->max_size - d->size : 0;
+            if (size_room < at) {
+                at = (size_t)size_room;
+                e = SMTP_DATA_TOO_BIG;
+            }
+        }
+        if (e != SMTP_DATA_OK)
+            fail(d, e);
+    }
     d->line_len += n;
-    if (d->line_len > SMTP_DATA_LINE_MAX)
-        fail(d, SMTP_DATA_LINE_TOO_LONG);
+    emit(d, p, n);
+}
+
+/* The end of a stored line: CRLF; the first empty line ends the header section. */
+static void end_line(struct smtp_data *d)
+{
+    emit(d, "\r\n", 2);
+    if (d->line_len == 0)
+        d->in_header = 0;
+    d->line_len = 0;
+}
+
+/* A bare CR or LF: refused, or (fix mode) stored as a line end. */
+static void bare(struct smtp_data *d)
+{
+    if (d->fix_bare)
+        end_line(d);
+    else
+        fail(d, SMTP_DATA_BARE_NEWLINE);
 }
 
 /* The end of the text run starting at p: the first CR or LF, or end. */
@@ -164,25 +286,25 @@ static size_t feed_dot(struct smtp_data *d, const unsigned char *in, size_t len)
                 d->done = 1;
                 return (size_t)(p + 1 - in);
             }
-            fail(d, SMTP_DATA_BARE_NEWLINE); /* ".<CR>x": a bare CR */
-            d->state = ST_TEXT;              /* x is looked at again as text */
+            /* ".<CR>x": the line had more than the dot, so the dot was a
+             * stuffing dot; the CR is bare. x is looked at again as text. */
+            bare(d);
+            d->state = ST_TEXT;
             break;
         case ST_CR:
             if (*p == '\n') {
-                emit(d, "\r\n", 2);
-                d->line_len = 0;
+                end_line(d);
                 d->state = ST_BOL;
                 p++;
             } else {
-                fail(d, SMTP_DATA_BARE_NEWLINE);
+                bare(d); /* x after a bare CR is looked at again as text */
                 d->state = ST_TEXT;
             }
             break;
         case ST_TEXT: {
             const unsigned char *q = run_end(p, end);
             if (q > p) {
-                line_grows(d, (size_t)(q - p));
-                emit(d, p, (size_t)(q - p));
+                text(d, p, (size_t)(q - p));
                 p = q;
             }
             if (p == end)
@@ -192,7 +314,7 @@ static size_t feed_dot(struct smtp_data *d, const unsigned char *in, size_t len)
             } else {
                 /* A bare LF is not a line end: stay inside the line so that
                  * no "." after it can end the message. */
-                fail(d, SMTP_DATA_BARE_NEWLINE);
+                bare(d);
             }
             p++;
             break;
@@ -202,32 +324,36 @@ static size_t feed_dot(struct smtp_data *d, const unsigned char *in, size_t len)
     return len;
 }
 
-/* BDAT: the octets are the body as they are; only the line rules are checked. */
-static void check_chunk(struct smtp_data *d, const unsigned char *p, const unsigned char *end)
+/* BDAT: the octets are the body as they are, under the same line rules. A CR
+ * is held back until the next octet (maybe in the next chunk) says whether
+ * it was a line end. */
+static void feed_chunk_octets(struct smtp_data *d, const unsigned char *p, const unsigned char *end)
 {
     while (p < end) {
         if (d->state == ST_CR) {
             if (*p == '\n') {
-                d->line_len = 0;
+                end_line(d);
                 d->state = ST_BOL;
                 p++;
                 continue;
             }
-            fail(d, SMTP_DATA_BARE_NEWLINE);
+            bare(d);
             d->state = ST_TEXT;
         }
         const unsigned char *q = run_end(p, end);
         if (q > p) {
-            line_grows(d, (size_t)(q - p));
+            text(d, p, (size_t)(q - p));
             d->state = ST_TEXT;
             p = q;
         }
         if (p == end)
             break;
-        if (*p == '\r')
+        if (*p == '\r') {
             d->state = ST_CR;
-        else
-            fail(d, SMTP_DATA_BARE_NEWLINE);
+        } else {
+            bare(d);
+            d->state = ST_TEXT;
+        }
         p++;
     }
 }
@@ -237,17 +363,16 @@ static void check_chunk(struct smtp_data *d, const unsigned char *p, const unsig
 static void finish_chunks(struct smtp_data *d)
 {
     if (d->state == ST_CR)
-        fail(d, SMTP_DATA_BARE_NEWLINE);
+        bare(d);
     else if (d->state == ST_TEXT && d->line_len > 0)
-        emit(d, "\r\n", 2);
+        end_line(d);
     d->done = 1;
 }
 
 static size_t feed_chunk(struct smtp_data *d, const unsigned char *in, size_t len)
 {
     size_t n = d->chunk_left < len ? (size_t)d->chunk_left : len;
-    check_chunk(d, in, in + n);
-    emit(d, in, n);
+    feed_chunk_octets(d, in, in + n);
     d->chunk_left -= n;
     if (d->chunk_left == 0 && d->last_chunk)
         finish_chunks(d);
@@ -279,6 +404,10 @@ const char *smtp_data_reply(const struct smtp_data *d)
         return "552 5.3.4 Error: message file too big";
     case SMTP_DATA_NO_MEMORY:
         return "451 4.3.0 Error: insufficient system resources";
+    case SMTP_DATA_NO_STORAGE:
+        return "452 4.3.1 Error: insufficient system storage, try again later";
+    case SMTP_DATA_HEADER_CONTROL:
+        return "550 5.6.0 Error: control character in message header";
     default:
         return NULL;
     }

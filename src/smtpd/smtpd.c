@@ -8,6 +8,10 @@
  * address, the client gets a 421 written straight to the new socket, which is
  * closed at once. Port 25 and submission sessions share the limits.
  *
+ * Message bodies in flight share a memory budget (data_budget.c) with a share
+ * per client address, on both ports: past it a message is read to its end and
+ * answered 452 4.3.1.
+ *
  * The submission listeners (submission_listen) need a certificate: AUTH is
  * only offered after STARTTLS, so without one they could never be used, and
  * the server refuses to start (or to reload) rather than run a port that
@@ -362,6 +366,9 @@ struct smtpd *smtpd_start_with(struct event_base *base, const struct config *cfg
         smtpd_free(s);
         return NULL;
     }
+    data_budget_configure(&s->budget, &s->clients, cfg->max_message_size);
+    log_info("message memory budget: %llu MB, %llu MB per client address",
+             (unsigned long long)(s->budget.limit >> 20), (unsigned long long)(s->budget.client_limit >> 20));
     if (cfg->submission_listen.count && !cfg->tls_cert_file[0]) {
         snprintf(err, errlen, "submission_listen needs tls_cert_file and tls_key_file: AUTH is only offered "
                               "after STARTTLS");
@@ -442,6 +449,7 @@ int smtpd_reload(struct smtpd *s, const struct config *cfg)
     s->cfg = *cfg;
     s->cfg.smtp_listen = listen;
     s->cfg.submission_listen = submission;
+    data_budget_configure(&s->budget, &s->clients, cfg->max_message_size);
     return 0;
 }
 

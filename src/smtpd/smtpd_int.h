@@ -12,7 +12,8 @@
  *   submission_msg.c the header checks and additions of submission (pure)
  *   workers.c        the threads that run argon2id and DKIM off the loop
  *   tls.c            the server's SSL_CTX
- *   client_table.c   sessions per client address
+ *   client_table.c   sessions and message-buffer octets per client address
+ *   data_budget.c    the memory message bodies in flight may hold
  */
 #ifndef LB_SMTPD_SMTPD_INT_H
 #define LB_SMTPD_SMTPD_INT_H
@@ -122,6 +123,23 @@ int smtpd_work_submit(struct smtpd_work *w, struct smtpd_work_item *it);
  * left, frees w. On the loop thread. */
 void smtpd_work_free(struct smtpd_work *w);
 
+/* ------------------------------------------------------------------ data_budget.c */
+
+/* Octets of DATA/BDAT buffers reserved by every session (used, at most limit)
+ * and by each client address (in clients, at most client_limit). */
+struct data_budget {
+    uint64_t used, limit, client_limit;
+    struct client_table *clients;
+};
+
+/* The limits that follow from max_message_size (data_budget.c says how). */
+void data_budget_limits(uint64_t max_message_size, uint64_t *limit, uint64_t *client_limit);
+/* Sets the limits (at start and on reload; what is reserved stays). */
+void data_budget_configure(struct data_budget *b, struct client_table *clients, uint64_t max_message_size);
+/* n more octets for a session of ip: 0, or -1 past a limit (nothing reserved). */
+int data_budget_reserve(struct data_budget *b, const char *ip, uint64_t n);
+void data_budget_release(struct data_budget *b, const char *ip, uint64_t n);
+
 struct smtpd_listener {
     struct evconnlistener *l;
     struct smtpd *srv;
@@ -144,6 +162,7 @@ struct smtpd {
     unsigned nsessions;       /* live session structures */
     unsigned nconnections;    /* open client connections (the limit counts these) */
     struct client_table clients;
+    struct data_budget budget; /* message buffers in flight */
 
     unsigned hard_error_limit;
     int draining; /* smtpd_stop_accepting was called */
@@ -256,6 +275,7 @@ struct session {
     unsigned unknown;
     const char *last_verb; /* for "lost connection after X" */
 
+    struct smtp_data_budget budget; /* the reader's way to srv->budget for this client */
     struct txn txn;
 };
 
@@ -275,6 +295,8 @@ void session_error(struct session *s, const char *text);
 void session_count_error(struct session *s);
 /* Flush what is queued, then close (QUIT, 421). */
 void session_close_after_flush(struct session *s);
+/* Starts the DATA/BDAT reader of the transaction under the server's limits. */
+void session_data_init(struct session *s);
 /* Read timeout for the current state (commands or data). */
 void session_set_timeouts(struct session *s);
 /* Processes buffered input until it runs out or the session must wait. */

@@ -170,7 +170,8 @@ static int parse_listen_list(const char *v, const char *default_port, int may_be
     return 0;
 }
 
-enum key_type { K_STRING, K_PATH, K_LISTEN, K_UINT, K_DURATION, K_SIZE, K_HOSTPORT, K_STORE, K_LEVEL, K_CIDRS };
+enum key_type { K_STRING, K_PATH, K_LISTEN, K_UINT, K_DURATION, K_SIZE, K_HOSTPORT, K_STORE, K_LEVEL, K_CIDRS,
+                K_LINE_ENDINGS };
 
 struct key_def {
     const char *name;
@@ -201,6 +202,7 @@ static const struct key_def keys[] = {
     {"archive_retention", K_DURATION, F(archive_retention), NULL, "a duration like 90d"},
     {"outbound_relay", K_HOSTPORT, F(outbound_relay), "25", "host:port or none"},
     {"store", K_STORE, F(store), NULL, "sqlite or a postgresql:// URL"},
+    {"smtp_invalid_line_endings", K_LINE_ENDINGS, F(smtp_invalid_line_endings), NULL, "reject or fix"},
     {"smtp_timeout", K_DURATION, F(smtp_timeout), NULL, "a duration like 5m"},
     {"smtp_data_timeout", K_DURATION, F(smtp_data_timeout), NULL, "a duration like 10m"},
     {"delivery_concurrency", K_UINT, F(delivery_concurrency), NULL, "a number"},
@@ -269,6 +271,14 @@ static int set_value(struct config *cfg, const struct key_def *k, const char *v)
         if (strlen(v) >= k->size || cidr_list_validate(v) != 0)
             return -1;
         memcpy(field, v, strlen(v) + 1);
+        return 0;
+    case K_LINE_ENDINGS:
+        if (!strcmp(v, "reject"))
+            *(int *)field = CONFIG_LINE_ENDINGS_REJECT;
+        else if (!strcmp(v, "fix"))
+            *(int *)field = CONFIG_LINE_ENDINGS_FIX;
+        else
+            return -1;
         return 0;
     case K_LEVEL: {
         static const char *names[] = {"debug", "info", "warning", "error"};

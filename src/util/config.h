@@ -25,6 +25,12 @@ struct config_listen_list {
     struct config_listen addr[CONFIG_MAX_LISTEN];
 };
 
+/* smtp_invalid_line_endings: what a bare CR or LF in DATA/BDAT gets. */
+enum config_line_endings {
+    CONFIG_LINE_ENDINGS_REJECT = 0, /* 550 5.6.11 */
+    CONFIG_LINE_ENDINGS_FIX,        /* accepted, stored as CRLF */
+};
+
 struct config {
     char hostname[256];
     char data_dir[1024];
@@ -44,6 +50,7 @@ struct config {
     unsigned archive_retention;
     struct config_listen outbound_relay; /* host "" : MX lookup */
     char store[1024];                    /* "sqlite" or a postgresql:// URL */
+    int smtp_invalid_line_endings;       /* enum config_line_endings */
 
     /* Extensions beyond SPEC.md's table, documented in docs/OPERATIONS.md. */
     unsigned smtp_timeout;         /* idle time allowed between commands */

@@ -621,6 +621,14 @@ static void test_spoofing_refused(void **state)
     send_with_from(c, "From: alice@acme.test\r\nnot a field\r\nFrom: ceo@example.com\r\n",
                    "550 5.6.0 Error: malformed message header");
     send_with_from(c, "From: fail@acme.test\r\n", "451 4.3.0");
+    /* A NUL hides the rest of the field from every C string that reads it. */
+    client_send(c, "MAIL FROM:<alice@acme.test>\r\nRCPT TO:<dave@example.net>\r\nDATA\r\n");
+    expect_reply(c, "250");
+    expect_reply(c, "250");
+    expect_reply(c, "354");
+    static const char nul_from[] = "From: alice@acme.test\0<ceo@example.com>\r\nSubject: x\r\n\r\nbody\r\n.\r\n";
+    client_send_n(c, nul_from, sizeof nul_from - 1);
+    expect_reply(c, "550 5.6.0 Error: control character in message header");
     assert_int_equal(H->fake.nmsgs, 0);
     /* The session goes on: the user's own alias works. */
     send_with_from(c, "From: \"Sales\" <Sales@Acme.Test>\r\n", "250 2.0.0 Ok: queued");

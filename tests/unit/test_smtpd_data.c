@@ -1,7 +1,9 @@
 /*
  * test_smtpd_data.c — the DATA/BDAT reader (src/smtpd/smtp_data.c): end of
- * data only at <CRLF>.<CRLF>, dot-unstuffing, the SMTP smuggling variants,
- * limits, BDAT chunks, and that the way the input is split never matters.
+ * data only at <CRLF>.<CRLF>, dot-unstuffing, the SMTP smuggling variants in
+ * both line-ending modes, control characters in the header section, limits,
+ * the memory budget, BDAT chunks, and that the way the input is split never
+ * matters.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -433,6 +435,389 @@ static void test_bdat_errors(void **state)
     smtp_data_free(&d);
 }
 
+/* ------------------------------------------------------------------ fix mode, header, budget */
+
+/* A budget like the server's, with a limit and a record of what happened. */
+struct fake_budget {
+    size_t used, limit;
+    unsigned refusals;
+};
+
+static int fb_reserve(void *arg, size_t n)
+{
+    struct fake_budget *b = arg;
+    if (n > b->limit - b->used) {
+        b->refusals++;
+        return -1;
+    }
+    b->used += n;
+    return 0;
+}
+
+static void fb_release(void *arg, size_t n)
+{
+    struct fake_budget *b = arg;
+    assert_true(n <= b->used);
+    b->used -= n;
+}
+
+/* Every line of body ends in CRLF and there is no other CR or LF. */
+static int crlf_clean(const char *body, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] == '\r' && (i + 1 >= len || body[i + 1] != '\n'))
+            return 0;
+        if (body[i] == '\n' && (i == 0 || body[i - 1] != '\r'))
+            return 0;
+    }
+    return 1;
+}
+
+/* DATA with options, in pieces of step octets (0: random from seed). While
+ * it reads, a budget (if any) has always granted at least the buffer. */
+static void run_dot_opts(const char *in, size_t len, const struct smtp_data_opts *o, size_t step,
+                         unsigned seed, struct result *r)
+{
+    struct smtp_data d;
+    smtp_data_init_opts(&d, o);
+    smtp_data_start_dot(&d);
+    const struct fake_budget *fb = o->budget ? o->budget->arg : NULL;
+    size_t off = 0;
+    srand(seed);
+    while (off < len && !d.done) {
+        size_t n = step ? step : (size_t)(rand() % 17) + 1;
+        if (n > len - off)
+            n = len - off;
+        size_t used = smtp_data_feed(&d, in + off, n);
+        assert_true(used <= n);
+        off += used;
+        if (used < n)
+            assert_true(d.done);
+        if (fb)
+            assert_true(d.cap <= fb->used && d.reserved == fb->used);
+    }
+    collect(&d, off, r);
+    if (fb)
+        assert_int_equal(fb->used, 0); /* smtp_data_free gave it all back */
+}
+
+/* Like expect_dot, with options and a body that may hold NULs (body_len). */
+static void expect_opts(const char *in, size_t len, const struct smtp_data_opts *o, const char *body,
+                        size_t body_len, size_t consumed, enum smtp_data_error error)
+{
+    struct result whole;
+    run_dot_opts(in, len, o, len ? len : 1, 0, &whole);
+    if (whole.error != error || whole.consumed != consumed || !whole.done ||
+        (body && (whole.body_len != body_len || memcmp(whole.body, body, body_len) != 0))) {
+        print_error("input \"%s\": error %d consumed %zu done %d body \"%s\"\n", in, whole.error, whole.consumed,
+                    whole.done, whole.body ? whole.body : "(null)");
+        fail();
+    }
+    if (error)
+        assert_null(whole.body);
+    else
+        assert_true(crlf_clean(whole.body, whole.body_len));
+    for (unsigned seed = 0; seed < 20; seed++) {
+        struct result split;
+        run_dot_opts(in, len, o, seed == 0 ? 1 : 0, seed, &split);
+        assert_int_equal(split.error, whole.error);
+        assert_int_equal(split.consumed, whole.consumed);
+        assert_int_equal(split.size, whole.size);
+        assert_int_equal(split.body_len, whole.body_len);
+        if (whole.body)
+            assert_memory_equal(split.body, whole.body, whole.body_len);
+        else
+            assert_null(split.body);
+        result_free(&split);
+    }
+    result_free(&whole);
+}
+
+static const struct smtp_data_opts FIX = {.fix_bare = 1};
+static const struct smtp_data_opts REJECT = {.fix_bare = 0};
+
+#define EXPECT_FIX(in, body, consumed) \
+    expect_opts(in, sizeof(in) - 1, &FIX, body, sizeof(body) - 1, consumed, SMTP_DATA_OK)
+
+/* smtp_invalid_line_endings = fix: bare CR and LF are stored as CRLF, but they
+ * never start an SMTP line: the end is still only <CRLF>.<CRLF>, and a "."
+ * after a bare line end is text (neither an end nor a stuffing dot). */
+static void test_fix_mode(void **state)
+{
+    (void)state;
+    EXPECT_FIX("a\nb\r\n.\r\n", "a\r\nb\r\n", 8);
+    EXPECT_FIX("a\rb\r\n.\r\n", "a\r\nb\r\n", 8);
+    EXPECT_FIX("a\r\r\n.\r\nQUIT\r\n", "a\r\n\r\n", 7);
+    EXPECT_FIX("a\n\n\r\n.\r\n", "a\r\n\r\n\r\n", 8);
+    EXPECT_FIX("\n.\r\n.\r\n", "\r\n.\r\n", 7);
+    EXPECT_FIX("x\n..\n.\r\n.\r\n", "x\r\n..\r\n.\r\n", 11);
+    /* Ordinary messages are unchanged. */
+    EXPECT_FIX("Subject: hi\r\n\r\n..dot\r\n.\r\n", "Subject: hi\r\n\r\n.dot\r\n", 25);
+
+    /* Every smuggling variant: one message, read to the real end, holding
+     * the would-be commands as text, CRLF only (expect_opts checks). */
+#define TRICK(t, s) {t, sizeof(t) - 1, s, sizeof(s) - 1}
+    static const struct {
+        const char *trick;
+        size_t tlen;
+        const char *stored;
+        size_t slen;
+    } tricks[] = {
+        TRICK("\n.\n", "\r\n.\r\n"),
+        TRICK("\r\n.\n", "\r\n\r\n"), /* ".<LF>": a stuffing dot, then a bare LF */
+        TRICK("\n.\r\n", "\r\n.\r\n"),
+        TRICK("\r.\r", "\r\n.\r\n"),
+        TRICK("\r\n.\r", "\r\n\r\n"), /* ".<CR>M": a stuffing dot, then a bare CR */
+        TRICK("\r.\r\n", "\r\n.\r\n"),
+        TRICK("\n..\n", "\r\n..\r\n"),
+        TRICK("\r\n.\r\r\n", "\r\n\r\n\r\n"),
+        TRICK("\r\n\0.\r\n", "\r\n\0.\r\n"), /* a NUL in the body is the body's own */
+    };
+#undef TRICK
+    const size_t nul_trick = 8;
+    const char *smuggled = "MAIL FROM:<admin@bank.test>\r\nRCPT TO:<victim@acme.test>\r\nDATA\r\n"
+                           "From: admin@bank.test\r\n\r\nsmuggled\r\n";
+    for (size_t i = 0; i < sizeof tricks / sizeof tricks[0]; i++) {
+        size_t tlen = tricks[i].tlen, slen = tricks[i].slen;
+        char in[512], want[512];
+        size_t n = 0, w = 0;
+        const char *head = "Subject: x\r\n\r\nhello";
+        memcpy(in + n, head, strlen(head));
+        n += strlen(head);
+        memcpy(in + n, tricks[i].trick, tlen);
+        n += tlen;
+        memcpy(in + n, smuggled, strlen(smuggled));
+        n += strlen(smuggled);
+        memcpy(in + n, ".\r\nQUIT\r\n", 9);
+        n += 9;
+        memcpy(want + w, head, strlen(head));
+        w += strlen(head);
+        memcpy(want + w, tricks[i].stored, slen);
+        w += slen;
+        memcpy(want + w, smuggled, strlen(smuggled));
+        w += strlen(smuggled);
+        expect_opts(in, n, &FIX, want, w, n - 6, SMTP_DATA_OK);
+        /* In reject mode the same is refused, except the NUL one, which has
+         * no bare line end at all and is carried as it is. */
+        if (i == nul_trick)
+            expect_opts(in, n, &REJECT, want, w, n - 6, SMTP_DATA_OK);
+        else
+            expect_opts(in, n, &REJECT, NULL, 0, n - 6, SMTP_DATA_BARE_NEWLINE);
+    }
+
+    /* Fixed lines are lines: 998 octets each is fine, 999 is not. */
+    char in[3000];
+    memset(in, 'x', 998);
+    in[998] = '\n';
+    memset(in + 999, 'y', 998);
+    memcpy(in + 1997, "\r\n.\r\n", 5);
+    expect_opts(in, 2002, &FIX, NULL, 0, 2002, SMTP_DATA_OK);
+    memset(in, 'x', 999);
+    in[999] = '\r';
+    memcpy(in + 1000, "z\r\n.\r\n", 6);
+    expect_opts(in, 1006, &FIX, NULL, 0, 1006, SMTP_DATA_LINE_TOO_LONG);
+}
+
+static void test_fix_mode_bdat(void **state)
+{
+    (void)state;
+    struct smtp_data d;
+    smtp_data_init_opts(&d, &FIX);
+    chunk(&d, "a\nb", 3, 0, "");
+    chunk(&d, "\rc\r", 3, 1, "QUIT\r\n"); /* a CR at the very end too */
+    assert_int_equal(d.error, SMTP_DATA_OK);
+    assert_int_equal(d.len, 9);
+    assert_memory_equal(d.buf, "a\r\nb\r\nc\r\n", 9);
+    smtp_data_free(&d);
+
+    /* A CR at the end of a chunk: the next chunk says what it was. */
+    smtp_data_init_opts(&d, &FIX);
+    chunk(&d, "abc\r", 4, 0, "");
+    chunk(&d, "\ndef\r", 5, 0, "");
+    chunk(&d, "x", 1, 1, "");
+    assert_int_equal(d.error, SMTP_DATA_OK);
+    assert_int_equal(d.len, 13);
+    assert_memory_equal(d.buf, "abc\r\ndef\r\nx\r\n", 13);
+    smtp_data_free(&d);
+
+    /* No dot-stuffing in BDAT: "\n.\n" is a stored line ".". */
+    smtp_data_init_opts(&d, &FIX);
+    chunk(&d, "a\n.\nb\r\n", 7, 1, "");
+    assert_int_equal(d.len, 9);
+    assert_memory_equal(d.buf, "a\r\n.\r\nb\r\n", 9);
+    smtp_data_free(&d);
+}
+
+/* No control character but TAB in the header section, in either mode; the
+ * body may hold anything; the message is still read to its real end. */
+static void test_header_control(void **state)
+{
+    (void)state;
+    static const char nul_from[] = "From: bob@acme.test\0<alice@acme.test>\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    expect_opts(nul_from, sizeof nul_from - 1, &REJECT, NULL, 0, sizeof nul_from - 7, SMTP_DATA_HEADER_CONTROL);
+    expect_opts(nul_from, sizeof nul_from - 1, &FIX, NULL, 0, sizeof nul_from - 7, SMTP_DATA_HEADER_CONTROL);
+    static const char *const bad[] = {"\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char in[128];
+        int n = snprintf(in, sizeof in, "To: x@y.test\r\nSubject: a%sb\r\n\r\nbody\r\n.\r\n", bad[i]);
+        expect_opts(in, (size_t)n, &REJECT, NULL, 0, (size_t)n, SMTP_DATA_HEADER_CONTROL);
+        /* A folded line is in the header too. */
+        n = snprintf(in, sizeof in, "Subject: a\r\n\tb%s\r\n\r\nbody\r\n.\r\n", bad[i]);
+        expect_opts(in, (size_t)n, &REJECT, NULL, 0, (size_t)n, SMTP_DATA_HEADER_CONTROL);
+        /* In the body: the body's own. */
+        n = snprintf(in, sizeof in, "Subject: a\r\n\r\nb%so\r\n.\r\n", bad[i]);
+        expect_opts(in, (size_t)n, &REJECT, in, (size_t)n - 3, (size_t)n, SMTP_DATA_OK);
+    }
+    static const char body_nul[] = "Subject: a\tb\r\n\tfolded\r\n\r\n\0x\x7f\x1b\r\n.\r\n";
+    expect_opts(body_nul, sizeof body_nul - 1, &REJECT, body_nul, sizeof body_nul - 4, sizeof body_nul - 1,
+                SMTP_DATA_OK);
+    /* 8-bit text in a header is not a control character. */
+    expect_dot("Subject: Gr\xc3\xbc\xc3\x9f\x65\r\n\r\nx\r\n.\r\n", "Subject: Gr\xc3\xbc\xc3\x9f\x65\r\n\r\nx\r\n", 26,
+               SMTP_DATA_OK);
+    /* Without an empty line the whole message is header. */
+    static const char all_head[] = "Subject: a\r\nx\0y\r\n.\r\n";
+    expect_opts(all_head, sizeof all_head - 1, &REJECT, NULL, 0, sizeof all_head - 1, SMTP_DATA_HEADER_CONTROL);
+    /* In fix mode a bare empty line ends the header as a CRLF one would. */
+    static const char fixed[] = "Subject: a\n\nb\0\r\n.\r\n";
+    expect_opts(fixed, sizeof fixed - 1, &FIX, "Subject: a\r\n\r\nb\0\r\n", 18, sizeof fixed - 1, SMTP_DATA_OK);
+    /* A dot-stuffed header line is checked as stored. */
+    static const char stuffed[] = "..X-A: \x02\r\n\r\n.\r\n";
+    expect_opts(stuffed, sizeof stuffed - 1, &REJECT, NULL, 0, sizeof stuffed - 1, SMTP_DATA_HEADER_CONTROL);
+
+    /* The first octet that breaks a rule decides, however the input is split
+     * (found by fuzz_smtp_data: a NUL early in an over-long header line). */
+    char *longline = malloc(1100);
+    assert_non_null(longline);
+    memcpy(longline, "Subject: ", 9);
+    memset(longline + 9, 'x', 1040);
+    longline[500] = '\0';
+    memcpy(longline + 1049, "\r\n\r\n.\r\n", 7);
+    expect_opts(longline, 1056, &REJECT, NULL, 0, 1056, SMTP_DATA_HEADER_CONTROL);
+    longline[500] = 'x';
+    longline[1020] = '\0';
+    expect_opts(longline, 1056, &REJECT, NULL, 0, 1056, SMTP_DATA_LINE_TOO_LONG);
+    longline[1020] = 'x';
+    longline[998] = '\x01'; /* the 999th octet is both: the length counts first */
+    expect_opts(longline, 1056, &REJECT, NULL, 0, 1056, SMTP_DATA_LINE_TOO_LONG);
+    longline[997] = '\x01';
+    expect_opts(longline, 1056, &REJECT, NULL, 0, 1056, SMTP_DATA_HEADER_CONTROL);
+    /* ...and against the size limit. */
+    struct smtp_data_opts limited = {.max_size = 600};
+    longline[997] = longline[998] = 'x';
+    longline[700] = '\0';
+    expect_opts(longline, 1056, &limited, NULL, 0, 1056, SMTP_DATA_TOO_BIG);
+    longline[700] = 'x';
+    longline[599] = '\0';
+    expect_opts(longline, 1056, &limited, NULL, 0, 1056, SMTP_DATA_HEADER_CONTROL);
+    free(longline);
+
+    /* BDAT, across chunks. */
+    struct smtp_data d;
+    smtp_data_init(&d, 0, 0);
+    chunk(&d, "Subject: a", 10, 0, "");
+    chunk(&d, "\0\r\n\r\n", 5, 0, "");
+    assert_int_equal(d.error, SMTP_DATA_HEADER_CONTROL);
+    chunk(&d, "x\r\n", 3, 1, "");
+    assert_int_equal(d.done, 1);
+    assert_string_equal(smtp_data_reply(&d), "550 5.6.0 Error: control character in message header");
+    smtp_data_free(&d);
+    smtp_data_init(&d, 0, 0);
+    chunk(&d, "Subject: a\r\n\r", 13, 0, "");
+    chunk(&d, "\n\0\x01\r\n", 5, 1, "");
+    assert_int_equal(d.error, SMTP_DATA_OK);
+    assert_int_equal(d.len, 18);
+    smtp_data_free(&d);
+}
+
+/* Every growth of the buffer is granted first; past the budget the message
+ * fails with 452 4.3.1, is read to its end, and its octets go back at once. */
+static void test_budget(void **state)
+{
+    (void)state;
+    struct fake_budget fb = {.limit = 64 * 1024};
+    const struct smtp_data_budget budget = {.reserve = fb_reserve, .release = fb_release, .arg = &fb};
+    struct smtp_data_opts o = {.budget = &budget};
+
+    /* 200 KB of 80-octet lines over a 64 KB budget. */
+    size_t n = 80 * 2560;
+    char *buf = malloc(n + 16);
+    assert_non_null(buf);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (i % 80 == 78) ? '\r' : (i % 80 == 79) ? '\n' : 'a';
+    memcpy(buf + n, ".\r\nNOOP\r\n", 9);
+    struct result r;
+    run_dot_opts(buf, n + 9, &o, 4096, 0, &r); /* checks used >= cap throughout */
+    assert_int_equal(r.error, SMTP_DATA_NO_STORAGE);
+    assert_int_equal(r.done, 1);
+    assert_int_equal(r.consumed, n + 3);
+    assert_true(r.size == n);
+    assert_true(fb.refusals > 0);
+    result_free(&r);
+    assert_string_equal(smtp_data_reply(&(struct smtp_data){.error = SMTP_DATA_NO_STORAGE}),
+                        "452 4.3.1 Error: insufficient system storage, try again later");
+
+    /* 40 KB fits a 64 KB budget, and a 48 KB one (the last growths by an
+     * eighth instead of doubling). */
+    n = 80 * 512;
+    memcpy(buf + n, ".\r\n", 3);
+    fb = (struct fake_budget){.limit = 64 * 1024};
+    run_dot_opts(buf, n + 3, &o, 4096, 0, &r);
+    assert_int_equal(r.error, SMTP_DATA_OK);
+    assert_int_equal(r.body_len, n);
+    result_free(&r);
+    fb = (struct fake_budget){.limit = 48 * 1024};
+    run_dot_opts(buf, n + 3, &o, 4096, 0, &r);
+    assert_int_equal(r.error, SMTP_DATA_OK);
+    assert_int_equal(r.body_len, n);
+    assert_true(fb.refusals > 0);
+    result_free(&r);
+
+    /* A SIZE= hint the budget will not grant is no error: the buffer grows
+     * as the data comes. */
+    fb = (struct fake_budget){.limit = 64 * 1024};
+    o.size_hint = 1024 * 1024;
+    struct smtp_data d;
+    smtp_data_init_opts(&d, &o);
+    assert_int_equal(fb.refusals, 1);
+    assert_null(d.buf);
+    assert_int_equal(fb.used, 0);
+    smtp_data_free(&d);
+    o.size_hint = 1000; /* granted */
+    smtp_data_init_opts(&d, &o);
+    assert_int_equal(fb.used, 1002);
+    assert_int_equal(d.reserved, 1002);
+    smtp_data_free(&d);
+    assert_int_equal(fb.used, 0);
+    o.size_hint = 0;
+
+    /* BDAT: a chunk bigger than the budget. */
+    smtp_data_init_opts(&d, &o);
+    char *big = malloc(100 * 1024);
+    assert_non_null(big);
+    for (size_t i = 0; i < 100 * 1024; i++)
+        big[i] = (i % 80 == 78) ? '\r' : (i % 80 == 79) ? '\n' : 'b';
+    chunk(&d, big, 100 * 1024, 0, "BDAT 0 LAST\r\n");
+    assert_int_equal(d.error, SMTP_DATA_NO_STORAGE);
+    assert_null(d.buf);
+    assert_int_equal(fb.used, 0);
+    smtp_data_start_chunk(&d, 0, 1);
+    assert_int_equal(d.done, 1);
+    smtp_data_free(&d);
+    free(big);
+
+    /* Detached (the server goes away first): given back once, not twice. */
+    smtp_data_init_opts(&d, &o);
+    smtp_data_start_dot(&d);
+    assert_int_equal(smtp_data_feed(&d, buf, 4000), 4000);
+    assert_true(fb.used >= 4000);
+    smtp_data_detach_budget(&d);
+    assert_int_equal(fb.used, 0);
+    assert_int_equal(smtp_data_prepend(&d, "X: y\r\n", 6), 0);
+    smtp_data_free(&d); /* fb_release would fail on a second release */
+    assert_int_equal(fb.used, 0);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +831,10 @@ int main(void)
         cmocka_unit_test(test_random_round_trip),
         cmocka_unit_test(test_bdat_chunks),
         cmocka_unit_test(test_bdat_errors),
+        cmocka_unit_test(test_fix_mode),
+        cmocka_unit_test(test_fix_mode_bdat),
+        cmocka_unit_test(test_header_control),
+        cmocka_unit_test(test_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,11 @@
 /*
  * test_smtpd_session.c — the SMTP server end to end over socketpairs, with a
  * fake directory and queue (test_smtpd_harness.h): the state machine,
- * PIPELINING, the relay rules, limits, timeouts, smuggling, BDAT, STARTTLS
- * (and the plaintext injection defence), queue failures, a client that leaves
- * while its message is being stored, shutdown, and real listeners.
+ * PIPELINING, the relay rules, limits, timeouts, smuggling (refused, or
+ * fixed with smtp_invalid_line_endings = fix), control characters in the
+ * header, the memory budget for message bodies, BDAT, STARTTLS (and the
+ * plaintext injection defence), queue failures, a client that leaves while its
+ * message is being stored, shutdown, and real listeners.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -420,6 +422,203 @@ static void test_smuggling_refused(void **state)
         client_free(c);
     }
     assert_int_equal(H->fake.nmsgs, 0);
+}
+
+/* Every line of body ends in CRLF and there is no other CR or LF. */
+static int crlf_clean(const char *body, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] == '\r' && (i + 1 >= len || body[i + 1] != '\n'))
+            return 0;
+        if (body[i] == '\n' && (i == 0 || body[i - 1] != '\r'))
+            return 0;
+    }
+    return 1;
+}
+
+static void fix_line_endings(struct config *cfg)
+{
+    cfg->smtp_invalid_line_endings = CONFIG_LINE_ENDINGS_FIX;
+}
+
+/* smtp_invalid_line_endings = fix: the same smuggling attempts are one
+ * message each, stored with CRLF, holding the would-be commands as text. */
+static void test_smuggling_fixed(void **state)
+{
+    (void)state;
+    struct harness *h = harness_new(fix_line_endings);
+    assert_non_null(h);
+    static const char *const ends[] = {"\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r", "\r\n.\r", "\r.\r\n"};
+    size_t nends = sizeof ends / sizeof ends[0];
+    for (size_t i = 0; i < nends; i++) {
+        struct client *c = ready(h, "192.0.2.10");
+        char msg[1024];
+        snprintf(msg, sizeof msg,
+                 "MAIL FROM:<a@a.test>\r\nRCPT TO:<bob@acme.test>\r\nDATA\r\n"
+                 "Subject: outer\r\n\r\nhello%sMAIL FROM:<ceo@bank.test>\r\nRCPT TO:<alice@acme.test>\r\n"
+                 "DATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\nNOOP\r\n",
+                 ends[i]);
+        client_send(c, msg);
+        expect_reply(c, "250 2.1.0");
+        expect_reply(c, "250 2.1.5");
+        expect_reply(c, "354");
+        expect_reply(c, "250 2.0.0 Ok: queued as");
+        expect_reply(c, "250 2.0.0 Ok"); /* the NOOP: the smuggled commands got no replies */
+        client_free(c);
+    }
+    assert_int_equal(h->fake.nmsgs, nends);
+    for (size_t i = 0; i < nends; i++) {
+        const struct captured *m = &h->fake.msgs[i];
+        assert_string_equal(m->sender, "a@a.test");
+        assert_string_equal(m->rcpts, "bob@acme.test");
+        assert_true(crlf_clean(m->body, m->body_len));
+        assert_non_null(strstr(m->body, "\r\nMAIL FROM:<ceo@bank.test>\r\nRCPT TO:<alice@acme.test>\r\nDATA\r\n"));
+        assert_memory_equal(m->body + m->body_len - 3, "x\r\n", 3);
+    }
+    harness_free(h);
+}
+
+/* A NUL (or another control character) in the header section: 550 5.6.0
+ * after the real end of the data; in the body it is the body's own. */
+static void test_header_control_refused(void **state)
+{
+    (void)state;
+    struct client *c = ready(H, "192.0.2.10");
+    client_send(c, "MAIL FROM:<a@a.test>\r\nRCPT TO:<bob@acme.test>\r\nDATA\r\n");
+    expect_reply(c, "250 2.1.0");
+    expect_reply(c, "250 2.1.5");
+    expect_reply(c, "354");
+    static const char bad[] = "From: bob@acme.test\0<alice@acme.test>\r\nSubject: x\r\n\r\nbody\r\n.\r\nNOOP\r\n";
+    client_send_n(c, bad, sizeof bad - 1);
+    expect_reply(c, "550 5.6.0 Error: control character in message header");
+    expect_reply(c, "250 2.0.0"); /* in step */
+    assert_int_equal(H->fake.nmsgs, 0);
+    client_send(c, "MAIL FROM:<a@a.test>\r\nRCPT TO:<bob@acme.test>\r\nBDAT 20 LAST\r\n");
+    client_send_n(c, "Subject: \x1b$B\r\n\r\nbody\r\n", 20);
+    expect_reply(c, "250 2.1.0");
+    expect_reply(c, "250 2.1.5");
+    expect_reply(c, "550 5.6.0");
+    assert_int_equal(H->fake.nmsgs, 0);
+    client_send(c, "MAIL FROM:<a@a.test>\r\nRCPT TO:<bob@acme.test>\r\nDATA\r\n");
+    expect_reply(c, "250 2.1.0");
+    expect_reply(c, "250 2.1.5");
+    expect_reply(c, "354");
+    static const char good[] = "Subject: x\r\n\r\nb\0dy\x01\r\n.\r\n";
+    client_send_n(c, good, sizeof good - 1);
+    expect_reply(c, "250 2.0.0 Ok: queued as");
+    assert_int_equal(H->fake.nmsgs, 1);
+    assert_int_equal(H->fake.msgs[0].body_len, sizeof good - 4);
+    assert_memory_equal(H->fake.msgs[0].body, good, sizeof good - 4);
+    client_free(c);
+}
+
+/* 80-octet lines, n octets in all. */
+static char *lines_of(size_t n)
+{
+    char *buf = malloc(n);
+    assert_non_null(buf);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (i % 80 == 78) ? '\r' : (i % 80 == 79) ? '\n' : 'a';
+    return buf;
+}
+
+/* The memory budget for message bodies (data_budget.c), with limits small
+ * enough for a few sessions to reach: past one client address's share a
+ * message is read to its end and answered 452 4.3.1, the session stays in
+ * step, another address is served meanwhile, and every path (the 250, RSET,
+ * a disconnect mid-DATA, the refusal itself) gives the octets back. */
+static void test_data_budget(void **state)
+{
+    (void)state;
+    struct data_budget *b = &H->srv->budget;
+    uint64_t limit, client_limit;
+    data_budget_limits(25u * 1024 * 1024, &limit, &client_limit);
+    assert_true(b->limit == limit && limit == 200u * 1024 * 1024 && client_limit == limit / 4);
+    data_budget_limits(1024 * 1024, &limit, &client_limit);
+    assert_true(limit == 64u * 1024 * 1024 && client_limit == 16u * 1024 * 1024);
+    /* A reload may lower the limits below what is in use: nothing more is granted. */
+    assert_int_equal(data_budget_reserve(b, "192.0.2.30", 1000), 0);
+    b->limit = 500;
+    assert_int_equal(data_budget_reserve(b, "192.0.2.31", 1), -1);
+    b->limit = limit;
+    b->client_limit = 999;
+    assert_int_equal(data_budget_reserve(b, "192.0.2.30", 1), -1);
+    assert_int_equal(data_budget_reserve(b, "192.0.2.31", 999), 0);
+    data_budget_release(b, "192.0.2.30", 1000);
+    data_budget_release(b, "192.0.2.31", 999);
+    assert_true(b->used == 0);
+    assert_int_equal(H->srv->clients.nentries, 0);
+
+    b->limit = 256 * 1024;
+    b->client_limit = 128 * 1024;
+
+    size_t body = 80 * 750; /* 60,000 octets: a 64 KB buffer each */
+    char *lines = lines_of(200 * 1000);
+    struct client *c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = ready(H, "192.0.2.10");
+        client_send(c[i], "MAIL FROM:<a@a.test>\r\nRCPT TO:<bob@acme.test>\r\nDATA\r\n");
+        expect_reply(c[i], "250 2.1.0");
+        expect_reply(c[i], "250 2.1.5");
+        expect_reply(c[i], "354");
+        client_send(c[i], "Subject: big\r\n\r\n");
+        client_send_n(c[i], lines, body);
+    }
+    pump_for(H, 20);
+    /* Two hold 64 KB each, the whole share of 192.0.2.10; the third could not grow. */
+    assert_true(client_table_bytes(&H->srv->clients, "192.0.2.10") == 128 * 1024);
+    assert_true(b->used == 128 * 1024);
+
+    /* Another address is served meanwhile. */
+    struct client *o = ready(H, "192.0.2.20");
+    client_send(o, "MAIL FROM:<a@a.test>\r\nRCPT TO:<bob@acme.test>\r\nDATA\r\nSubject: other\r\n\r\n");
+    expect_reply(o, "250 2.1.0");
+    expect_reply(o, "250 2.1.5");
+    expect_reply(o, "354");
+    client_send_n(o, lines, body);
+    client_send(o, ".\r\n");
+    expect_reply(o, "250 2.0.0 Ok: queued as");
+    assert_true(client_table_bytes(&H->srv->clients, "192.0.2.20") == 0);
+
+    /* The third is read to its end, then refused for now; the session goes on. */
+    client_send(c[2], ".\r\nNOOP\r\n");
+    expect_reply(c[2], "452 4.3.1 Error: insufficient system storage");
+    expect_reply(c[2], "250 2.0.0");
+    /* The first completes and is queued; the second leaves mid-DATA. */
+    client_send(c[0], ".\r\n");
+    expect_reply(c[0], "250 2.0.0 Ok: queued as");
+    client_free(c[1]);
+    pump_for(H, 20);
+    assert_true(b->used == 0);
+
+    /* BDAT announcing more than the share: read whole, then 452. */
+    client_send(c[2], "MAIL FROM:<a@a.test>\r\nRCPT TO:<bob@acme.test>\r\nBDAT 200000 LAST\r\n");
+    client_send_n(c[2], lines, 200 * 1000);
+    client_send(c[2], "NOOP\r\n");
+    expect_reply(c[2], "250 2.1.0");
+    expect_reply(c[2], "250 2.1.5");
+    expect_reply(c[2], "452 4.3.1");
+    expect_reply(c[2], "250 2.0.0");
+    assert_true(b->used == 0);
+    /* A chunk held between BDATs goes back on RSET. */
+    client_send(c[2], "MAIL FROM:<a@a.test>\r\nRCPT TO:<bob@acme.test>\r\nBDAT 8000\r\n");
+    client_send_n(c[2], lines, 8000);
+    expect_reply(c[2], "250 2.1.0");
+    expect_reply(c[2], "250 2.1.5");
+    expect_reply(c[2], "250 2.0.0 Ok: 8000 octets");
+    assert_true(b->used >= 8000);
+    client_send(c[2], "RSET\r\n");
+    expect_reply(c[2], "250 2.0.0");
+    assert_true(b->used == 0);
+
+    client_free(c[0]);
+    client_free(c[2]);
+    client_free(o);
+    pump_for(H, 20);
+    assert_true(b->used == 0);
+    assert_int_equal(H->srv->clients.nentries, 0);
+    assert_int_equal(H->fake.nmsgs, 2);
+    free(lines);
 }
 
 static void small(struct config *cfg)
@@ -899,6 +1098,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_thousand_recipients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smuggling_refused, setup, teardown),
+        cmocka_unit_test(test_smuggling_fixed),
+        cmocka_unit_test_setup_teardown(test_header_control_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_and_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bdat, setup, teardown),
         cmocka_unit_test(test_timeouts),

@@ -67,6 +67,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.delivery_concurrency, 20);
     assert_int_equal(c.delivery_timeout, 300);
     assert_int_equal(c.log_level, LOG_LEVEL_INFO);
+    assert_int_equal(c.smtp_invalid_line_endings, CONFIG_LINE_ENDINGS_REJECT);
 }
 
 static void test_every_key(void **state)
@@ -92,6 +93,7 @@ static void test_every_key(void **state)
         "archive_retention = 1w\n"
         "outbound_relay = smarthost.test:587\n"
         "store = postgresql://lb@db.test/lifeboat\n"
+        "smtp_invalid_line_endings = fix\n"
         "smtp_timeout = 1m\n"
         "smtp_data_timeout = 3m\n"
         "delivery_concurrency = 4\n"
@@ -126,6 +128,7 @@ static void test_every_key(void **state)
     assert_string_equal(c.outbound_relay.host, "smarthost.test");
     assert_string_equal(c.outbound_relay.port, "587");
     assert_string_equal(c.store, "postgresql://lb@db.test/lifeboat");
+    assert_int_equal(c.smtp_invalid_line_endings, CONFIG_LINE_ENDINGS_FIX);
     assert_int_equal(c.smtp_timeout, 60);
     assert_int_equal(c.smtp_data_timeout, 180);
     assert_int_equal(c.delivery_concurrency, 4);
@@ -289,6 +292,12 @@ static void test_other_values(void **state)
     assert_refused("dr_probe_interval = 0s\n", "test.conf: delivery_concurrency, dr_probe_interval");
     assert_refused("smtp_timeout = 0\n", "test.conf: delivery_concurrency, dr_probe_interval");
 
+    assert_int_equal(parse(&c, "smtp_invalid_line_endings = reject\n", err, sizeof err), 0);
+    assert_int_equal(c.smtp_invalid_line_endings, CONFIG_LINE_ENDINGS_REJECT);
+    assert_refused("# x\nsmtp_invalid_line_endings = normalize\n",
+                   "test.conf:2: bad value \"normalize\" for smtp_invalid_line_endings (expected reject or fix)");
+    assert_refused("smtp_invalid_line_endings = Fix\n", "test.conf:1: bad value");
+    assert_refused("smtp_invalid_line_endings =\n", "test.conf:1: smtp_invalid_line_endings has no value");
     assert_refused("log_level = Debug\n", "test.conf:1: bad value \"Debug\" for log_level");
     assert_refused("log_level = verbose\n", "test.conf:1: bad value");
     assert_refused("store = mysql://x\n", "test.conf:1: bad value \"mysql://x\" for store");
