@@ -207,7 +207,7 @@ static void retry_fire(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct session *s = arg;
     s->auth->retry_armed = 0;
-    if (!s->srv || s->connection_closed) {
+    if (!s->srv) { /* cannot happen: session_abort frees a session on its timer */
         s->state = SS_CMD;
         session_destroy(s);
         return;
@@ -227,10 +227,11 @@ static void begin_done(int rc, void *arg)
     if (rc != STORE_OK) {
         log_err("cannot read the login lockout for [%s] (%d): answering 454", s->ip, rc);
         auth_fail(s, REPLY_TEMPFAIL);
-    } else if (a->rec.gate == DIRECTORY_LOGIN_BUSY && a->waited_ms < DIRECTORY_LOGIN_BUSY_WAIT_MS &&
-               !s->connection_closed) {
+    } else if (a->rec.gate == DIRECTORY_LOGIN_BUSY && a->waited_ms < DIRECTORY_LOGIN_BUSY_WAIT_MS) {
         /* Attempts in flight fill the limit: wait for them (a user's own
-         * parallel logins pass one after the other; an attacker's stop). */
+         * parallel logins pass one after the other; an attacker's stop). A
+         * client that left meanwhile is treated as if it were still there, so
+         * leaving changes nothing in what is counted. */
         if (!a->retry)
             a->retry = evtimer_new(s->srv->base, retry_fire, s);
         struct timeval tv = {0, DIRECTORY_LOGIN_BUSY_RETRY_MS * 1000};
