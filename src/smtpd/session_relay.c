@@ -23,46 +23,22 @@
 #include "util/log.h"
 
 #define REPLY_NOT_OWNED "550 5.7.1 Error: From header not owned by the relaying customer"
-#define REPLY_TWO_FROM "550 5.6.0 Error: message has more than one From header"
-#define REPLY_MALFORMED "550 5.6.0 Error: malformed message header"
-#define REPLY_DIRECTORY "451 4.3.0 Error: temporary directory failure, try again later"
-#define REPLY_RESOURCES "451 4.3.0 Error: insufficient system resources"
+
+static int customer_owns(void *ctx, const char *addr)
+{
+    struct session *s = ctx;
+    return s->srv->backend.customer_owns(s->srv->backend.arg, s->txn.relay_customer, addr_domain(addr));
+}
 
 /* NULL when the From field passes; otherwise the reply, and the address
  * refused (if one) in refused. */
 static const char *check_from(struct session *s, char *refused, size_t refusedlen)
 {
-    const struct txn *t = &s->txn;
-    const struct smtp_data *d = &t->data;
     struct submission_headers h;
-    switch (submission_scan_headers(d->buf ? d->buf : (const unsigned char *)"", d->len, &h)) {
-    case SUBMISSION_SCAN_OK:
-        break;
-    case SUBMISSION_SCAN_MALFORMED:
-        return REPLY_MALFORMED;
-    default:
-        return REPLY_RESOURCES;
-    }
-    const char *no = NULL;
-    if (h.nfrom > 1) {
-        no = REPLY_TWO_FROM;
-    } else if (h.nfrom == 1) {
-        char addrs[SUBMISSION_FROM_ADDRS_MAX][ADDR_MAX + 1];
-        int n = h.from ? submission_from_addresses(h.from, addrs, SUBMISSION_FROM_ADDRS_MAX) : -1;
-        if (n < 0) {
-            snprintf(refused, refusedlen, "(not a list of addresses)");
-            no = REPLY_NOT_OWNED;
-        }
-        for (int i = 0; !no && i < n; i++) {
-            int own = s->srv->backend.customer_owns(s->srv->backend.arg, t->relay_customer, addr_domain(addrs[i]));
-            if (own == STORE_ERR) {
-                no = REPLY_DIRECTORY;
-            } else if (own != 1) {
-                snprintf(refused, refusedlen, "%s", addrs[i]);
-                no = REPLY_NOT_OWNED;
-            }
-        }
-    }
+    const char *no = smtpd_scan_headers(&s->txn.data, &h);
+    if (no)
+        return no;
+    no = smtpd_from_rule(&h, 0, REPLY_NOT_OWNED, customer_owns, s, NULL, 0, refused, refusedlen);
     submission_headers_free(&h);
     return no;
 }

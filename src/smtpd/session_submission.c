@@ -36,11 +36,7 @@
 #include "util/log.h"
 
 #define REPLY_NOT_OWNED "550 5.7.1 From header not owned by user"
-#define REPLY_NO_FROM "550 5.6.0 Error: message has no From header"
-#define REPLY_TWO_FROM "550 5.6.0 Error: message has more than one From header"
-#define REPLY_MALFORMED "550 5.6.0 Error: malformed message header"
-#define REPLY_DIRECTORY "451 4.3.0 Error: temporary directory failure, try again later"
-#define REPLY_RESOURCES "451 4.3.0 Error: insufficient system resources"
+#define REPLY_RESOURCES smtpd_reply_resources
 
 struct submission_job {
     struct smtpd_work_item work;
@@ -68,44 +64,27 @@ void submission_job_free(struct submission_job *j)
 
 /* ------------------------------------------------------------------ on a worker */
 
-static const char *check_from(struct submission_job *j, struct store *st, const struct submission_headers *h)
+struct owns_ctx {
+    struct submission_job *j;
+    struct store *st;
+};
+
+static int user_owns(void *arg, const char *addr)
 {
-    if (h->nfrom == 0)
-        return REPLY_NO_FROM;
-    if (h->nfrom > 1)
-        return REPLY_TWO_FROM;
-    char addrs[SUBMISSION_FROM_ADDRS_MAX][ADDR_MAX + 1];
-    int n = h->from ? submission_from_addresses(h->from, addrs, SUBMISSION_FROM_ADDRS_MAX) : -1;
-    if (n < 0) {
-        snprintf(j->refused_from, sizeof j->refused_from, "(not a list of addresses)");
-        return REPLY_NOT_OWNED;
-    }
-    for (int i = 0; i < n; i++) {
-        int own = j->backend.owns_address(j->backend.arg, st, j->user, addrs[i]);
-        if (own == STORE_ERR)
-            return REPLY_DIRECTORY;
-        if (own != 1) {
-            snprintf(j->refused_from, sizeof j->refused_from, "%.*s", (int)sizeof j->refused_from - 1, addrs[i]);
-            return REPLY_NOT_OWNED;
-        }
-    }
-    snprintf(j->from_domain, sizeof j->from_domain, "%s", addr_domain(addrs[0]));
-    return NULL;
+    struct owns_ctx *c = arg;
+    return c->j->backend.owns_address(c->j->backend.arg, c->st, c->j->user, addr);
 }
 
 static const char *complete(struct submission_job *j, struct store *st)
 {
     struct smtp_data *d = j->data;
     struct submission_headers h;
-    switch (submission_scan_headers(d->buf ? d->buf : (const unsigned char *)"", d->len, &h)) {
-    case SUBMISSION_SCAN_OK:
-        break;
-    case SUBMISSION_SCAN_MALFORMED:
-        return REPLY_MALFORMED;
-    default:
-        return REPLY_RESOURCES;
-    }
-    const char *no = check_from(j, st, &h);
+    const char *no = smtpd_scan_headers(d, &h);
+    if (no)
+        return no;
+    struct owns_ctx oc = {j, st};
+    no = smtpd_from_rule(&h, 1, REPLY_NOT_OWNED, user_owns, &oc, j->from_domain, sizeof j->from_domain,
+                         j->refused_from, sizeof j->refused_from);
     if (!no) {
         char added[SUBMISSION_ADDED_MAX];
         int n = submission_missing_headers(&h, j->from_domain, time(NULL), added, sizeof added, j->message_id,

@@ -314,6 +314,18 @@ int session_cmd_auth(struct session *s, const struct smtp_cmd *cmd);
 void session_auth_line(struct session *s, const char *line, size_t len);
 /* Ends an exchange waiting for the client's line (shutdown); frees s->auth. */
 void session_auth_abandon(struct session *s);
+/* The From rule (from_rule.c). smtpd_scan_headers: NULL, or the reply for a
+ * header section that cannot be read (h is then empty). smtpd_from_rule:
+ * NULL when every mailbox of h's one From field is owned (owns: 1, 0 or
+ * STORE_ERR) — and from_domain (may be NULL) gets the first one's domain —
+ * else the reply (not_owned for an address that is not, with it in refused).
+ * required: a message without a From field is refused. */
+struct submission_headers;
+extern const char smtpd_reply_resources[];
+const char *smtpd_scan_headers(const struct smtp_data *d, struct submission_headers *h);
+const char *smtpd_from_rule(const struct submission_headers *h, int required, const char *not_owned,
+                            int (*owns)(void *ctx, const char *addr), void *ctx, char *from_domain,
+                            size_t from_domain_len, char *refused, size_t refused_len);
 /* At the end of a message a client relays out for a customer
  * (session_relay.c): 1 if its From field is not the customer's (refused and
  * answered; the transaction is reset), 0 to go on. */
