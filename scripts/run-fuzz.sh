@@ -34,6 +34,15 @@ max_len() {
   esac
 }
 
+# A dictionary of tokens the parser looks for (where libFuzzer's own
+# comparison tracing cannot see them: GMime, character-class checks).
+dict() {
+  case $1 in
+    http_request) echo tests/fuzz/dict/http.dict ;;
+    mail_view | mail_archive_text | smtp_data) echo tests/fuzz/dict/mime.dict ;;
+  esac
+}
+
 # clang and libFuzzer's runtime (Debian: clang, libclang-rt-14-dev), tried on a tiny target.
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
@@ -73,6 +82,9 @@ run_one() {
     for d in "tests/fuzz/seeds/$t" "tests/fuzz/regressions/$t" "$build/seeds/$t"; do
       [ -d "$d" ] && dirs+=("$d")
     done
+    local d
+    d=$(dict "$t")
+    [ -n "$d" ] && opts+=(-dict="$d")
     "$bin" "${opts[@]}" -max_total_time="$time" "${dirs[@]}" >>"$log" 2>&1 || rc=1
   fi
   echo "${#regs[@]} $rc" >"$build/logs/$t.rc"
