@@ -48,7 +48,7 @@ probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
 echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }' > "$probe/t.c"
 if ! command -v clang >/dev/null 2>&1 || ! clang -fsanitize=fuzzer,address,undefined "$probe/t.c" -o "$probe/t" 2>"$probe/err"; then
-  echo "run-fuzz: NOT RUN: clang with libFuzzer is missing (scripts/install-deps.sh --test installs clang and libclang-rt-14-dev)."
+  echo "run-fuzz: NOT RUN: clang with libFuzzer is missing (scripts/install-deps.sh --test installs clang and its runtime, libclang-rt-dev)."
   sed 's/^/run-fuzz:   /' "$probe/err" 2>/dev/null | head -3
   exit 0
 fi

@@ -6,15 +6,9 @@
  * write (start tags of allowed elements with double-quoted, escaped values,
  * end tags, escaped text: no comment, no raw-text element, no on* attribute,
  * no URL other than http(s)/mailto/cid/#fragment); and a second pass over the
- * output removes nothing but the blocked remote images. Build and run (libxml2, GMime via pkg-config):
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I../../src \
- *         fuzz_mail_sanitize.c ../../src/mail/sanitize.c \
- *         $(pkg-config --cflags --libs libxml-2.0 gmime-3.0) -o /tmp/fuzz_mail_sanitize
- *   /tmp/fuzz_mail_sanitize -max_len=8192 -max_total_time=600 /tmp/corpus-html
- *
- * Good seeds: the vectors of ../shared/corpora/dompurify, h5sc and
- * owasp-xss-evasion, one per file.
+ * output removes nothing but the blocked remote images. Built and run by
+ * scripts/run-fuzz.sh, seeded with the vectors of ../shared/corpora/dompurify,
+ * h5sc and owasp-xss-evasion (tests/fuzz/README.md).
  */
 #include <stdint.h>
 #include <stdlib.h>
