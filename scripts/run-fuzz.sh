@@ -123,8 +123,11 @@ for t in $targets; do
   else
     fail=1
     printf 'run-fuzz: %-18s FAILED  (log %s)\n' "$t" "$log"
+    # the regression input that failed again, if it was one; the finding; where its input went
+    grep -E '^Running: ' "$log" | tail -1 | sed 's/^/run-fuzz:   /'
     grep -E '^(==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written|.*runtime error)' "$log" | head -6 |
       sed 's/^/run-fuzz:   /'
+    grep -m1 -E '^ +#[0-9]+ .*/(src|tests/fuzz)/' "$log" | sed 's/^ */run-fuzz:   at /'
   fi
 done
 echo "run-fuzz: done in $((SECONDS - start))s"
