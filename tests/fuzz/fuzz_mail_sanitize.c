@@ -39,9 +39,19 @@ static int is_name_char(char c)
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
 }
 
+/* http(s) followed by "//", where a browser reads '\\' as '/' too
+ * ("https:\\\\host" is https://host/), as the sanitiser does (url_is_web). */
+static int url_web(const char *v, size_t n)
+{
+    size_t s = n >= 5 && !strncasecmp(v, "http:", 5) ? 5 : n >= 6 && !strncasecmp(v, "https:", 6) ? 6 : 0;
+    return s && n >= s + 2 && (v[s] == '/' || v[s] == '\\') && (v[s + 1] == '/' || v[s + 1] == '\\');
+}
+
 static int url_ok(const char *v, size_t n)
 {
-    static const char *const ok[] = {"http://", "https://", "mailto:", "cid:", "#", NULL};
+    if (url_web(v, n))
+        return 1;
+    static const char *const ok[] = {"mailto:", "cid:", "#", NULL};
     for (const char *const *p = ok; *p; p++)
         if (n >= strlen(*p) && !strncasecmp(v, *p, strlen(*p)))
             return 1;
@@ -89,8 +99,7 @@ static void check_grammar(const char *p)
                 !url_ok(v, (size_t)(p - v)))
                 abort();
             /* a blocked remote image keeps its address for "load images": http(s) only */
-            if (anl == 11 && !strncmp(an, "data-lb-src", 11) && strncasecmp(v, "http://", 7) &&
-                strncasecmp(v, "https://", 8))
+            if (anl == 11 && !strncmp(an, "data-lb-src", 11) && !url_web(v, (size_t)(p - v)))
                 abort();
             if (anl == 5 && !strncmp(an, "style", 5)) {
                 for (const char *s = v; s < p; s++)
