@@ -1,13 +1,16 @@
 # lifeboat — the two commands of the README, and a few helpers.
 #   make run   install what is missing, build, start lifeboatd on etc/lifeboat-local.conf
 #   make test  install what is missing, build under ASan+UBSan, run every test
-.PHONY: all build run test unit integration deps test-deps install clean
+#              (the fuzz targets of tests/fuzz for FUZZ_TIME=20 seconds each among them)
+#   make fuzz  build the fuzz targets and run each for FUZZ_TIME seconds (600 unless told)
+.PHONY: all build run test unit integration fuzz deps test-deps install clean
 
 BUILD      ?= build
 TESTBUILD  ?= build-test
 JOBS       ?= $(shell nproc)
 PYTHON     ?= /usr/bin/python3
 LOCALCONF  ?= etc/lifeboat-local.conf
+FUZZBUILD  ?= build-fuzz
 
 all: build
 
@@ -39,10 +42,14 @@ integration: $(TESTBUILD)/lifeboatd
 # The release build is compiled too: -O2 finds warnings (-Werror) that the
 # Debug build under the sanitizers does not, and `make run` uses it.
 test: $(TESTBUILD)/lifeboatd build
-	@scripts/run-tests.sh $(TESTBUILD)
+	@FUZZBUILD=$(FUZZBUILD) scripts/run-tests.sh $(TESTBUILD)
+
+# The fuzz targets, long: FUZZ_TIME seconds each (FUZZ_TARGETS for a subset).
+fuzz: test-deps
+	@FUZZ_TIME=$${FUZZ_TIME:-600} scripts/run-fuzz.sh $(FUZZBUILD)
 
 install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(TESTBUILD)
+	rm -rf $(BUILD) $(TESTBUILD) $(FUZZBUILD)

@@ -7,7 +7,9 @@ set -euo pipefail
 BUILD_PKGS="build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
  libgmime-3.0-dev libmicrohttpd-dev libjansson-dev libsodium-dev libldap2-dev
  libc-ares-dev libzstd-dev libxml2-dev libopendkim-dev libcurl4-openssl-dev libpq-dev openssl"
-TEST_PKGS="libcmocka-dev postfix swaks python3-pytest python3-aiosmtpd chromium nodejs
+# clang and libFuzzer's runtime build the fuzz targets (tests/fuzz, scripts/run-fuzz.sh);
+# libclang-rt-dev is the runtime of the default clang (libclang-rt-14-dev on Debian 12).
+TEST_PKGS="libcmocka-dev clang libclang-rt-dev postfix swaks python3-pytest python3-aiosmtpd chromium nodejs
  opendkim-tools libmail-dkim-perl libnet-dns-perl"
 # npm comes with some builds of nodejs (NodeSource's) and conflicts with the
 # Debian package there: ask for it only when no npm is on PATH.

@@ -13,6 +13,9 @@ fi
 
 rc=0
 (cd "$build" && ctest --output-on-failure -j "$(nproc)") || rc=1
+# The fuzz targets (tests/fuzz), built with clang in a directory of their own,
+# FUZZ_TIME seconds each (20 here; `make fuzz` runs them long).
+FUZZ_TIME=${FUZZ_TIME:-20} scripts/run-fuzz.sh "${FUZZBUILD:-build-fuzz}" || rc=1
 LIFEBOAT_BUILD="$build" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 prc=$?
 [ $prc -ne 0 ] && rc=1

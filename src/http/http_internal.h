@@ -21,9 +21,11 @@
 
 #include "directory/directory.h"
 #include "http/http.h"
+#include "mail/compose.h"
 #include "store/blob.h"
 #include "store/store.h"
 #include "store/writer.h"
+#include "util/addr.h"
 
 /* ------------------------------------------------------------------ limits */
 
@@ -168,6 +170,11 @@ struct http_route_match {
 int http_route_find(const struct http_route *table, size_t n, int method, const char *path,
                     struct http_route_match *m, char *allow, size_t allowlen);
 
+/* Percent-decodes s in place (the path and the query's names and values,
+ * libmicrohttpd's unescape callback) and returns its new length. "%00" is
+ * left as it is, never a NUL that would cut the string. Pure (http_parse.c). */
+size_t http_percent_decode(char *s);
+
 /* The daemon's table (http_routes.c). */
 extern const struct http_route http_routes[];
 extern const size_t http_nroutes;
@@ -247,7 +254,7 @@ const char *http_cookie_name(int tls);
 /* Finds cookie name in a Cookie: header value ("a=1; b=2"). 1 and the value in
  * out when it occurs exactly once with a value that fits; 0 when absent; -1
  * when it occurs twice (a cookie planted for a sub-path or a parent domain
- * must not win by order) or the value does not fit. Pure. */
+ * must not win by order) or the value does not fit. Pure (http_parse.c). */
 int http_cookie_find(const char *header, const char *name, char *out, size_t outlen);
 
 /* Set-Cookie value for the session: HttpOnly; SameSite=Strict; Path=/;
@@ -257,7 +264,7 @@ void http_cookie_format(char *out, size_t outlen, const char *name, const char *
 
 /* A fresh 256-bit random token in lower-case hex (libsodium). */
 void http_token_new(char out[HTTP_TOKEN_HEX + 1]);
-/* 1 if s is HTTP_TOKEN_HEX lower-case hex digits. */
+/* 1 if s is HTTP_TOKEN_HEX lower-case hex digits. Pure (http_parse.c). */
 int http_token_valid(const char *s);
 /* What the store keeps of a session token: hex BLAKE2b-256 of it. */
 void http_token_hash(const char *token, char out[SESSION_HASH_SIZE]);
@@ -272,6 +279,37 @@ int http_session_expired(const struct store_session *s, int64_t now);
  * session (an expired one is deleted). Checks that the user still exists, is
  * active and not suspended. */
 int http_session_load(struct http_request *req);
+
+/* ------------------------------------------------------------------ the body of POST /api/v1/send */
+
+#define HTTP_SEND_ATTACHMENTS_MAX 100
+
+/* The fields of a send request. The strings point into the JSON object it was
+ * parsed from; the lists and the decoded attachments are malloc'd (free with
+ * http_send_req_free). */
+struct http_send_req {
+    char from[ADDR_MAX + 1]; /* canonical */
+    const char *subject, *text, *html, *in_reply_to, *references; /* NULL when absent */
+    const char **to, **cc, **bcc;
+    size_t nto, ncc, nbcc;
+    struct compose_attachment *atts;
+    size_t natts;
+};
+
+enum {
+    HTTP_SEND_OK = 0,
+    HTTP_SEND_BAD_HEAD, /* from or a text field is not what it must be: 400 before any other check */
+    HTTP_SEND_BAD,      /* a recipient list or an attachment: 400 */
+    HTTP_SEND_NOMEM,    /* 500 */
+};
+
+/* Reads the JSON object j into r: from a valid address, the text fields
+ * strings or absent, to/cc/bcc arrays of valid addresses (at least one in all,
+ * at most COMPOSE_RCPTS_MAX), attachments with valid base64 data. Returns
+ * HTTP_SEND_OK or a code with *why the reason for the client; r is filled as
+ * far as it got either way (free it). Pure (http_parse.c). */
+int http_send_parse(json_t *j, struct http_send_req *r, const char **why);
+void http_send_req_free(struct http_send_req *r);
 
 /* ------------------------------------------------------------------ writes */
 

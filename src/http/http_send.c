@@ -4,7 +4,8 @@
  *
  * The handler checks what the user may do (From is the user's own address or
  * one of their aliases; at least one recipient, every one a valid address, no
- * more than the limit; attachments that decode), builds the message with
+ * more than the limit; attachments that decode: the body's fields are read by
+ * the pure http_send_parse, http_parse.c), builds the message with
  * compose_build (mail/compose.h: Date, Message-ID, In-Reply-To/References,
  * Bcc only in the envelope), signs it with the From domain's DKIM key when
  * the domain has one (directory_dkim_sign), and queues it with
@@ -24,8 +25,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <sodium.h>
-
 #include "directory/directory.h"
 #include "http/http_internal.h"
 #include "mail/compose.h"
@@ -33,119 +32,12 @@
 #include "queue/queue.h"
 #include "util/log.h"
 
-#define SEND_ATTACHMENTS_MAX 100
-
 /* ------------------------------------------------------------------ the request */
 
+/* The writer job: queue_submit_run (blob, message, recipients, Sent copy). */
 static int send_queue_job(struct store *st, struct blobstore *bs, void *arg)
 {
     return queue_submit_run(st, bs, arg);
-}
-
-/* Everything the handler allocates, freed in one place. */
-struct send_req {
-    const char **to, **cc, **bcc;
-    size_t nto, ncc, nbcc;
-    struct compose_attachment *atts;
-    size_t natts;
-};
-
-static void send_req_free(struct send_req *r)
-{
-    free(r->to);
-    free(r->cc);
-    free(r->bcc);
-    for (size_t i = 0; i < r->natts; i++)
-        free((void *)r->atts[i].data);
-    free(r->atts);
-}
-
-/* An optional string field: 0 and *out (NULL when absent or null), -1 if it
- * is something else. */
-static int opt_string(json_t *obj, const char *key, const char **out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return -1;
-    *out = json_string_value(v);
-    return 0;
-}
-
-/* An optional array of addresses (bare local@domain, as the client sends
- * them). NULL with the reason on a bad field; *list is malloc'd. */
-static const char *address_list(json_t *obj, const char *key, const char ***list, size_t *n)
-{
-    json_t *a = json_object_get(obj, key);
-    *list = NULL;
-    *n = 0;
-    if (!a || json_is_null(a))
-        return NULL;
-    if (!json_is_array(a))
-        return "to, cc and bcc must be arrays of addresses";
-    if (json_array_size(a) > COMPOSE_RCPTS_MAX)
-        return "too many recipients";
-    if (json_array_size(a) == 0)
-        return NULL;
-    *list = calloc(json_array_size(a), sizeof **list);
-    if (!*list)
-        return "out of memory";
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v)
-    {
-        const char *s = json_string_value(v);
-        if (!s || strlen(s) > ADDR_MAX || !addr_is_valid(s))
-            return "invalid recipient address";
-        (*list)[(*n)++] = s;
-    }
-    return NULL;
-}
-
-/* Decodes the attachments. NULL, or the reason for a 400. */
-static const char *attachments(json_t *obj, struct send_req *r)
-{
-    json_t *a = json_object_get(obj, "attachments");
-    if (!a || json_is_null(a))
-        return NULL;
-    if (!json_is_array(a))
-        return "attachments must be an array";
-    if (json_array_size(a) > SEND_ATTACHMENTS_MAX)
-        return "too many attachments";
-    if (json_array_size(a) == 0)
-        return NULL;
-    r->atts = calloc(json_array_size(a), sizeof *r->atts);
-    if (!r->atts)
-        return "out of memory";
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v)
-    {
-        const char *filename, *ctype;
-        json_t *data = json_is_object(v) ? json_object_get(v, "data_base64") : NULL;
-        if (!data || !json_is_string(data) || opt_string(v, "filename", &filename) != 0 ||
-            opt_string(v, "content_type", &ctype) != 0)
-            return "each attachment needs data_base64 (and may have filename, content_type as strings)";
-        const char *b64 = json_string_value(data);
-        size_t b64len = json_string_length(data);
-        size_t cap = b64len / 4 * 3 + 3;
-        unsigned char *bin = malloc(cap ? cap : 1);
-        if (!bin)
-            return "out of memory";
-        size_t binlen = 0;
-        const char *end = NULL;
-        /* Line breaks are tolerated (clients wrap base64 at 76); nothing else. */
-        if (sodium_base642bin(bin, cap, b64, b64len, "\r\n", &binlen, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-            end != b64 + b64len) {
-            free(bin);
-            return "attachment data is not valid base64";
-        }
-        r->atts[r->natts++] = (struct compose_attachment){
-            .filename = filename, .content_type = ctype, .data = bin, .len = binlen};
-    }
-    return NULL;
 }
 
 /* DKIM: the signature goes in front of the message when the From domain has
@@ -185,44 +77,30 @@ static unsigned char *dkim_signed_copy(struct store *st, const char *qid, const 
 
 void http_h_send(struct http_request *req, struct http_reply *rep)
 {
-    json_t *j = req->json;
-    struct send_req r = {0};
-    const char *from_in, *subject, *text, *html, *in_reply_to, *references;
-    const char *why = NULL;
-    char from[ADDR_MAX + 1];
-
-    if (opt_string(j, "from", &from_in) != 0 || !from_in || !addr_is_valid(from_in) ||
-        addr_canonical(from_in, from, sizeof from) != 0) {
-        http_reply_error(rep, 400, "from must be one of your addresses");
+    struct http_send_req r;
+    const char *why;
+    int prc = http_send_parse(req->json, &r, &why);
+    if (prc == HTTP_SEND_BAD_HEAD) {
+        http_send_req_free(&r);
+        http_reply_error(rep, 400, why);
         return;
     }
-    if (opt_string(j, "subject", &subject) != 0 || opt_string(j, "text", &text) != 0 ||
-        opt_string(j, "html", &html) != 0 || opt_string(j, "in_reply_to", &in_reply_to) != 0 ||
-        opt_string(j, "references", &references) != 0) {
-        http_reply_error(rep, 400, "subject, text, html, in_reply_to and references must be strings");
-        return;
-    }
+    char from[ADDR_MAX + 1]; /* outlives r, freed once the message is built */
+    memcpy(from, r.from, sizeof from);
     if (!directory_user_owns_address(req->st, &req->user, from)) {
         log_warn("http: %s [%s] tried to send as %s", req->user.email, req->client_ip, from);
+        http_send_req_free(&r);
         http_reply_error(rep, 403, "not your address");
         return;
     }
-    if (!why)
-        why = address_list(j, "to", &r.to, &r.nto);
-    if (!why)
-        why = address_list(j, "cc", &r.cc, &r.ncc);
-    if (!why)
-        why = address_list(j, "bcc", &r.bcc, &r.nbcc);
     const struct config *cfg = http_config(req->srv);
-    if (!why && r.nto + r.ncc + r.nbcc == 0)
-        why = "at least one recipient is needed";
-    if (!why && (r.nto + r.ncc + r.nbcc > COMPOSE_RCPTS_MAX || r.nto + r.ncc + r.nbcc > cfg->max_recipients))
+    if (prc == HTTP_SEND_OK && r.nto + r.ncc + r.nbcc > cfg->max_recipients) {
+        prc = HTTP_SEND_BAD;
         why = "too many recipients";
-    if (!why)
-        why = attachments(j, &r);
-    if (why) {
-        send_req_free(&r);
-        http_reply_error(rep, strcmp(why, "out of memory") == 0 ? 500 : 400, why);
+    }
+    if (prc != HTTP_SEND_OK) {
+        http_send_req_free(&r);
+        http_reply_error(rep, prc == HTTP_SEND_NOMEM ? 500 : 400, why);
         return;
     }
 
@@ -232,18 +110,18 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
         .to = r.to, .nto = r.nto,
         .cc = r.cc, .ncc = r.ncc,
         .bcc = r.bcc, .nbcc = r.nbcc,
-        .subject = subject,
-        .text = text,
-        .html = html,
+        .subject = r.subject,
+        .text = r.text,
+        .html = r.html,
         .attachments = r.atts, .nattachments = r.natts,
-        .in_reply_to = in_reply_to && *in_reply_to ? in_reply_to : NULL,
+        .in_reply_to = r.in_reply_to && *r.in_reply_to ? r.in_reply_to : NULL,
     };
     /* A reply keeps its thread: the parent's References (the client passes
      * them on, an extension of SPEC's fields) followed by the parent's ID. */
     char *thread = NULL;
-    if (m.in_reply_to && references && *references) {
-        if (!(thread = compose_references(references, NULL, m.in_reply_to))) {
-            send_req_free(&r);
+    if (m.in_reply_to && r.references && *r.references) {
+        if (!(thread = compose_references(r.references, NULL, m.in_reply_to))) {
+            http_send_req_free(&r);
             http_reply_error(rep, 500, "out of memory");
             return;
         }
@@ -253,7 +131,7 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
     const char *error = NULL;
     int rc = compose_build(&m, &msg, &error);
     free(thread);
-    send_req_free(&r);
+    http_send_req_free(&r);
     if (rc != 0) {
         http_reply_error(rep, 400, error ? error : "cannot build the message");
         return;

@@ -677,28 +677,12 @@ static char *read_file(const char *path, char *err, size_t errlen)
     return buf;
 }
 
-/* Percent-decoding of the path and the query (in place). Unlike libmicrohttpd's
- * own, "%00" stays as it is: a decoded NUL would silently cut the path
- * ("/index.html%00.js" served as "/index.html"), so such a URL matches no route. */
+/* Percent-decoding of the path and the query: http_percent_decode (http_parse.c). */
 static size_t unescape_keep_nul(void *cls, struct MHD_Connection *c, char *s)
 {
     (void)cls;
     (void)c;
-    char *out = s;
-    for (const char *in = s; *in;) {
-        if (in[0] == '%' && isxdigit((unsigned char)in[1]) && isxdigit((unsigned char)in[2])) {
-            char hex[3] = {in[1], in[2], 0};
-            char v = (char)strtol(hex, NULL, 16);
-            if (v != 0) {
-                *out++ = v;
-                in += 3;
-                continue;
-            }
-        }
-        *out++ = *in++;
-    }
-    *out = 0;
-    return (size_t)(out - s);
+    return http_percent_decode(s);
 }
 
 static int start_daemon(struct http_server *srv, int fd, char *err, size_t errlen)

@@ -25,51 +25,6 @@ const char *http_cookie_name(int tls)
     return tls ? "__Host-lb_session" : "lb_session";
 }
 
-/* RFC 6265 4.2.1: cookie-string = cookie-pair *( ";" SP cookie-pair ). Browsers
- * are lax about the spaces, so any run of spaces and tabs around pairs is skipped. */
-int http_cookie_find(const char *header, const char *name, char *out, size_t outlen)
-{
-    if (!header || !name || !*name || outlen == 0)
-        return 0;
-    size_t nlen = strlen(name);
-    int found = 0;
-    const char *p = header;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ';')
-            p++;
-        if (!*p)
-            break;
-        size_t pair = strcspn(p, ";");
-        const char *eq = memchr(p, '=', pair);
-        if (eq) {
-            size_t klen = (size_t)(eq - p);
-            while (klen > 0 && (p[klen - 1] == ' ' || p[klen - 1] == '\t'))
-                klen--;
-            if (klen == nlen && memcmp(p, name, nlen) == 0) {
-                if (found)
-                    return -1; /* twice: refuse rather than guess which one */
-                const char *v = eq + 1;
-                while (v < p + pair && (*v == ' ' || *v == '\t'))
-                    v++;
-                size_t vlen = pair - (size_t)(v - p);
-                while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-                    vlen--;
-                if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') { /* DQUOTE *cookie-octet DQUOTE */
-                    v++;
-                    vlen -= 2;
-                }
-                if (vlen >= outlen)
-                    return -1;
-                memcpy(out, v, vlen);
-                out[vlen] = '\0';
-                found = 1;
-            }
-        }
-        p += pair;
-    }
-    return found;
-}
-
 void http_cookie_format(char *out, size_t outlen, const char *name, const char *value, int64_t max_age,
                         int tls)
 {
@@ -83,17 +38,6 @@ void http_token_new(char out[HTTP_TOKEN_HEX + 1])
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(out, HTTP_TOKEN_HEX + 1, raw, sizeof raw);
     sodium_memzero(raw, sizeof raw);
-}
-
-int http_token_valid(const char *s)
-{
-    if (!s)
-        return 0;
-    size_t i = 0;
-    for (; s[i]; i++)
-        if (i >= HTTP_TOKEN_HEX || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return i == HTTP_TOKEN_HEX;
 }
 
 void http_token_hash(const char *token, char out[SESSION_HASH_SIZE])

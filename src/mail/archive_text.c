@@ -40,13 +40,16 @@ static void body_add(struct walk *w, const char *text, size_t len)
 {
     if (!len)
         return;
-    if (w->body->len)
-        g_string_append(w->body, "\n\n");
-    size_t room = w->body->len < ARCHIVE_TEXT_MAX ? ARCHIVE_TEXT_MAX - w->body->len : 0;
+    /* the separator counts towards the bound too */
+    size_t sep = w->body->len ? 2 : 0;
+    size_t room = w->body->len + sep < ARCHIVE_TEXT_MAX ? ARCHIVE_TEXT_MAX - w->body->len - sep : 0;
     if (len > room) {
         w->t->truncated = 1;
         len = mime_utf8_floor(text, room);
     }
+    if (!len)
+        return;
+    g_string_append_len(w->body, "\n\n", (gssize)sep);
     g_string_append_len(w->body, text, (gssize)len);
 }
 

@@ -136,6 +136,9 @@ int time_parse_date(const char *s, int64_t *out)
             return -1;
     }
     struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec};
-    *out = (int64_t)timegm(&tm) - offset;
+    int64_t t = (int64_t)timegm(&tm) - offset;
+    if (t < 0) /* 1970-01-01 east of UTC is still 1969 */
+        return -1;
+    *out = t;
     return 0;
 }

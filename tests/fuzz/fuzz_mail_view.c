@@ -5,16 +5,8 @@
  * memory; every header field is clean UTF-8 on one line; the text is clean
  * UTF-8 without CR; the HTML holds no <script; every listed attachment gives
  * back exactly its listed size, also through message_attachment_extract().
- * Build and run (GMime, libxml2 via pkg-config):
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I../../src \
- *         fuzz_mail_view.c ../../src/mail/message_view.c ../../src/mail/mime_text.c \
- *         ../../src/mail/sanitize.c \
- *         $(pkg-config --cflags --libs gmime-3.0 libxml-2.0) -o /tmp/fuzz_mail_view
- *   /tmp/fuzz_mail_view -max_len=65536 -max_total_time=600 /tmp/corpus-mime
- *
- * Good seeds: the .eml/.msg files of ../shared/corpora (mimekit,
- * james-mime4j, stalwart-mail-parser, spamassassin, python-test_email).
+ * Built and run by scripts/run-fuzz.sh, seeded with the messages of
+ * ../shared/corpora (tests/fuzz/README.md).
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -10,9 +10,7 @@
  * without control characters (it reaches logs) and a non-empty, bounded
  * password without NUL.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I../../src \
- *         fuzz_smtp_sasl.c ../../src/smtpd/sasl.c -lsodium -o /tmp/fuzz_smtp_sasl
- *   printf 'PLAIN AGFsaWNlQGFjbWUudGVzdABzM2NyZXQ=\nLOGIN\nYWxpY2U=\ncHc=\n' > /tmp/corpus-sasl/seed
+ * Built and run by scripts/run-fuzz.sh (tests/fuzz/README.md).
  */
 #include <stdint.h>
 #include <stdlib.h>

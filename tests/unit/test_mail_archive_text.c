@@ -184,6 +184,19 @@ static void test_bounds_and_garbage(void **state)
     archive_text_free(&t);
     g_string_free(s, TRUE);
 
+    /* a part that ends one byte short of the bound: the next part's separator
+     * ("\n\n") does not take the body past it */
+    s = g_string_new("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n");
+    for (size_t i = 0; i < ARCHIVE_TEXT_MAX - 1; i++)
+        g_string_append_c(s, 'a');
+    g_string_append(s, "\r\n--b\r\n\r\nmore\r\n--b--\r\n");
+    t = extract_len(s->str, s->len);
+    assert_int_equal(strlen(t.body), ARCHIVE_TEXT_MAX - 1);
+    assert_int_equal(t.truncated, 1);
+    assert_clean(&t, "separator");
+    archive_text_free(&t);
+    g_string_free(s, TRUE);
+
     /* deep nesting stops at the limit */
     s = g_string_new("");
     for (int i = 0; i < 100; i++)
