@@ -55,7 +55,7 @@ fi
 
 if ! { CC=clang cmake -S . -B "$build" -DLB_FUZZ=ON -DLB_TESTS=OFF >/dev/null &&
        cmake --build "$build" --target fuzzers -j "$(nproc)" >"$probe/build.log" 2>&1; }; then
-  cat "$probe/build.log"
+  cat "$probe/build.log" 2>/dev/null
   echo "run-fuzz: the fuzz build failed"
   exit 1
 fi
