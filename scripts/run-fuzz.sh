@@ -55,7 +55,7 @@ fi
 
 if ! { CC=clang cmake -S . -B "$build" -DLB_FUZZ=ON -DLB_TESTS=OFF >/dev/null &&
        cmake --build "$build" --target fuzzers -j "$(nproc)" >"$probe/build.log" 2>&1; }; then
-  cat "$probe/build.log"
+  cat "$probe/build.log" 2>/dev/null
   echo "run-fuzz: the fuzz build failed"
   exit 1
 fi
@@ -77,6 +77,7 @@ run_one() {
   if [ ${#regs[@]} -gt 0 ]; then
     "$bin" "${opts[@]}" "${regs[@]}" >>"$log" 2>&1 || rc=1
   fi
+  echo "run-fuzz: fuzzing" >>"$log" # what follows is no longer the replay
   if [ $rc -eq 0 ]; then
     local dirs=("$build/corpus/$t")
     for d in "tests/fuzz/seeds/$t" "tests/fuzz/regressions/$t" "$build/seeds/$t"; do
@@ -124,7 +125,7 @@ for t in $targets; do
     fail=1
     printf 'run-fuzz: %-18s FAILED  (log %s)\n' "$t" "$log"
     # the regression input that failed again, if it was one; the finding; where its input went
-    grep -E '^Running: ' "$log" | tail -1 | sed 's/^/run-fuzz:   /'
+    grep -q '^run-fuzz: fuzzing' "$log" || grep -E '^Running: ' "$log" | tail -1 | sed 's/^/run-fuzz:   /'
     grep -E '^(==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written|.*runtime error)' "$log" | head -6 |
       sed 's/^/run-fuzz:   /'
     grep -m1 -E '^ +#[0-9]+ .*/(src|tests/fuzz)/' "$log" | sed 's/^ */run-fuzz:   at /'

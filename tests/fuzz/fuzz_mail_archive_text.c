@@ -9,7 +9,8 @@
  * string is clean UTF-8 without NUL; Subject, From and To are one line and
  * within ARCHIVE_TEXT_FIELD_MAX, as is the attachment list; the body within
  * ARCHIVE_TEXT_MAX; listed attachment names mean has_attachment. The same
- * bytes give the same result twice (nothing depends on state left behind).
+ * bytes (up to 8 KB) give the same result twice (nothing depends on state
+ * left behind).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,7 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (t.attachments[0] && !t.has_attachment)
         abort();
-    if (archive_text_extract(raw, size, &again) == 0) {
+    /* (on small inputs only: it halves the executions on large ones) */
+    if (size <= 8192 && archive_text_extract(raw, size, &again) == 0) {
         if (again.date != t.date || again.has_attachment != t.has_attachment || again.truncated != t.truncated ||
             !same(again.subject, t.subject) || !same(again.from, t.from) || !same(again.to, t.to) ||
             !same(again.body, t.body) || !same(again.attachments, t.attachments))
