@@ -362,10 +362,6 @@ static void describe(struct http_request *req, char *out, size_t outlen)
 
 void http_h_archive_export(struct http_request *req, struct http_reply *rep)
 {
-    if (req->user.role != ROLE_ADMIN && req->user.role != ROLE_OPERATOR) {
-        http_reply_error(rep, 403, "exports are for admins and operators");
-        return;
-    }
     struct http_archive_scope s;
     struct store_archive_query q;
     if (http_archive_search_load(req, &s, &q, rep) != 0)

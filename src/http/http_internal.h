@@ -146,6 +146,10 @@ typedef void (*http_handler_fn)(struct http_request *req, struct http_reply *rep
 enum http_route_flags {
     ROUTE_SESSION = 1, /* needs a logged-in session (401 without) */
     ROUTE_JSON = 2,    /* the body is a JSON object (400 if not) */
+    /* An admin's or operator's session (403 for a user), checked with the
+     * session, before the body and the handler: the role a route needs is
+     * said here, in the table, not re-checked by hand in each handler. */
+    ROUTE_ADMIN = 4 | ROUTE_SESSION,
 };
 
 struct http_route {

@@ -1,8 +1,9 @@
 /*
  * http_routes.c — the API's routing table (SPEC.md "HTTP API"): which method
  * and path run which handler, whether a logged-in session is needed (then a
- * state change also needs the CSRF token, http_server.c), whether the body is
- * JSON, and how large a body may be.
+ * state change also needs the CSRF token, http_server.c) and whose (ROUTE_ADMIN:
+ * an admin's or an operator's), whether the body is JSON, and how large a body
+ * may be.
  */
 #include "http/http_internal.h"
 
@@ -27,16 +28,16 @@ const struct http_route http_routes[] = {
     {HTTP_POST, "/api/v1/password-reset/confirm", http_h_password_reset_confirm, ROUTE_JSON, HTTP_JSON_MAX},
     /* The archive (http_archive.c, http_export.c) and its control panel API (http_admin.c). */
     {HTTP_GET, "/api/v1/archive", http_h_archive_list, ROUTE_SESSION, 0},
-    {HTTP_GET, "/api/v1/archive/export", http_h_archive_export, ROUTE_SESSION, 0},
+    {HTTP_GET, "/api/v1/archive/export", http_h_archive_export, ROUTE_ADMIN, 0},
     {HTTP_GET, "/api/v1/archive/:id", http_h_archive_get, ROUTE_SESSION, 0},
     {HTTP_GET, "/api/v1/archive/:id/raw", http_h_archive_raw, ROUTE_SESSION, 0},
     {HTTP_GET, "/api/v1/archive/:id/attachments/:n", http_h_archive_attachment, ROUTE_SESSION, 0},
     {HTTP_POST, "/api/v1/archive/:id/release", http_h_archive_release, ROUTE_SESSION | ROUTE_JSON, HTTP_JSON_MAX},
-    {HTTP_GET, "/api/v1/admin/archive/holds", http_h_admin_holds, ROUTE_SESSION, 0},
-    {HTTP_POST, "/api/v1/admin/archive/holds", http_h_admin_hold_add, ROUTE_SESSION | ROUTE_JSON, HTTP_JSON_MAX},
-    {HTTP_DELETE, "/api/v1/admin/archive/holds", http_h_admin_hold_del, ROUTE_SESSION, 0},
-    {HTTP_DELETE, "/api/v1/admin/archive/holds/:id", http_h_admin_hold_del, ROUTE_SESSION, 0},
-    {HTTP_GET, "/api/v1/admin/audit", http_h_admin_audit, ROUTE_SESSION, 0},
+    {HTTP_GET, "/api/v1/admin/archive/holds", http_h_admin_holds, ROUTE_ADMIN, 0},
+    {HTTP_POST, "/api/v1/admin/archive/holds", http_h_admin_hold_add, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_DELETE, "/api/v1/admin/archive/holds", http_h_admin_hold_del, ROUTE_ADMIN, 0},
+    {HTTP_DELETE, "/api/v1/admin/archive/holds/:id", http_h_admin_hold_del, ROUTE_ADMIN, 0},
+    {HTTP_GET, "/api/v1/admin/audit", http_h_admin_audit, ROUTE_ADMIN, 0},
     /* The webmail's files (web/, http_static.c): each one listed, nothing else served. */
     {HTTP_GET, "/", http_h_static, 0, 0},
     {HTTP_GET, "/index.html", http_h_static, 0, 0},

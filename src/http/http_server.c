@@ -418,21 +418,32 @@ static void request_init(struct http_server *srv, struct MHD_Connection *c, cons
     snprintf(req->client_ip, sizeof req->client_ip, "%s", rs->ip);
 }
 
-/* What the route asks of the header: a session (401), the CSRF token for a
- * state change (403), a JSON body type (415). 0 when all is well, else the
- * status with its message in *msg. Loads req's session and user. */
-static int header_checks(const struct http_route *route, struct http_request *req, const char **msg)
+/* What the route asks of the header: a session (401), an admin's or
+ * operator's (403), the CSRF token for a state change (403), a JSON body type
+ * (415). 0 when all is well, else the status with its stable code and message
+ * in *code and *msg. Loads req's session and user. */
+static int header_checks(const struct http_route *route, struct http_request *req, const char **code,
+                         const char **msg)
 {
     if ((route->flags & ROUTE_SESSION) && http_session_load(req) != 0) {
+        *code = "not_logged_in";
         *msg = "not logged in";
         return 401;
     }
+    if ((route->flags & ROUTE_ADMIN) == ROUTE_ADMIN && req->user.role != ROLE_ADMIN &&
+        req->user.role != ROLE_OPERATOR) {
+        *code = "admin_only";
+        *msg = "admins and operators only";
+        return 403;
+    }
     if ((route->flags & ROUTE_SESSION) && http_method_changes_state(req->method) &&
         !http_csrf_equal(req->session.csrf, http_header(req, "X-CSRF-Token"))) {
+        *code = "csrf";
         *msg = "missing or wrong CSRF token";
         return 403;
     }
     if ((route->flags & ROUTE_JSON) && !is_json_type(http_header(req, "Content-Type"))) {
+        *code = "not_json";
         *msg = "the body must be application/json";
         return 415;
     }
@@ -453,10 +464,10 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
 
     /* Again, whatever the first call found: the session may have ended (or
      * the user been suspended) while the body was coming. */
-    const char *msg = NULL;
-    int status = header_checks(route, &req, &msg);
+    const char *code = NULL, *msg = NULL;
+    int status = header_checks(route, &req, &code, &msg);
     if (status) {
-        http_reply_error(&rep, status, msg);
+        http_reply_error_code(&rep, status, code, msg);
     } else {
         int ok = 1;
         if (route->flags & ROUTE_JSON) {
@@ -493,11 +504,11 @@ static enum MHD_Result body_gate(struct http_server *srv, struct MHD_Connection 
         struct http_request req;
         request_init(srv, c, rs, url, &req);
         req.st = pool_acquire(srv);
-        const char *msg = NULL;
-        int status = header_checks(route, &req, &msg);
+        const char *code = NULL, *msg = NULL;
+        int status = header_checks(route, &req, &code, &msg);
         pool_release(srv, req.st);
         if (status)
-            return send_error(srv, c, status, msg, NULL);
+            return send_error_code(srv, c, status, code, msg, NULL, 0);
     }
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     uint64_t want = has_length ? length : te ? rs->max : 0;

@@ -50,21 +50,7 @@ def make_lifeboat(tmp_path, request):
 
     yield factory
 
-    problems = []
-    for lb in made:
-        if lb.proc is not None and lb.proc.poll() is not None:
-            problems.append(f"lifeboatd died during the test (exit status {lb.proc.returncode}):\n"
-                            f"{lb.log()[-4000:]}")
-            lb.proc = None
-        if lb.running():
-            try:
-                lb.stop()
-            except AssertionError as e:
-                problems.append(str(e))
-        try:
-            lb.check_sanitizers()
-        except AssertionError as e:
-            problems.append(str(e))
+    problems = lbtest.finish(made)
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
 

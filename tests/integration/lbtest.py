@@ -296,6 +296,27 @@ class Lifeboat:
         self.ctl_ok(*args, input=password + "\n")
 
 
+def finish(lbs):
+    """Stops every lifeboatd of lbs that still runs (SIGTERM, exit 0 expected) and reads each
+    one's stderr for sanitizer reports; returns the problems found, one text each."""
+    problems = []
+    for lb in lbs:
+        if lb.proc is not None and lb.proc.poll() is not None:
+            problems.append(f"lifeboatd died during the test (exit status {lb.proc.returncode}):\n"
+                            f"{lb.log()[-4000:]}")
+            lb.proc = None
+        if lb.running():
+            try:
+                lb.stop()
+            except AssertionError as e:
+                problems.append(str(e))
+        try:
+            lb.check_sanitizers()
+        except AssertionError as e:
+            problems.append(str(e))
+    return problems
+
+
 # --------------------------------------------------------------------------- aiosmtpd sink
 
 

@@ -74,13 +74,7 @@ def lb(tmp_path_factory):
             d.ctl_ok("user", "add", addr, "--role", role, "--password-stdin", "--activate", input=PASSWORD + "\n")
         yield d
     finally:
-        problems = []
-        if d.proc is not None and d.proc.poll() is not None:
-            problems.append(f"lifeboatd died during the tests (exit {d.proc.returncode}):\n{d.log()[-4000:]}")
-            d.proc = None
-        if d.running():
-            d.stop()
-        d.check_sanitizers()
+        problems = lbtest.finish([d])
         sink.close()
         assert not problems, problems
 

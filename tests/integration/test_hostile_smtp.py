@@ -168,17 +168,7 @@ def lb(tmp_path_factory):
         daemon.add_user("bob@acme.test", password=PASSWORD)
         yield daemon
     finally:
-        if daemon.running():
-            try:
-                daemon.stop()
-            except AssertionError as e:
-                problems.append(str(e))
-        elif daemon.proc is not None:
-            problems.append(f"lifeboatd died:\n{daemon.log()[-4000:]}")
-        try:
-            daemon.check_sanitizers()
-        except AssertionError as e:
-            problems.append(str(e))
+        problems += lbtest.finish([daemon])
         sink.close()
     assert not problems, "\n\n".join(problems)
 

@@ -130,16 +130,7 @@ def world(tmp_path_factory):
         time.sleep(0.5)
         yield w
     finally:
-        for lb in lbs.values():
-            if lb.running():
-                try:
-                    lb.stop()
-                except AssertionError as e:
-                    problems.append(str(e))
-            try:
-                lb.check_sanitizers()
-            except AssertionError as e:
-                problems.append(str(e))
+        problems += lbtest.finish(lbs.values())
         sink.close()
         pf.cleanup()
     assert not problems, "\n\n".join(problems)

@@ -44,8 +44,8 @@ def lb(tmp_path_factory):
     for alias in ("sales", "info", "billing"):
         lb.ctl_ok("alias", "add", "dave@acme.test", f"{alias}@acme.test")
     yield lb
-    lb.stop()
-    lb.check_sanitizers()
+    problems = lbtest.finish([lb])
+    assert not problems, "\n\n".join(problems)
 
 
 def _context():

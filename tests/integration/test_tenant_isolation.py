@@ -49,8 +49,8 @@ def lb(tmp_path_factory, sink):
     lb.add_user("bob@acme.test")
     lb.add_user("carol@beta.test")
     yield lb
-    lb.stop()
-    lb.check_sanitizers()
+    problems = lbtest.finish([lb])
+    assert not problems, "\n\n".join(problems)
 
 
 def archive(lb, customer):

@@ -111,6 +111,9 @@ static void test_daemon_table(void **state)
                          strncmp(r->pattern, "/api/v1/password-reset/", 23) == 0;
         if (strncmp(r->pattern, "/api/", 5) == 0 && !no_session)
             assert_true(r->flags & ROUTE_SESSION);
+        /* the control panel's API and the export: the role is declared in the table */
+        int admin = strncmp(r->pattern, "/api/v1/admin/", 14) == 0 || strcmp(r->pattern, "/api/v1/archive/export") == 0;
+        assert_int_equal((r->flags & ROUTE_ADMIN) == ROUTE_ADMIN, admin);
         /* JSON bodies are small, but for /send, whose attachments come base64 in the JSON. */
         if (r->flags & ROUTE_JSON)
             assert_true(r->body_max > 0 &&

@@ -64,7 +64,7 @@ function fail(e, where) {
   if (e instanceof ApiError && e.status === 401) {
     forgetSession();
     showLogin('Your session has ended. Please sign in again.');
-  } else if (e instanceof ApiError && e.status === 403 && /admins and operators only/.test(e.message)) {
+  } else if (e instanceof ApiError && e.code === 'admin_only') {
     showDenied();
   } else {
     setText(where, e instanceof Error ? e.message : String(e));

@@ -6,10 +6,12 @@
 const CSRF_KEY = 'lifeboat.csrf';
 
 export class ApiError extends Error {
-  constructor(status, message, retryAfter) {
+  // code: the server's stable machine-readable code ("csrf", "admin_only", ...), '' if none.
+  constructor(status, message, retryAfter, code) {
     super(message);
     this.status = status;
     this.retryAfter = retryAfter;
+    this.code = code || '';
   }
 }
 
@@ -38,11 +40,12 @@ export async function api(method, path, body) {
   const data = type.startsWith('application/json') ? await resp.json().catch(() => null) : await resp.text();
   if (!resp.ok) {
     const message = data && typeof data === 'object' && data.error ? data.error : `HTTP ${resp.status}`;
+    const code = data && typeof data === 'object' && typeof data.code === 'string' ? data.code : '';
     // Signing in again in another tab of this browser replaces the session
     // cookie, and this tab's CSRF token belongs to the old session: for this
     // tab the session has ended, as with a 401.
-    if (resp.status === 403 && /CSRF/.test(message)) throw new ApiError(401, message);
-    throw new ApiError(resp.status, message, Number(resp.headers.get('Retry-After')) || 0);
+    if (code === 'csrf') throw new ApiError(401, message, 0, code);
+    throw new ApiError(resp.status, message, Number(resp.headers.get('Retry-After')) || 0, code);
   }
   return data;
 }
