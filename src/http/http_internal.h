@@ -154,7 +154,8 @@ enum http_route_flags {
 
 struct http_route {
     int method;          /* enum http_method; a GET route also answers HEAD */
-    const char *pattern; /* "/api/v1/messages/:id/raw": ":id" is one positive decimal */
+    const char *pattern; /* "/api/v1/messages/:id/raw": ":id" is one positive decimal; ":file"
+                          * one plain file name (the web app's folders) */
     http_handler_fn fn;
     unsigned flags;
     size_t body_max;     /* bytes; 0: no body allowed */

@@ -60,7 +60,23 @@ static int parse_id(const char *s, size_t len, int allow_zero, int64_t *out)
     return 0;
 }
 
-/* 1 if path matches pattern (filling *id for an ":id" segment, *n for ":n"). */
+/* A ":file" segment: one plain file name, [A-Za-z0-9._-], not starting with
+ * a dot (so never "." or ".."), at most 128 bytes. */
+static int file_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 128 || s[0] == '.')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 if path matches pattern (filling *id for an ":id" segment, *n for ":n";
+ * ":file" takes any plain file name). */
 static int path_matches(const char *pattern, const char *path, int64_t *id, int64_t *n)
 {
     *id = 0;
@@ -78,6 +94,9 @@ static int path_matches(const char *pattern, const char *path, int64_t *id, int6
                 return 0;
         } else if (plen == 2 && strncmp(p, ":n", 2) == 0) {
             if (parse_id(q, qlen, 1, n) != 0)
+                return 0;
+        } else if (plen == 5 && strncmp(p, ":file", 5) == 0) {
+            if (!file_ok(q, qlen))
                 return 0;
         } else if (plen != qlen || strncmp(p, q, plen) != 0) {
             return 0;

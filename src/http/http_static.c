@@ -3,9 +3,10 @@
  * HTML page, its style sheet and its ES modules, with their Content-Type and
  * the server's usual security headers (http_server.c adds those).
  *
- * Only the paths listed in the routing table (http_routes.c) reach this
- * handler, so nothing outside the list is ever served and there is no
- * directory listing. The handler still checks the path on its own (plain
+ * Only the paths of the routing table (http_routes.c) reach this handler: a
+ * few named files, and any plain file name in the allow-listed folders js/
+ * and admin/ (":file"), so a new module needs no C change; nothing else is
+ * ever served and there is no directory listing. The handler still checks the path on its own (plain
  * segments of [A-Za-z0-9._-], none starting with a dot, a known extension):
  * a routing mistake must not turn into a path traversal. MHD hands us the
  * path percent-decoded, so "%2e%2e" arrives as ".." and is refused like it.

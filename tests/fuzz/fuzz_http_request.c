@@ -52,7 +52,7 @@ static const struct http_route routes[] = {
     {HTTP_DELETE, "/api/v1/admin/archive/holds", handler, ROUTE_SESSION, 0},
     {HTTP_DELETE, "/api/v1/admin/archive/holds/:id", handler, ROUTE_SESSION, 0},
     {HTTP_GET, "/", handler, 0, 0},
-    {HTTP_GET, "/js/app.js", handler, 0, 0},
+    {HTTP_GET, "/js/:file", handler, 0, 0},
     {HTTP_GET, "/admin/", handler, 0, 0},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
@@ -80,12 +80,21 @@ static void check_decode(char *s)
     free(orig);
 }
 
-/* The pattern with :id and :n replaced by the numbers taken. */
+/* The pattern with :id and :n replaced by the numbers taken, and :file by a
+ * plain file name (no '/', not starting with a dot). */
 static void check_match(const char *path, const struct http_route_match *m)
 {
     char expect[512];
     size_t o = 0;
     for (const char *p = m->route->pattern; *p && o < sizeof expect - 24;) {
+        if (!strncmp(p, ":file", 5) && !p[5]) {
+            const char *name = path + o;
+            if (o > strlen(path) || !*name || *name == '.' || strchr(name, '/') || strlen(name) > 128)
+                abort();
+            o += (size_t)snprintf(expect + o, sizeof expect - o, "%s", name);
+            p += 5;
+            continue;
+        }
         if (!strncmp(p, ":id", 3) && (p[3] == '/' || !p[3])) {
             if (m->id <= 0)
                 abort();

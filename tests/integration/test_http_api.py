@@ -13,6 +13,8 @@ fails at connect and the message is diverted into its recipients' INBOXes.
 """
 import http.client
 import json
+import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -127,6 +129,25 @@ def test_webmail_and_control_panel_pages(lifeboat):
         assert_security_headers(r)
     for path in ("/admin", "/admin/../index.html", "/js/", "/admin/.hidden/"):
         assert c.request("GET", path).status == 404, path
+
+
+def test_a_new_module_in_an_allow_listed_folder_is_served(make_lifeboat, tmp_path):
+    """js/ and admin/ are served as folders (any plain file name), so adding a module to the web
+    app needs no C change; nothing outside them, no dot files, no missing file."""
+    web = tmp_path / "web"
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "..", "web"), web)
+    (web / "js" / "extra-module.js").write_text("export const answer = 42;\n")
+    (web / "secret.txt").write_text("not for you\n")
+    lb = make_lifeboat(web_root=str(web))
+    lb.start()
+    c = Client(lb.http_port)
+    r = c.request("GET", "/js/extra-module.js")
+    assert r.status == 200 and r.body == b"export const answer = 42;\n"
+    assert r.getheader("Content-Type").startswith("text/javascript")
+    assert_security_headers(r)
+    for path in ("/secret.txt", "/js/missing.js", "/js/%2e%2e", "/js/..%2fsecret.txt", "/js/.extra.js"):
+        assert c.request("GET", path).status == 404, path
+    assert c.request("POST", "/js/extra-module.js", {}).status in (404, 405)
 
 
 def test_bad_json_and_oversized_bodies(web):

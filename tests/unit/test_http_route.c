@@ -131,6 +131,30 @@ static void test_daemon_table(void **state)
                      ROUTE_FOUND);
 }
 
+/* The web app's folders: any plain file name in js/ and admin/ is routed (a
+ * new module needs no C change), nothing that is not one. */
+static void test_file_segments(void **state)
+{
+    (void)state;
+    struct http_route_match m;
+    const char *found[] = {"/js/app.js", "/js/a-new_module.2.js", "/admin/admin.js", "/admin/panel.css", "/admin/"};
+    for (size_t i = 0; i < sizeof found / sizeof *found; i++)
+        assert_int_equal(http_route_find(http_routes, http_nroutes, HTTP_GET, found[i], &m, NULL, 0), ROUTE_FOUND);
+    const char *not_found[] = {"/js/", "/js/..", "/js/.hidden.js", "/js/a/b.js", "/js/a b.js", "/js/x%2f.js",
+                               "/css/app.css", "/js//app.js"};
+    for (size_t i = 0; i < sizeof not_found / sizeof *not_found; i++)
+        assert_int_equal(http_route_find(http_routes, http_nroutes, HTTP_GET, not_found[i], &m, NULL, 0),
+                         ROUTE_NO_PATH);
+    char name[140];
+    memset(name, 'a', sizeof name);
+    memcpy(name, "/js/", 4);
+    name[sizeof name - 1] = '\0';
+    assert_int_equal(http_route_find(http_routes, http_nroutes, HTTP_GET, name, &m, NULL, 0), ROUTE_NO_PATH);
+    /* the files are GET only */
+    assert_int_equal(http_route_find(http_routes, http_nroutes, HTTP_POST, "/js/app.js", &m, NULL, 0),
+                     ROUTE_NO_METHOD);
+}
+
 static void test_n_segments(void **state)
 {
     (void)state;
@@ -161,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_n_segments),
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_daemon_table),
+        cmocka_unit_test(test_file_segments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
