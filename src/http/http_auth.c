@@ -84,7 +84,7 @@ int http_login_attempt_begin(struct http_request *req, const char *login, struct
         log_warn("http: login %s, client=%s",
                  j.gate == DIRECTORY_LOGIN_LOCKED ? "locked out" : "refused: too many attempts in flight",
                  req->client_ip);
-        http_reply_error(rep, 429, "too many failed logins, try again later");
+        http_reply_error_code(rep, 429, "locked_out", "too many failed logins, try again later");
         rep->retry_after = j.gate == DIRECTORY_LOGIN_LOCKED ? (unsigned)directory_lockout_default.window : 5;
         return 1;
     }
@@ -171,7 +171,7 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
         http_login_attempt_failed(req, &attempt);
         metrics_inc(METRIC_HTTP_LOGIN_FAILURES);
         log_info("http: login failed, client=%s", req->client_ip); /* the address typed is no one's business */
-        http_reply_error(rep, 401, "invalid credentials");
+        http_reply_error_code(rep, 401, "invalid_credentials", "invalid credentials");
         return;
     }
     if (u.suspended || !u.active) {

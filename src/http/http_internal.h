@@ -236,7 +236,9 @@ struct http_reply {
 
 /* Sets a JSON reply; takes the reference of value (NULL: 500). */
 void http_reply_json(struct http_reply *rep, int status, json_t *value);
-/* {"error": "..."} with the status. */
+/* {"error": "...", "code": "..."} with the status, the code the status's own
+ * ("bad_request", "not_found", "forbidden", "too_many_requests", "internal"...);
+ * a path that needs a finer one says it with http_reply_error_code. */
 void http_reply_error(struct http_reply *rep, int status, const char *message);
 /* {"error": "...", "code": "..."}: code is a stable machine-readable word
  * (snake_case) for clients to decide on; message is for people. */

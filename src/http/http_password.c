@@ -77,7 +77,7 @@ void http_h_password(struct http_request *req, struct http_reply *rep)
         http_login_attempt_failed(req, &attempt);
         log_info("http: password change for %s refused: wrong current password, client=%s", u->email,
                  req->client_ip);
-        http_reply_error(rep, 403, "current password is wrong");
+        http_reply_error_code(rep, 403, "wrong_password", "current password is wrong");
         return;
     }
     /* The right password: its count goes back now, whatever becomes of the new one. */
@@ -86,7 +86,10 @@ void http_h_password(struct http_request *req, struct http_reply *rep)
     char why[PASSWORD_POLICY_MSG_MAX];
     int pol = directory_password_check(req->st, u->domain_id, new, why, sizeof why);
     if (pol != 0) {
-        http_reply_error(rep, pol < 0 ? 500 : 400, pol < 0 ? "internal error" : why);
+        if (pol < 0)
+            http_reply_error(rep, 500, "internal error");
+        else
+            http_reply_error_code(rep, 400, "password_policy", why);
         return;
     }
     char hash[PASSWORD_HASH_MAX];
@@ -144,7 +147,7 @@ void http_h_password_reset_confirm(struct http_request *req, struct http_reply *
         return;
     }
     if (!http_token_valid(token)) {
-        http_reply_error(rep, 400, invalid);
+        http_reply_error_code(rep, 400, "invalid_token", invalid);
         return;
     }
     char token_hash[PASSWORD_RESET_HASH_SIZE];
@@ -161,19 +164,22 @@ void http_h_password_reset_confirm(struct http_request *req, struct http_reply *
     if (rc != STORE_OK || r.used || r.expires <= req->now) {
         log_info("http: password reset refused: %s token, client=%s",
                  rc != STORE_OK ? "unknown" : r.used ? "used" : "expired", req->client_ip);
-        http_reply_error(rep, 400, invalid);
+        http_reply_error_code(rep, 400, "invalid_token", invalid);
         return;
     }
     if (!u.active || u.suspended) {
         log_info("http: password reset for %s refused: account %s, client=%s", u.email,
                  u.suspended ? "suspended" : "not activated", req->client_ip);
-        http_reply_error(rep, 400, invalid);
+        http_reply_error_code(rep, 400, "invalid_token", invalid);
         return;
     }
     char why[PASSWORD_POLICY_MSG_MAX];
     int pol = directory_password_check(req->st, u.domain_id, new, why, sizeof why);
     if (pol != 0) {
-        http_reply_error(rep, pol < 0 ? 500 : 400, pol < 0 ? "internal error" : why);
+        if (pol < 0)
+            http_reply_error(rep, 500, "internal error");
+        else
+            http_reply_error_code(rep, 400, "password_policy", why);
         return;
     }
     char hash[PASSWORD_HASH_MAX];
@@ -187,7 +193,7 @@ void http_h_password_reset_confirm(struct http_request *req, struct http_reply *
     rc = http_write(req->srv, confirm_job, &cj);
     sodium_memzero(hash, sizeof hash);
     if (rc == STORE_NOTFOUND) { /* used or expired meanwhile */
-        http_reply_error(rep, 400, invalid);
+        http_reply_error_code(rep, 400, "invalid_token", invalid);
         return;
     }
     if (rc != STORE_OK) {

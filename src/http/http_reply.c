@@ -36,9 +36,28 @@ void http_reply_json(struct http_reply *rep, int status, json_t *value)
     http_reply_raw(rep, status, "application/json", text, strlen(text));
 }
 
+/* The code an error gets when its path names none: one per status, so that
+ * a client can always decide on "code", never on the text of "error". */
+static const char *status_code(int status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 401: return "not_logged_in";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 409: return "conflict";
+    case 413: return "too_large";
+    case 415: return "not_json";
+    case 429: return "too_many_requests";
+    case 503: return "unavailable";
+    default: return status >= 500 ? "internal" : "error";
+    }
+}
+
 void http_reply_error(struct http_reply *rep, int status, const char *message)
 {
-    http_reply_json(rep, status, json_pack("{s:s}", "error", message));
+    http_reply_error_code(rep, status, status_code(status), message);
 }
 
 void http_reply_error_code(struct http_reply *rep, int status, const char *code, const char *message)

@@ -90,7 +90,7 @@ void http_h_send(struct http_request *req, struct http_reply *rep)
     if (!directory_user_owns_address(req->st, &req->user, from)) {
         log_warn("http: %s [%s] tried to send as %s", req->user.email, req->client_ip, from);
         http_send_req_free(&r);
-        http_reply_error(rep, 403, "not your address");
+        http_reply_error_code(rep, 403, "not_your_address", "not your address");
         return;
     }
     const struct config *cfg = http_config(req->srv);

@@ -110,7 +110,7 @@ def test_healthz_and_security_headers(lifeboat):
 def test_unknown_route_and_method_are_json_errors(lifeboat):
     c = Client(lifeboat.http_port)
     r = c.request("GET", "/api/v1/nope")
-    assert r.status == 404 and r.json == {"error": "not found"}
+    assert r.status == 404 and r.json == {"error": "not found", "code": "not_found"}
     assert_security_headers(r)
     r = c.request("GET", "/api/v1/messages/0")  # IDs are positive decimals: no route
     assert r.status == 404 and "error" in r.json
@@ -154,7 +154,7 @@ def test_bad_json_and_oversized_bodies(web):
     c = Client(web.http_port)
     r = c.request("POST", "/api/v1/login", raw_body=b'{"email": "bob@acme.test", ',
                   headers={"Content-Type": "application/json"})
-    assert r.status == 400 and r.json == {"error": "bad JSON"}
+    assert r.status == 400 and r.json == {"error": "bad JSON", "code": "bad_request"}
     r = c.request("POST", "/api/v1/login", raw_body=b'["a list"]', headers={"Content-Type": "application/json"})
     assert r.status == 400 and "error" in r.json
     r = c.request("POST", "/api/v1/login", raw_body=b'{"email":"a","email":"b","password":"c"}',
@@ -266,7 +266,7 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(web):
         times[who] = time.monotonic() - t0
         answers[who] = (r.status, r.body)
         assert r.getheader("Set-Cookie") is None
-    assert set(answers.values()) == {(401, b'{"error":"invalid credentials"}')}, answers
+    assert set(answers.values()) == {(401, b'{"error":"invalid credentials","code":"invalid_credentials"}')}, answers
     # An unknown user's password is checked against a dummy hash: no fast path to tell them apart.
     assert min(times["unknown"], times["no-domain"]) > times["wrong"] * 0.3, times
     assert c.request("GET", "/api/v1/me").status == 401

@@ -120,7 +120,7 @@ def test_from_spoofing_refused(web, sink):  # noqa: F811
     for other in ("carol@acme.test", "eve@globex.test", "ceo@example.net"):
         r = c.request("POST", "/api/v1/send", message(**{"from": other}))
         assert r.status == 403, (other, r.body)
-        assert r.json == {"error": "not your address"}
+        assert r.json == {"error": "not your address", "code": "not_your_address"}
     assert c.request("GET", "/api/v1/messages?folder=Sent").json["total"] == 0
     assert sink.messages == []
 

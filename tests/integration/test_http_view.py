@@ -80,7 +80,7 @@ def test_message_view_of_another_user_is_404(web):  # noqa: F811
     eve = Client(web.http_port)
     assert eve.login("eve@globex.test").status == 200
     r = eve.request("GET", f"/api/v1/messages/{mid}")
-    assert r.status == 404 and r.json == {"error": r.json["error"]}
+    assert r.status == 404 and r.json == {"error": r.json["error"], "code": "not_found"}
 
 
 def test_encoded_nul_never_shortens_a_path(web):  # noqa: F811

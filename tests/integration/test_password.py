@@ -89,7 +89,7 @@ def test_change_password_wrong_then_right_ends_other_sessions(web):  # noqa: F81
     assert carol.login("carol@acme.test").status == 200
 
     r = me.request("POST", "/api/v1/password", {"old": "not it", "new": NEW_PASSWORD})
-    assert r.status == 403 and r.json == {"error": "current password is wrong"}
+    assert r.status == 403 and r.json == {"error": "current password is wrong", "code": "wrong_password"}
     assert logs_in(web, "bob@acme.test", NEW_PASSWORD) == 401
 
     r = me.request("POST", "/api/v1/password", {"old": PASSWORD, "new": NEW_PASSWORD})
@@ -113,17 +113,17 @@ def test_change_password_follows_the_policy(web):  # noqa: F811
                       ("long but no digits", "password must contain a digit"),
                       ("abc1", "password must be at least 12 characters")):
         r = c.request("POST", "/api/v1/password", {"old": PASSWORD, "new": weak})
-        assert r.status == 400 and r.json == {"error": why}, (weak, r.body)
+        assert r.status == 400 and r.json == {"error": why, "code": "password_policy"}, (weak, r.body)
     assert logs_in(web, "bob@acme.test", PASSWORD) == 200
     # globex keeps the defaults (8 characters).
     e = Client(web.http_port)
     assert e.login("eve@globex.test").status == 200
     r = e.request("POST", "/api/v1/password", {"old": PASSWORD, "new": "seven77"})
-    assert r.status == 400 and r.json == {"error": "password must be at least 8 characters"}
+    assert r.status == 400 and r.json == {"error": "password must be at least 8 characters", "code": "password_policy"}
     assert e.request("POST", "/api/v1/password", {"old": PASSWORD, "new": "eight888"}).status == 200
     # A password longer than 1024 bytes is refused, counted in bytes; length in characters.
     r = c.request("POST", "/api/v1/password", {"old": PASSWORD, "new": "é1" * 400})  # 1200 bytes
-    assert r.status == 400 and r.json == {"error": "password must be at most 1024 bytes"}
+    assert r.status == 400 and r.json == {"error": "password must be at most 1024 bytes", "code": "password_policy"}
     r = c.request("POST", "/api/v1/password", {"old": PASSWORD, "new": "ééééééééééé1"})  # 12 chars
     assert r.status == 200, r.body
 
@@ -253,7 +253,8 @@ def test_reset_by_mail_then_login_with_the_new_password(web, sink):  # noqa: F81
 
     # The policy holds, and a refused password leaves the token usable.
     r = confirm(web, token, "weak")
-    assert r.status == 400 and r.json == {"error": "password must be at least 12 characters and contain a digit"}
+    assert r.status == 400 and r.json == {"error": "password must be at least 12 characters and contain a digit",
+                                    "code": "password_policy"}
     assert session.request("GET", "/api/v1/me").status == 200
     r = confirm(web, token, NEW_PASSWORD)
     assert r.status == 200 and r.json == {"ok": True}, r.body
@@ -264,11 +265,11 @@ def test_reset_by_mail_then_login_with_the_new_password(web, sink):  # noqa: F81
 
     # Single use.
     r = confirm(web, token, "yet another one 43")
-    assert r.status == 400 and r.json == {"error": "invalid or expired reset token"}
+    assert r.status == 400 and r.json == {"error": "invalid or expired reset token", "code": "invalid_token"}
     assert logs_in(web, "bob@acme.test", NEW_PASSWORD) == 200
     for bad in ("0" * 64, token.upper(), token[:-1], "", "../" + token):
         r = confirm(web, bad, "yet another one 43")
-        assert r.status == 400 and r.json == {"error": "invalid or expired reset token"}, bad
+        assert r.status == 400 and r.json == {"error": "invalid or expired reset token", "code": "invalid_token"}, bad
     c = Client(web.http_port)
     for body in ({"token": token}, {"new": NEW_PASSWORD}, {"token": 1, "new": NEW_PASSWORD}):
         r = c.request("POST", "/api/v1/password-reset/confirm", body)
@@ -298,12 +299,12 @@ def test_expired_and_voided_tokens_are_refused(web, sink):  # noqa: F811
     assert first != second
     # A newer request voids the older token.
     r = confirm(web, first, NEW_PASSWORD)
-    assert r.status == 400 and r.json == {"error": "invalid or expired reset token"}
+    assert r.status == 400 and r.json == {"error": "invalid or expired reset token", "code": "invalid_token"}
     # An hour later the newer one has expired too (moved back in the store rather than waited for).
     with db(web) as conn:
         conn.execute("UPDATE password_resets SET created = created - 3601, expires = expires - 3601")
     r = confirm(web, second, NEW_PASSWORD)
-    assert r.status == 400 and r.json == {"error": "invalid or expired reset token"}
+    assert r.status == 400 and r.json == {"error": "invalid or expired reset token", "code": "invalid_token"}
     assert logs_in(web, "bob@acme.test", PASSWORD) == 200
 
 
