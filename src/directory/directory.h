@@ -177,9 +177,19 @@ enum directory_relay {
     DIRECTORY_RELAY_OK = 1,        /* *customer_id: the customer it relays for */
     DIRECTORY_RELAY_NOT_OWNED = 2, /* a relaying client, but the sender is not its customer's */
 };
-/* An enum directory_relay, or STORE_ERR. sender: canonical, "" for <>.
- * Several customers may share a network (one outbound gateway): the sender's
- * domain says which of them; the null sender goes to the first (lowest id). */
+#define DIRECTORY_RELAY_CUSTOMERS_MAX 16 /* customers sharing one network: past this, not considered */
+/* The customers whose --outbound-from networks hold client_ip, into
+ * customers (at most max): their count (0: the client may not relay), or
+ * STORE_ERR. One scan of the domains: a caller asks once per connection. */
+int directory_relay_networks(struct store *st, const char *client_ip, int64_t *customers, size_t max);
+/* Which of those customers (n > 0) a transaction from sender relays for: an
+ * enum directory_relay (never DENIED), or STORE_ERR. sender: canonical, ""
+ * for <>. Several customers may share a network (one outbound gateway): the
+ * sender's domain says which of them; the null sender goes to the first (in
+ * domain-name order). */
+int directory_relay_sender(struct store *st, const int64_t *customers, size_t n, const char *sender,
+                           int64_t *customer_id);
+/* Both in one: an enum directory_relay, or STORE_ERR. */
 int directory_relay_check(struct store *st, const char *client_ip, const char *sender, int64_t *customer_id);
 /* 1 if domain, or a domain it is a subdomain of, is one of customer_id's; 0
  * if not; STORE_ERR. */

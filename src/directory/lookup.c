@@ -54,12 +54,10 @@ int directory_lookup_rcpt(struct store *st, const char *addr, struct rcpt_lookup
     return STORE_OK;
 }
 
-#define RELAY_CUSTOMERS_MAX 16 /* customers sharing one network: past this, not considered */
-
 struct relay_arg {
     const char *ip;
-    int64_t customers[RELAY_CUSTOMERS_MAX]; /* in the order of store_domain_list (by id) */
-    size_t n;
+    int64_t *customers; /* in the order of store_domain_list (by name) */
+    size_t n, max;
 };
 
 static int relay_check_domain(const struct store_domain *d, void *arg)
@@ -70,7 +68,7 @@ static int relay_check_domain(const struct store_domain *d, void *arg)
     for (size_t i = 0; i < r->n; i++)
         if (r->customers[i] == d->customer_id)
             return 0;
-    if (r->n < RELAY_CUSTOMERS_MAX)
+    if (r->n < r->max)
         r->customers[r->n++] = d->customer_id;
     return 0;
 }
@@ -92,28 +90,42 @@ int directory_customer_owns_domain(struct store *st, int64_t customer_id, const 
     return 0;
 }
 
-int directory_relay_check(struct store *st, const char *client_ip, const char *sender, int64_t *customer_id)
+int directory_relay_networks(struct store *st, const char *client_ip, int64_t *customers, size_t max)
 {
-    *customer_id = 0;
-    struct relay_arg r = {.ip = client_ip};
+    struct relay_arg r = {.ip = client_ip, .customers = customers, .max = max};
     if (!client_ip || !*client_ip)
-        return DIRECTORY_RELAY_DENIED;
+        return 0;
     if (store_domain_list(st, relay_check_domain, &r) != STORE_OK)
         return STORE_ERR;
-    if (r.n == 0)
-        return DIRECTORY_RELAY_DENIED;
+    return (int)r.n;
+}
+
+int directory_relay_sender(struct store *st, const int64_t *customers, size_t n, const char *sender,
+                           int64_t *customer_id)
+{
+    *customer_id = 0;
     if (!sender || !*sender) {
-        *customer_id = r.customers[0];
+        *customer_id = customers[0];
         return DIRECTORY_RELAY_OK;
     }
-    for (size_t i = 0; i < r.n; i++) {
-        int own = directory_customer_owns_domain(st, r.customers[i], addr_domain(sender));
+    for (size_t i = 0; i < n; i++) {
+        int own = directory_customer_owns_domain(st, customers[i], addr_domain(sender));
         if (own == STORE_ERR)
             return STORE_ERR;
         if (own == 1) {
-            *customer_id = r.customers[i];
+            *customer_id = customers[i];
             return DIRECTORY_RELAY_OK;
         }
     }
     return DIRECTORY_RELAY_NOT_OWNED;
+}
+
+int directory_relay_check(struct store *st, const char *client_ip, const char *sender, int64_t *customer_id)
+{
+    int64_t customers[DIRECTORY_RELAY_CUSTOMERS_MAX];
+    *customer_id = 0;
+    int n = directory_relay_networks(st, client_ip, customers, DIRECTORY_RELAY_CUSTOMERS_MAX);
+    if (n <= 0)
+        return n == 0 ? DIRECTORY_RELAY_DENIED : STORE_ERR;
+    return directory_relay_sender(st, customers, (size_t)n, sender, customer_id);
 }

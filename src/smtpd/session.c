@@ -102,6 +102,7 @@ struct session *session_new(struct smtpd *srv, evutil_socket_t fd, const char *i
     s->submission = submission;
     s->state = SS_CMD;
     s->last_verb = "CONNECT";
+    s->nrelay_customers = -1;
     s->budget = (struct smtp_data_budget){.reserve = budget_reserve, .release = budget_release, .arg = s};
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) {

@@ -110,16 +110,26 @@ static int cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 /* ------------------------------------------------------------------ RCPT */
 
 /* Whether this client may relay this transaction's mail to domains we do not
- * host, and for which customer (directory_relay_check); asked once a
- * transaction, since the answer depends on the sender. An authenticated user's
- * sender was checked at MAIL. */
+ * host, and for which customer: the client's networks are asked once a
+ * connection, the sender once a transaction (directory.h, "Relaying out").
+ * An authenticated user's sender was checked at MAIL. */
 static int client_relay(struct session *s)
 {
     if (s->authenticated)
         return DIRECTORY_RELAY_OK;
+    const struct smtpd_backend *b = &s->srv->backend;
+    if (s->nrelay_customers < 0) {
+        int n = b->relay_networks(b->arg, s->ip, s->relay_customers, DIRECTORY_RELAY_CUSTOMERS_MAX);
+        if (n == STORE_ERR)
+            return STORE_ERR;
+        s->nrelay_customers = n;
+    }
+    if (s->nrelay_customers == 0)
+        return DIRECTORY_RELAY_DENIED;
     struct txn *t = &s->txn;
     if (t->relay < 0) {
-        int r = s->srv->backend.relay_check(s->srv->backend.arg, s->ip, t->sender, &t->relay_customer);
+        int r = b->relay_sender(b->arg, s->relay_customers, (size_t)s->nrelay_customers, t->sender,
+                                &t->relay_customer);
         if (r == STORE_ERR)
             return STORE_ERR;
         t->relay = r;

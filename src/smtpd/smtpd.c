@@ -47,10 +47,16 @@ static int dir_lookup_rcpt(void *arg, const char *addr, struct rcpt_lookup *out)
     return directory_lookup_rcpt(s->deps.store, addr, out);
 }
 
-static int dir_relay_check(void *arg, const char *client_ip, const char *sender, int64_t *customer_id)
+static int dir_relay_networks(void *arg, const char *client_ip, int64_t *customers, size_t max)
 {
     struct smtpd *s = arg;
-    return directory_relay_check(s->deps.store, client_ip, sender, customer_id);
+    return directory_relay_networks(s->deps.store, client_ip, customers, max);
+}
+
+static int dir_relay_sender(void *arg, const int64_t *customers, size_t n, const char *sender, int64_t *customer_id)
+{
+    struct smtpd *s = arg;
+    return directory_relay_sender(s->deps.store, customers, n, sender, customer_id);
 }
 
 static int dir_customer_owns(void *arg, int64_t customer_id, const char *domain)
@@ -350,7 +356,8 @@ struct smtpd *smtpd_start_with(struct event_base *base, const struct config *cfg
         s->backend = *backend;
     } else {
         s->backend.lookup_rcpt = dir_lookup_rcpt;
-        s->backend.relay_check = dir_relay_check;
+        s->backend.relay_networks = dir_relay_networks;
+        s->backend.relay_sender = dir_relay_sender;
         s->backend.customer_owns = dir_customer_owns;
         s->backend.submit = queue_submit_job;
         s->backend.login_user = dir_login_user;

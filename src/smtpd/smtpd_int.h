@@ -61,8 +61,9 @@ struct smtpd_login {
  * unless said otherwise. */
 struct smtpd_backend {
     int (*lookup_rcpt)(void *arg, const char *addr, struct rcpt_lookup *out); /* STORE_OK/ERR */
-    /* directory_relay_check's contract: an enum directory_relay or STORE_ERR. */
-    int (*relay_check)(void *arg, const char *client_ip, const char *sender, int64_t *customer_id);
+    /* directory_relay_networks' and directory_relay_sender's contracts. */
+    int (*relay_networks)(void *arg, const char *client_ip, int64_t *customers, size_t max);
+    int (*relay_sender)(void *arg, const int64_t *customers, size_t n, const char *sender, int64_t *customer_id);
     /* directory_customer_owns_domain's: 1, 0, STORE_ERR. */
     int (*customer_owns)(void *arg, int64_t customer_id, const char *domain);
     int (*submit)(void *arg, const struct queue_message *m, queue_submit_done done, void *done_arg);
@@ -208,7 +209,7 @@ struct txn {
     uint32_t *slots;      /* hash set of recipient indexes, for duplicates */
     size_t nslots;
     size_t nhosted;       /* distinct recipients in hosted domains */
-    int relay;            /* relay_check's answer for this sender; -1: not asked yet */
+    int relay;            /* relay_sender's answer for this sender; -1: not asked yet */
     int64_t relay_customer; /* the customer this client relays for (DIRECTORY_RELAY_OK) */
     size_t accepted;      /* RCPT commands accepted, duplicates included */
     unsigned overshoot;   /* RCPTs refused for max_recipients */
@@ -253,6 +254,10 @@ struct session {
     int submission;      /* the submission port: AUTH required */
     int tls;
     int authenticated;
+    /* The customers whose --outbound-from networks hold the client: asked
+     * once a connection (a scan of the domains), not once a message. */
+    int nrelay_customers; /* -1: not asked yet */
+    int64_t relay_customers[DIRECTORY_RELAY_CUSTOMERS_MAX];
     char tls_info[128];
     struct session_auth *auth;  /* an AUTH exchange in progress (session_auth.c) */
     struct store_user *user;    /* after AUTH: who the client is */

@@ -132,20 +132,28 @@ static __attribute__((unused)) int fake_customer_owns(void *arg, int64_t custome
     return (customer_id == 1 && acme) || (customer_id == 2 && beta);
 }
 
-static __attribute__((unused)) int fake_relay_check(void *arg, const char *ip, const char *sender,
-                                                    int64_t *customer_id)
+static __attribute__((unused)) int fake_relay_networks(void *arg, const char *ip, int64_t *customers, size_t max)
 {
     struct fake *f = arg;
     f->relay_asks++;
-    *customer_id = 0;
     if (strcmp(ip, "192.0.2.66") == 0)
         return STORE_ERR;
-    if (strcmp(ip, "192.0.2.99") != 0)
-        return DIRECTORY_RELAY_DENIED;
-    if (*sender && !fake_customer_owns(arg, 1, addr_domain(sender)))
-        return DIRECTORY_RELAY_NOT_OWNED;
-    *customer_id = 1;
-    return DIRECTORY_RELAY_OK;
+    if (strcmp(ip, "192.0.2.99") != 0 || max == 0)
+        return 0;
+    customers[0] = 1;
+    return 1;
+}
+
+static __attribute__((unused)) int fake_relay_sender(void *arg, const int64_t *customers, size_t n,
+                                                     const char *sender, int64_t *customer_id)
+{
+    *customer_id = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!*sender || fake_customer_owns(arg, customers[i], addr_domain(sender))) {
+            *customer_id = customers[i];
+            return DIRECTORY_RELAY_OK;
+        }
+    return DIRECTORY_RELAY_NOT_OWNED;
 }
 
 static __attribute__((unused)) void fake_fire(evutil_socket_t fd, short what, void *arg)
@@ -390,7 +398,8 @@ static __attribute__((unused)) struct harness *harness_new(void (*cfg_tweak)(str
     struct smtpd_deps deps = {.on_queued = fake_on_queued, .on_queued_arg = &h->fake};
     struct smtpd_backend be = {
         .lookup_rcpt = fake_lookup,
-        .relay_check = fake_relay_check,
+        .relay_networks = fake_relay_networks,
+        .relay_sender = fake_relay_sender,
         .customer_owns = fake_customer_owns,
         .submit = fake_submit,
         .arg = &h->fake,
