@@ -45,7 +45,9 @@ static int status_of(int rc)
 static int fail_rc(LDAP *ld, int rc, char *err, size_t errlen, const char *what)
 {
     char *diag = NULL;
-    if (ld)
+    /* The server's own words come with its result codes (> 0); libldap's
+     * client-side errors (< 0) have none worth showing. */
+    if (ld && rc > 0)
         ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
     if (diag && *diag)
         errbuf_fail(err, errlen, "%s: %s (%.200s)", what, ldap_err2string(rc), diag);
