@@ -45,6 +45,8 @@ int store_rollback(struct store *st);
 int store_savepoint(struct store *st);
 int store_savepoint_release(struct store *st);
 int store_savepoint_rollback(struct store *st);
+/* How many store_savepoint levels are open (0 outside any). */
+unsigned store_savepoint_depth(const struct store *st);
 /* 1 while a transaction is open on this connection. */
 int store_in_transaction(struct store *st);
 
