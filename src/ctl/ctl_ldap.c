@@ -15,6 +15,7 @@
  * set. ldap sync runs here, in this process, while the daemon may be syncing
  * too (SQLite serialises the two transactions; each applies a whole search).
  */
+#include "admin/admin.h"
 #include "ctl/ctl.h"
 #include "directory/directory.h"
 #include "util/timeutil.h"
@@ -30,33 +31,6 @@ static void interval_text(int64_t s, char *out, size_t outlen)
         snprintf(out, outlen, "%lldm", (long long)(s / 60));
     else
         snprintf(out, outlen, "%llds", (long long)s);
-}
-
-/* The report's error lines as a JSON array. */
-static json_t *errors_json(const char *errors)
-{
-    json_t *a = json_array();
-    for (const char *p = errors; a && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        char line[STORE_LDAP_ERRORS_MAX];
-        snprintf(line, sizeof line, "%.*s", (int)n, p);
-        json_array_append_new(a, ctl_jstr(line));
-        p += n + (nl ? 1 : 0);
-    }
-    return a;
-}
-
-static json_t *report_json(const struct store_ldap_report *r)
-{
-    char at[64];
-    time_iso8601((time_t)r->at, at, sizeof at);
-    return json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "at", (json_int_t)r->at,
-                     "at_iso", at, "ok", r->ok, "duration_ms", (json_int_t)r->duration_ms, "entries",
-                     (json_int_t)r->entries, "added", (json_int_t)r->added, "updated", (json_int_t)r->updated,
-                     "suspended", (json_int_t)r->suspended, "aliases", (json_int_t)r->aliases, "aliases_removed",
-                     (json_int_t)r->aliases_removed, "error_count", (json_int_t)r->nerrors, "errors",
-                     errors_json(r->errors));
 }
 
 static void print_report(const char *domain, const struct store_ldap_report *r, const char *indent)
@@ -138,10 +112,10 @@ int ctl_ldap_sync(struct ctl *c, int argc, char **argv)
     if (rc != 0 && !r.at) /* nothing ran: no domain, no settings, a store error */
         return ctl_fail("%s", err);
     if (json) {
-        json_t *o = report_json(&r);
+        json_t *o = admin_ldap_report_json(&r);
         if (!o)
             return ctl_fail("out of memory");
-        json_object_set_new(o, "domain", ctl_jstr(ctl_canon(pos[0], canon)));
+        json_object_set_new(o, "domain", admin_jstr(ctl_canon(pos[0], canon)));
         int prc = ctl_json_print(o);
         return rc != 0 ? CTL_FAIL : prc;
     }
@@ -151,8 +125,6 @@ int ctl_ldap_sync(struct ctl *c, int argc, char **argv)
 
 struct status_ctx {
     struct store *st;
-    int json;
-    json_t *rows;
     unsigned count;
     int failed;
 };
@@ -174,20 +146,7 @@ static int status_one(const struct store_ldap_settings *s, void *arg)
     char iv[32];
     interval_text(s->interval, iv, sizeof iv);
     x->count++;
-    if (x->json) {
-        /* Never the password itself: only whether there is one. */
-        json_t *o = json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:I, s:s, s:b, s:I, s:o}", "domain", ctl_jstr(d.name),
-                              "url", ctl_jstr(s->url), "bind_dn", ctl_jstr(s->bind_dn), "bind_password_set",
-                              s->bind_password[0] != 0, "base", ctl_jstr(s->base), "filter", ctl_jstr(s->filter),
-                              "interval", (json_int_t)s->interval, "interval_text", iv, "starttls", s->starttls,
-                              "updated", (json_int_t)s->updated,
-                              "last_sync", have == STORE_OK ? report_json(&r) : json_null());
-        if (!o || json_array_append_new(x->rows, o) != 0) {
-            x->failed = 1;
-            return 1;
-        }
-        return 0;
-    }
+    /* Never the password itself: only whether there is one. */
     printf("%s: %s%s, base ", d.name, s->url, s->starttls ? " (StartTLS)" : "");
     ctl_put_safe(stdout, s->base);
     printf(", filter ");
@@ -211,84 +170,63 @@ int ctl_ldap_status(struct ctl *c, int argc, char **argv)
     int rc = ctl_getopt_store(c, argc, argv, opts, pos, 0, 1, &n, &st);
     if (rc != CTL_OK)
         return rc;
-    struct status_ctx x = {.st = st, .json = json, .rows = json_array()};
-    if (!x.rows)
-        return ctl_fail("out of memory");
+    struct store_domain d;
+    struct store_ldap_settings s;
     if (n == 1) {
-        struct store_domain d;
-        if ((rc = ctl_domain_arg(st, pos[0], &d)) != CTL_OK) {
-            json_decref(x.rows);
+        if ((rc = ctl_domain_arg(st, pos[0], &d)) != CTL_OK)
             return rc;
-        }
-        struct store_ldap_settings s;
         int src = store_ldap_settings_get(st, d.id, &s);
-        if (src == STORE_NOTFOUND) {
-            json_decref(x.rows);
+        if (src == STORE_NOTFOUND)
             return ctl_fail("domain %s has no directory (ldap set)", d.name);
+        if (src != STORE_OK)
+            return ctl_fail("ldap status: store error");
+    }
+    if (json) {
+        json_t *rows = json_array();
+        if (rows && n == 1)
+            json_array_append_new(rows, admin_ldap_json(st, &d, &s));
+        else if (rows) {
+            json_decref(rows);
+            rows = admin_ldap_list(st, 0);
         }
-        if (src == STORE_OK)
-            status_one(&s, &x);
-        else
-            x.failed = 1;
         memset(s.bind_password, 0, sizeof s.bind_password);
-    } else if (store_ldap_settings_list(st, status_one, &x) != STORE_OK) {
+        if (!rows)
+            return ctl_fail("ldap status: store error");
+        return ctl_json_print(rows);
+    }
+    struct status_ctx x = {.st = st};
+    if (n == 1)
+        status_one(&s, &x);
+    else if (store_ldap_settings_list(st, status_one, &x) != STORE_OK)
         x.failed = 1;
-    }
-    if (x.failed) {
-        json_decref(x.rows);
+    memset(s.bind_password, 0, sizeof s.bind_password);
+    if (x.failed)
         return ctl_fail("ldap status: store error");
-    }
-    if (json)
-        return ctl_json_print(x.rows);
     if (x.count == 0)
         printf("no domain has a directory\n");
-    json_decref(x.rows);
     return CTL_OK;
 }
 
 /* ---------------------------------------------------------------- readiness */
 
 struct readiness_ctx {
-    int json;
-    json_t *users;
     unsigned total, ready;
-    int failed;
 };
 
 static int readiness_one(const struct store_user_readiness *u, unsigned reasons, void *arg)
 {
     struct readiness_ctx *x = arg;
     x->total++;
-    if (!reasons)
-        x->ready++;
-    json_t *rs = json_array();
-    if (!rs) {
-        x->failed = 1;
-        return 1;
-    }
-    if (!x->json)
-        printf("%s: %s", u->email, reasons ? "not ready" : "ready");
+    x->ready += reasons == 0;
+    printf("%s: %s", u->email, reasons ? "not ready" : "ready");
     for (unsigned bit = 1; bit < (1u << READINESS_REASONS); bit <<= 1) {
         if (!(reasons & bit))
             continue;
         struct directory_readiness_text t;
         directory_readiness_describe(bit, u, &t);
-        if (x->json)
-            json_array_append_new(rs, json_pack("{s:s, s:s, s:s}", "code", t.code, "text", t.text, "fix", t.fix));
-        else
-            printf("\n  %s (%s): %s", t.text, t.code, t.fix);
+        printf("\n  %s (%s): %s", t.text, t.code, t.fix);
     }
-    if (!x->json) {
-        putchar('\n');
-        json_decref(rs);
-        return 0;
-    }
-    json_t *o = json_pack("{s:o, s:b, s:b, s:o}", "email", ctl_jstr(u->email), "ready", reasons == 0, "ldap", u->ldap,
-                          "reasons", rs);
-    if (!o || json_array_append_new(x->users, o) != 0) {
-        x->failed = 1;
-        return 1;
-    }
+    putchar('\n');
     return 0;
 }
 
@@ -318,20 +256,13 @@ int ctl_user_readiness(struct ctl *c, int argc, char **argv)
             return ctl_fail("customer %.128s: store error", customer);
         customer_id = cu.id;
     }
-    struct readiness_ctx x = {.json = json, .users = json_array()};
-    if (!x.users)
-        return ctl_fail("out of memory");
-    rc = directory_readiness(st, domain_id, customer_id, readiness_one, &x);
-    if (rc != STORE_OK || x.failed) {
-        json_decref(x.users);
-        return ctl_fail("user readiness: %s", x.failed ? "out of memory" : "store error");
-    }
     if (json) {
-        json_t *o = json_pack("{s:o, s:I, s:I}", "users", x.users, "total", (json_int_t)x.total, "ready",
-                              (json_int_t)x.ready);
-        return o ? ctl_json_print(o) : ctl_fail("out of memory");
+        json_t *o = admin_readiness(st, domain_id, customer_id);
+        return o ? ctl_json_print(o) : ctl_fail("user readiness: store error");
     }
-    json_decref(x.users);
+    struct readiness_ctx x = {0};
+    if (directory_readiness(st, domain_id, customer_id, readiness_one, &x) != STORE_OK)
+        return ctl_fail("user readiness: store error");
     printf("%u of %u users ready for continuity\n", x.ready, x.total);
     return CTL_OK;
 }

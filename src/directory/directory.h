@@ -210,6 +210,15 @@ struct directory_ldap_changes {
     const char *url, *bind_dn, *bind_password, *base, *filter, *interval;
     int starttls;
 };
+/* The settings a domain starts with (the default filter and interval). */
+void directory_ldap_settings_default(struct store_ldap_settings *n, int64_t domain_id);
+/* Applies ch to n (stored settings, or the defaults when is_new) and checks
+ * the result: 0 or DIR_INVALID with the reason. Pure (the "test connection"
+ * of settings not stored yet uses it too). */
+int directory_ldap_settings_apply(struct store_ldap_settings *n, const struct directory_ldap_changes *ch, int is_new,
+                                  const char *domain, char *err, size_t errlen);
+/* 0 or an enum directory_result (DIR_INVALID, DIR_NOTFOUND: no such domain,
+ * DIR_STORE) with the reason; a savepoint inside a caller's transaction. */
 int directory_ldap_set(struct store *st, const char *domain, const struct directory_ldap_changes *ch, int64_t now,
                        char *err, size_t errlen);
 
@@ -222,17 +231,20 @@ struct directory_writer {
 };
 /* One sync of the domain: search (with st's settings), then the changes and
  * the report in one transaction; a failed search stores a failed report and
- * changes nothing else. 0 with *rep the report (saved), or -1 with the
- * reason in err (and in *rep when rep->at is set: the directory failed).
- * One sync at a time per process. */
+ * changes nothing else. 0 with *rep the report (saved), or an enum
+ * directory_result with the reason in err: DIR_NOTFOUND (no such domain, or
+ * no directory), DIR_STORE, DIR_REFUSED when the directory failed (then
+ * rep->at is set and the failed report saved). One sync at a time per
+ * process. Not inside a transaction (it searches first). */
 int directory_ldap_sync(struct store *st, const struct directory_writer *w, const char *domain,
                         struct store_ldap_report *rep, char *err, size_t errlen);
 /* The writer side of a sync, for tests: applies people (the users of d found
  * in the directory) and fills rep. Inside a transaction. STORE_* code. */
 int directory_ldap_apply(struct store *st, const struct store_domain *d, const struct ldap_person_list *people,
                          struct store_ldap_report *rep);
-/* "test connection": the search without the changes. 0 with the counts, or
- * -1 with the reason. */
+/* "test connection": the search without the changes: an enum
+ * directory_ldap_status, the counts (entries, users of the domain) and, when
+ * not OK, the reason. */
 int directory_ldap_test(const struct store_ldap_settings *s, const char *domain, unsigned *entries,
                         unsigned *users, char *err, size_t errlen);
 

@@ -58,9 +58,8 @@ static int set_field(char *dst, size_t dstlen, const char *v, const char *what, 
     return 0;
 }
 
-/* Applies ch to n (the stored settings, or the defaults) and checks the result. */
-static int settings_apply(struct store_ldap_settings *n, const struct directory_ldap_changes *ch, int is_new,
-                          const char *domain, char *err, size_t errlen)
+int directory_ldap_settings_apply(struct store_ldap_settings *n, const struct directory_ldap_changes *ch, int is_new,
+                                  const char *domain, char *err, size_t errlen)
 {
     if (is_new && (!ch->url || !ch->base))
         return errbuf_fail(err, errlen, "ldap %s: the URL and the base DN are required", domain);
@@ -97,6 +96,14 @@ static int settings_apply(struct store_ldap_settings *n, const struct directory_
     return 0;
 }
 
+void directory_ldap_settings_default(struct store_ldap_settings *n, int64_t domain_id)
+{
+    memset(n, 0, sizeof *n);
+    n->domain_id = domain_id;
+    snprintf(n->filter, sizeof n->filter, "%s", LDAP_FILTER_DEFAULT);
+    n->interval = LDAP_INTERVAL_DEFAULT;
+}
+
 int directory_ldap_set(struct store *st, const char *domain, const struct directory_ldap_changes *ch, int64_t now,
                        char *err, size_t errlen)
 {
@@ -109,23 +116,19 @@ int directory_ldap_set(struct store *st, const char *domain, const struct direct
     struct store_ldap_settings n;
     int rc = store_domain_get(st, name, &d);
     if (rc == STORE_NOTFOUND) {
-        rc = errbuf_fail(err, errlen, "ldap: domain %s is not hosted", name);
+        rc = errbuf_failc(DIR_NOTFOUND, err, errlen, "ldap: domain %s is not hosted", name);
     } else if (rc != STORE_OK) {
-        rc = errbuf_fail(err, errlen, "ldap %s: store error", name);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "ldap %s: store error", name);
     } else if ((rc = store_ldap_settings_get(st, d.id, &n)) == STORE_ERR) {
-        rc = errbuf_fail(err, errlen, "ldap %s: store error", name);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "ldap %s: store error", name);
     } else {
         int is_new = rc == STORE_NOTFOUND;
-        if (is_new) {
-            memset(&n, 0, sizeof n);
-            n.domain_id = d.id;
-            snprintf(n.filter, sizeof n.filter, "%s", LDAP_FILTER_DEFAULT);
-            n.interval = LDAP_INTERVAL_DEFAULT;
-        }
-        rc = settings_apply(&n, ch, is_new, name, err, errlen);
+        if (is_new)
+            directory_ldap_settings_default(&n, d.id);
+        rc = directory_ldap_settings_apply(&n, ch, is_new, name, err, errlen);
         n.updated = now;
         if (rc == 0 && store_ldap_settings_set(st, &n) != STORE_OK)
-            rc = errbuf_fail(err, errlen, "ldap %s: store error", name);
+            rc = errbuf_failc(DIR_STORE, err, errlen, "ldap %s: store error", name);
     }
     sodium_memzero(&n, sizeof n);
     return admin_end(st, rc, err, errlen);
@@ -526,14 +529,14 @@ int directory_ldap_sync(struct store *st, const struct directory_writer *w, cons
         return errbuf_fail(err, errlen, "ldap: \"%.200s\" is not a domain name", domain ? domain : "");
     int rc = store_domain_get(st, name, &d);
     if (rc == STORE_NOTFOUND)
-        return errbuf_fail(err, errlen, "ldap: domain %s is not hosted", name);
+        return errbuf_failc(DIR_NOTFOUND, err, errlen, "ldap: domain %s is not hosted", name);
     if (rc != STORE_OK)
-        return errbuf_fail(err, errlen, "ldap %s: store error", name);
+        return errbuf_failc(DIR_STORE, err, errlen, "ldap %s: store error", name);
     rc = store_ldap_settings_get(st, d.id, &s);
     if (rc == STORE_NOTFOUND)
-        return errbuf_fail(err, errlen, "ldap %s: the domain has no directory (ldap set)", name);
+        return errbuf_failc(DIR_NOTFOUND, err, errlen, "ldap %s: the domain has no directory (ldap set)", name);
     if (rc != STORE_OK)
-        return errbuf_fail(err, errlen, "ldap %s: store error", name);
+        return errbuf_failc(DIR_STORE, err, errlen, "ldap %s: store error", name);
 
     pthread_mutex_lock(&sync_lock);
     struct ldap_person_list people = {0};
@@ -567,7 +570,7 @@ int directory_ldap_sync(struct store *st, const struct directory_writer *w, cons
     pthread_mutex_unlock(&sync_lock);
     log_report(d.name, rep);
     if (!rep->ok)
-        return errbuf_fail(err, errlen, "ldap sync %s: %s", d.name, why);
+        return errbuf_failc(DIR_REFUSED, err, errlen, "ldap sync %s: %s", d.name, why);
     return 0;
 }
 
@@ -575,9 +578,8 @@ int directory_ldap_test(const struct store_ldap_settings *s, const char *domain,
                         char *err, size_t errlen)
 {
     struct ldap_person_list people = {0};
-    *users = 0;
     int status = directory_ldap_search(s, domain, &people, entries, err, errlen);
     *users = (unsigned)people.n;
     ldap_person_list_free(&people);
-    return status == DIRECTORY_LDAP_OK ? 0 : -1;
+    return status;
 }

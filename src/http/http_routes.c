@@ -38,6 +38,13 @@ const struct http_route http_routes[] = {
     {HTTP_DELETE, "/api/v1/admin/archive/holds", http_h_admin_hold_del, ROUTE_ADMIN, 0},
     {HTTP_DELETE, "/api/v1/admin/archive/holds/:id", http_h_admin_hold_del, ROUTE_ADMIN, 0},
     {HTTP_GET, "/api/v1/admin/audit", http_h_admin_audit, ROUTE_ADMIN, 0},
+    /* A domain's directory and readiness (http_admin_ldap.c). sync and test
+     * take an optional JSON body (test: settings to try), read by the handler. */
+    {HTTP_GET, "/api/v1/admin/domains/:s/ldap", http_h_admin_ldap_get, ROUTE_ADMIN, 0},
+    {HTTP_PUT, "/api/v1/admin/domains/:s/ldap", http_h_admin_ldap_put, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_POST, "/api/v1/admin/domains/:s/ldap/sync", http_h_admin_ldap_sync, ROUTE_ADMIN, HTTP_JSON_MAX},
+    {HTTP_POST, "/api/v1/admin/domains/:s/ldap/test", http_h_admin_ldap_test, ROUTE_ADMIN, HTTP_JSON_MAX},
+    {HTTP_GET, "/api/v1/admin/readiness", http_h_admin_readiness, ROUTE_ADMIN, 0},
     /* The web app's files (web/, http_static.c): the two pages, the top
      * files, and any plain file of the allow-listed folders js/ and admin/,
      * so a new module needs no change here. Nothing else is served. */
