@@ -16,6 +16,9 @@
  * every page came, so a directory that stops answering half-way can never make
  * the sync suspend the users it did not see.
  */
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +60,98 @@ static int fail_rc(LDAP *ld, int rc, char *err, size_t errlen, const char *what)
     return status_of(rc) == DIRECTORY_LDAP_OK ? DIRECTORY_LDAP_FAILED : status_of(rc);
 }
 
+/* libldap 2.5 (Debian 12) has no timeout for the TLS handshake: its sockets
+ * are non-blocking, and without LDAP_USE_NON_BLOCKING_TLS (a 2.6 default) the
+ * handshake retries a read that would block at once, for ever, at full CPU,
+ * while a server accepts the connection and says nothing. So each connection
+ * gets a layer of our own between TLS and TCP (added by the connect callback,
+ * before any TLS): a read or write that would block waits for the socket
+ * with poll(2), at most LDAP_OP_TIMEOUT, and then fails with ETIMEDOUT, which
+ * ends the handshake or the operation. libldap reads only what poll said is
+ * there, so an answering server never meets the wait. */
+static int io_setup(Sockbuf_IO_Desc *sbiod, void *arg)
+{
+    sbiod->sbiod_pvt = arg; /* the socket, as an intptr_t */
+    return 0;
+}
+
+static int io_remove(Sockbuf_IO_Desc *sbiod)
+{
+    (void)sbiod;
+    return 0;
+}
+
+static int io_ctrl(Sockbuf_IO_Desc *sbiod, int opt, void *arg)
+{
+    return LBER_SBIOD_CTRL_NEXT(sbiod, opt, arg);
+}
+
+/* 0 when fd became ready for events within LDAP_OP_TIMEOUT, else -1 with errno. */
+static int io_wait(Sockbuf_IO_Desc *sbiod, short events)
+{
+    struct pollfd p = {.fd = (int)(intptr_t)sbiod->sbiod_pvt, .events = events};
+    int n;
+    do
+        n = poll(&p, 1, LDAP_OP_TIMEOUT * 1000);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        errno = ETIMEDOUT;
+    return n > 0 ? 0 : -1;
+}
+
+static ber_slen_t io_read(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
+{
+    for (;;) {
+        ber_slen_t n = LBER_SBIOD_READ_NEXT(sbiod, buf, len);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return n;
+        if (io_wait(sbiod, POLLIN) != 0)
+            return -1; /* errno: ETIMEDOUT, a hard error for the layers above */
+    }
+}
+
+static ber_slen_t io_write(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
+{
+    for (;;) {
+        ber_slen_t n = LBER_SBIOD_WRITE_NEXT(sbiod, buf, len);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return n;
+        if (io_wait(sbiod, POLLOUT) != 0)
+            return -1; /* errno: ETIMEDOUT, a hard error for the layers above */
+    }
+}
+
+static int io_close(Sockbuf_IO_Desc *sbiod)
+{
+    (void)sbiod;
+    return 0; /* the TCP layer below closes the socket */
+}
+
+static Sockbuf_IO io_bounded = {io_setup, io_remove, io_ctrl, io_read, io_write, io_close};
+
+static int conn_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr, struct ldap_conncb *ctx)
+{
+    (void)ld;
+    (void)srv;
+    (void)addr;
+    (void)ctx;
+    ber_socket_t fd = -1;
+    if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) != 1 || fd < 0)
+        return -1;
+    /* Above TCP (libldap adds it, at the provider level, after this
+     * callback), below TLS (the transport level). */
+    return ber_sockbuf_add_io(sb, &io_bounded, LBER_SBIOD_LEVEL_PROVIDER + 5, (void *)(intptr_t)fd);
+}
+
+static void conn_del(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
+{
+    (void)ld;
+    (void)sb;
+    (void)ctx;
+}
+
+static struct ldap_conncb conn_bounded = {conn_add, conn_del, NULL};
+
 /* A handle for s->url with the timeouts, after StartTLS when asked for. The
  * TCP connection is made by the first operation (libldap connects lazily),
  * so StartTLS, when asked for, is where an unreachable server shows. */
@@ -74,7 +169,8 @@ static int conn_open(const struct store_ldap_settings *s, LDAP **out, char *err,
     if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &net) != LDAP_OPT_SUCCESS ||
-        ldap_set_option(ld, LDAP_OPT_TIMEOUT, &op) != LDAP_OPT_SUCCESS) {
+        ldap_set_option(ld, LDAP_OPT_TIMEOUT, &op) != LDAP_OPT_SUCCESS ||
+        ldap_set_option(ld, LDAP_OPT_CONNECT_CB, &conn_bounded) != LDAP_OPT_SUCCESS) {
         ldap_unbind_ext_s(ld, NULL, NULL);
         errbuf_fail(err, errlen, "%.200s: cannot set the connection's options", s->url);
         return DIRECTORY_LDAP_FAILED;
