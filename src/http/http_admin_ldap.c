@@ -6,7 +6,8 @@
  *   GET  /api/v1/admin/domains/D/ldap        settings (never the bind password), last report
  *   PUT  /api/v1/admin/domains/D/ldap        {"url","bind_dn","bind_password","base","filter",
  *                                             "interval","starttls"}: absent fields keep their value
- *   POST /api/v1/admin/domains/D/ldap/sync   a sync now: the report
+ *   POST /api/v1/admin/domains/D/ldap/sync   a sync now: its report (200 also when the directory
+ *                                            failed: "ok": false, the reason in "errors")
  *   POST /api/v1/admin/domains/D/ldap/test   bind and count, with the stored settings or the
  *                                            body's (the same fields as PUT), nothing stored
  *   GET  /api/v1/admin/readiness[?domain=D]  every user of the domain (or the customer): ready or why not
@@ -162,16 +163,12 @@ void http_h_admin_ldap_sync(struct http_request *req, struct http_reply *rep)
         http_reply_directory(rep, rc, err);
         return;
     }
+    /* A sync that ran answers its report, also when the directory failed
+     * ("ok": false, the reason in "errors"): the request was carried out,
+     * and the report is what the panel shows either way. */
     json_t *report = admin_ldap_report_json(&r);
     if (!report) {
         http_reply_error(rep, 500, "internal error");
-        return;
-    }
-    if (rc != 0) {
-        /* The directory failed: an error with its code, and the report it left. */
-        http_reply_json(rep, 502,
-                        json_pack("{s:o, s:s, s:o}", "error", http_json_text(err), "code", "ldap_failed", "report",
-                                  report));
         return;
     }
     http_reply_json(rep, 200, report);

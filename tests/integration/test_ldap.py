@@ -419,6 +419,8 @@ def test_directory_down_the_cache_decides(env):
     before = users(lb)
     cp = lb.ctl("ldap", "sync", "acme.test")
     assert cp.returncode == 1 and "failed, nothing changed" in cp.stdout, cp.stdout + cp.stderr
+    r = admin(lb).request("POST", "/api/v1/admin/domains/acme.test/ldap/sync")
+    assert r.status == 200 and r.json["ok"] is False and "Can't contact" in r.json["errors"][0], r.json
     assert users(lb) == before
     status = lb.ctl_json("ldap", "status", "acme.test")[0]["last_sync"]
     assert status["ok"] is False and status["errors"]
