@@ -729,6 +729,8 @@ struct store_user_readiness {
     int ldap_cached;     /* a cached directory password */
     int sync_suspended;
 };
+/* One user's (STORE_NOTFOUND if none). */
+int store_user_readiness_get(struct store *st, int64_t user_id, struct store_user_readiness *out);
 /* Users of a domain (domain_id), else of a customer (customer_id), else all;
  * by address. */
 int store_user_readiness_list(struct store *st, int64_t domain_id, int64_t customer_id,
