@@ -151,5 +151,9 @@ int ctl_archive_hold(struct ctl *c, int argc, char **argv);
 int ctl_archive_holds(struct ctl *c, int argc, char **argv);
 int ctl_audit_list(struct ctl *c, int argc, char **argv);
 int ctl_config_check(struct ctl *c, int argc, char **argv);
+int ctl_user_import(struct ctl *c, int argc, char **argv);
+int ctl_user_unlock(struct ctl *c, int argc, char **argv);
+int ctl_domain_del(struct ctl *c, int argc, char **argv);
+int ctl_customer_del(struct ctl *c, int argc, char **argv);
 
 #endif
