@@ -617,7 +617,8 @@ int directory_import_apply(struct store *st, struct directory_import *imp, char 
     }
     r->imported = imported;
     r->updated = updated;
-    qsort(r->errors, r->nerrors, sizeof *r->errors, error_order);
+    if (r->nerrors)
+        qsort(r->errors, r->nerrors, sizeof *r->errors, error_order);
     log_info("user import into %s: %u imported, %u updated, %zu line(s) refused", imp->domain.name, imported,
              updated, r->nerrors);
     return 0;
