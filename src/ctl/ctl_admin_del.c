@@ -38,10 +38,7 @@ int ctl_domain_del(struct ctl *c, int argc, char **argv)
         return ctl_fail("%s", err);
     ctl_canon(pos[0], canon);
     if (json)
-        return ctl_json_print(json_pack("{s:o, s:I, s:I, s:I, s:I, s:I}", "domain", ctl_jstr(canon), "users", (json_int_t)k.users,
-                                        "aliases", (json_int_t)k.aliases, "mailbox", (json_int_t)k.mailbox,
-                                        "dropped_queued", (json_int_t)k.queued, "dropped_waiting",
-                                        (json_int_t)k.waiting));
+        return ctl_json_print(directory_domain_del_json(canon, &k));
     printf("domain %s deleted: %u user(s), %u alias(es), %u mailbox message(s)", canon, k.users, k.aliases,
            k.mailbox);
     if (k.queued || k.waiting)

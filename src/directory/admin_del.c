@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+#include <jansson.h>
+
 #include "directory/admin_internal.h"
 #include "directory/directory.h"
 #include "util/timeutil.h"
@@ -203,6 +206,17 @@ int directory_domain_del(struct store *st, const char *domain, int force, struct
     if (counts && (rc == 0 || rc == DIR_REFUSED)) /* refused: only what stood in the way */
         *counts = c;
     return rc;
+}
+
+struct json_t *directory_domain_del_json(const char *domain, const struct directory_domain_del_counts *c)
+{
+    /* domain_is_valid lets any byte over 0x7f through: JSON wants UTF-8. */
+    gchar *name = g_utf8_make_valid(domain, -1);
+    json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "domain", name, "users", (json_int_t)c->users, "aliases",
+                     (json_int_t)c->aliases, "mailbox", (json_int_t)c->mailbox, "dropped_queued",
+                     (json_int_t)c->queued, "dropped_waiting", (json_int_t)c->waiting);
+    g_free(name);
+    return j;
 }
 
 /* ---------------------------------------------------------------- customer del */

@@ -493,6 +493,10 @@ struct directory_domain_del_counts {
  * counts (may be NULL). */
 int directory_domain_del(struct store *st, const char *domain, int force, struct directory_domain_del_counts *counts,
                          char *err, size_t errlen);
+/* {"domain","users","aliases","mailbox","dropped_queued","dropped_waiting"}
+ * (a jansson json_t *), what lifeboatctl --json and the API answer; NULL when
+ * out of memory. */
+struct json_t *directory_domain_del_json(const char *domain, const struct directory_domain_del_counts *c);
 /* customer del: refused (DIR_REFUSED) while the customer has domains, or
  * archived mail or legal holds (kept for the retention window; the customer
  * can go once `archive purge` has removed them). Deletes the customer and
