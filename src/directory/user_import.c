@@ -383,17 +383,33 @@ static void *hash_rows(void *arg)
     return NULL;
 }
 
+/* Hashing threads of every import running in this process: two admins
+ * importing at once share HASH_THREADS_MAX (each caller's own thread hashes
+ * too), so imports cannot take more of the machine than that. */
+static atomic_int hash_threads;
+
+static int hash_thread_take(void)
+{
+    int n = atomic_load(&hash_threads);
+    while (n < HASH_THREADS_MAX)
+        if (atomic_compare_exchange_weak(&hash_threads, &n, n + 1))
+            return 1;
+    return 0;
+}
+
 static void *hash_rows_nice(void *arg)
 {
     /* Linux: a thread's nice value is its own (setpriority on its tid). */
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), HASH_NICE) != 0)
         log_info("user import: cannot lower the hashing thread's priority: %m");
-    return hash_rows(arg);
+    hash_rows(arg);
+    atomic_fetch_sub(&hash_threads, 1);
+    return NULL;
 }
 
-/* Hashes every row's password on up to HASH_THREADS_MAX threads (one per
- * processor); the calling thread hashes too if threads cannot be made. 0 or
- * -1 (out of memory). */
+/* Hashes every row's password on the calling thread and up to one thread
+ * more per processor (HASH_THREADS_MAX in the process at most). 0 or -1 (out
+ * of memory). */
 static int hash_all(struct plan_row *rows, size_t nrows)
 {
     struct hashing h = {.rows = rows, .nrows = nrows};
@@ -408,8 +424,13 @@ static int hash_all(struct plan_row *rows, size_t nrows)
         want = todo;
     pthread_t tids[HASH_THREADS_MAX];
     size_t started = 0;
-    while (want > 1 && started < want && pthread_create(&tids[started], NULL, hash_rows_nice, &h) == 0)
+    while (started + 1 < want && hash_thread_take()) {
+        if (pthread_create(&tids[started], NULL, hash_rows_nice, &h) != 0) {
+            atomic_fetch_sub(&hash_threads, 1);
+            break;
+        }
         started++;
+    }
     hash_rows(&h); /* the caller works too (and alone when no thread started) */
     for (size_t i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
@@ -585,6 +606,7 @@ int directory_import_apply(struct store *st, struct directory_import *imp, char 
 {
     struct directory_import_report *r = &imp->report;
     r->imported = r->updated = 0;
+    int64_t t0 = time_mono_ms();
     if (admin_begin(st, err, errlen) != 0)
         return DIR_STORE;
     int rc = 0;
@@ -619,8 +641,8 @@ int directory_import_apply(struct store *st, struct directory_import *imp, char 
     r->updated = updated;
     if (r->nerrors)
         qsort(r->errors, r->nerrors, sizeof *r->errors, error_order);
-    log_info("user import into %s: %u imported, %u updated, %zu line(s) refused", imp->domain.name, imported,
-             updated, r->nerrors);
+    log_info("user import into %s: %u imported, %u updated, %zu line(s) refused; written in %lld ms",
+             imp->domain.name, imported, updated, r->nerrors, (long long)(time_mono_ms() - t0));
     return 0;
 }
 
