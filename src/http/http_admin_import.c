@@ -89,10 +89,6 @@ static int import_job(struct store *st, struct blobstore *bs, void *arg)
 
 void http_h_admin_users_import(struct http_request *req, struct http_reply *rep)
 {
-    if (!is_csv_type(http_header(req, "Content-Type"))) {
-        http_reply_error_code(rep, 415, "not_csv", "the body must be text/csv");
-        return;
-    }
     struct http_admin_scope s;
     struct store_domain d;
     const char *domain = http_query(req, "domain");
@@ -102,8 +98,13 @@ void http_h_admin_users_import(struct http_request *req, struct http_reply *rep)
         http_reply_error_code(rep, 400, "invalid", "name the domain to import into: ?domain=D");
         return;
     }
+    /* The domain first: another customer's answers 404 whatever the body. */
     if (http_admin_domain(req, &s, domain, &d, rep) != 0)
         return;
+    if (!is_csv_type(http_header(req, "Content-Type"))) {
+        http_reply_error_code(rep, 415, "not_csv", "the body must be text/csv");
+        return;
+    }
     struct import_job j;
     memset(&j, 0, sizeof j);
     /* An admin may make admins but not operators, nor change one. */
