@@ -258,3 +258,28 @@ def test_customer_del(lb):
     lb.ctl_ok("customer", "add", "gone")
     assert lb.ctl_ok("customer", "del", "gone").stdout == "customer gone deleted\n"
     assert "gone" not in [c["name"] for c in lb.ctl_json("customer", "list")]
+
+
+def test_domain_del_in_an_outage(lb):
+    """Mail waiting in continuity mailboxes keeps the domain; forced, the domain goes while its
+    outage is being probed, and the daemon carries on without it."""
+    lb.add_domain("c.test", "acme", lb.dead)
+    lb.add_user("cora@c.test")
+    lb.ctl_ok("continuity", "enable", "c.test")
+    submit(lb.smtp_port, "alice@example.org", ["cora@c.test"],
+           b"From: alice@example.org\r\nTo: cora@c.test\r\nSubject: in the lifeboat\r\n\r\nHi.\r\n")
+    lb.wait_continuity_state("c.test", "outage")
+    wait_for(lambda: lb.mailbox("cora@c.test"), what="the message in cora's continuity mailbox")
+
+    cp = lb.ctl("domain", "del", "c.test")
+    assert cp.returncode == 1
+    assert "0 message(s) queued or held for it and 1 in continuity mailboxes waiting for re-delivery" in cp.stderr
+    cp = lb.ctl_ok("domain", "del", "c.test", "--force", "--json")
+    assert json.loads(cp.stdout) == {"domain": "c.test", "users": 1, "aliases": 0, "mailbox": 1,
+                                     "dropped_queued": 0, "dropped_waiting": 1}
+    assert "c.test" not in [r["domain"] for r in lb.ctl_json("continuity", "status")]
+    assert queued_for(lb, "c.test") == []
+    # Still serving: mail for another domain is accepted and queued.
+    submit(lb.smtp_port, "alice@example.org", ["bob@acme.test"],
+           b"From: alice@example.org\r\nTo: bob@acme.test\r\nSubject: still here\r\n\r\nHi.\r\n")
+    assert lb.running()
