@@ -163,8 +163,8 @@ void directory_import_free(struct directory_import *imp)
 {
     if (!imp)
         return;
-    if (imp->rows)
-        sodium_memzero(imp->rows, imp->nrows * sizeof *imp->rows);
+    if (imp->rows) /* every slot: a refused line's may hold an old hash */
+        sodium_memzero(imp->rows, imp->file.nrows * sizeof *imp->rows);
     free(imp->rows);
     csv_import_file_free(&imp->file); /* wipes the text: it held the passwords */
     free(imp->report.errors);
