@@ -1,20 +1,13 @@
 /*
  * admin.h — the views of administration: the JSON shapes that lifeboatctl
  * (--json) and the control panel's API (/api/v1/admin/) both return, built
- * here once, so a script and the panel read the same fields from the same code.
+ * in one place so that a field means the same thing in both.
  *
- * Every view is scoped by a customer: customer_id 0 sees everything (an
- * operator, lifeboatctl); otherwise only that customer's domains, and of the
- * queue only the messages with a recipient in the customer's share (store.h:
- * its recipient domains, or everything it sent). A view reads; the changes
- * (queue hold, flush, ...) are the store's calls, which take the same scope.
- *
- * Each builder returns STORE_OK with *out (a new reference the caller
- * releases), or STORE_ERR (a store error or out of memory, logged) with *out
- * NULL. Times are unix seconds; where lifeboatctl has always shown ISO 8601
- * ("since", "at") the epoch seconds stand beside it ("since_epoch", "at_epoch").
- * Strings are valid UTF-8 whatever the store holds (server replies are
- * arbitrary bytes).
+ * Each view reads the store through the caller's connection and never shows
+ * a secret: password hashes and bind passwords appear only as "is there one".
+ * Views take the customer a caller may see (0: all, an operator's); the
+ * rules that change things are directory.h's (and the queue's store.h's),
+ * not here.
  */
 #ifndef LB_ADMIN_ADMIN_H
 #define LB_ADMIN_ADMIN_H
@@ -25,6 +18,48 @@
 #include <jansson.h>
 
 #include "store/store.h"
+
+/* A JSON string of text from outside (names, replies, headers): invalid
+ * UTF-8 is replaced (U+FFFD). Never NULL but out of memory. */
+json_t *admin_jstr(const char *s);
+/* A time (unix seconds) or null for 0. */
+json_t *admin_jtime(int64_t t);
+
+/* ---------------------------------------------------------------- the directory (admin_directory.c) */
+
+/* {"name","created","subscription":"none|active|cancelled","subscription_start",
+ * "subscription_end","subscription_cancelled","domains"}. NULL on failure. */
+json_t *admin_customer_json(struct store *st, const struct store_customer *c);
+/* The customers visible to customer_id (0: all), in name order. NULL on failure. */
+json_t *admin_customers(struct store *st, int64_t customer_id);
+
+/* {"name","customer","routes":[...],"recipient_check","outbound_from":[...],
+ * "webhook","dkim_selector","dkim_key","continuity","outgoing_to_own_server",
+ * "created","state","state_since","state_cause","subscription"}. */
+json_t *admin_domain_json(struct store *st, const struct store_domain *d);
+json_t *admin_domains(struct store *st, int64_t customer_id);
+
+/* {"email","name","role","domain","active","activated","suspended","password",
+ * "alt_email","aliases":[...],"created"}: "active" is whether the user can log
+ * in and receive continuity mail (activated and not suspended). */
+json_t *admin_user_json(struct store *st, const struct store_user *u);
+/* {"total","offset","limit","users":[...]} for a page of q. */
+json_t *admin_users(struct store *st, const struct store_user_query *q);
+
+/* {"customer","min_length","upper","lower","digit","special","default","text"}. */
+json_t *admin_policy_json(struct store *st, const struct store_customer *c);
+
+/* ---------------------------------------------------------------- continuity, statistics, queue (views_*.c) */
+
+/*
+ * The outage dashboard's and the queue page's views. Each builder returns
+ * STORE_OK with *out (a new reference the caller releases), or STORE_ERR (a
+ * store error or out of memory, logged) with *out NULL. Of the queue a
+ * customer sees the messages with a recipient in its share (store.h: its
+ * recipient domains, or everything it sent). Where lifeboatctl has always
+ * shown ISO 8601 ("since", "at") the epoch seconds stand beside it
+ * ("since_epoch", "at_epoch"); the statistics are in unix seconds.
+ */
 
 /* Hours a statistics view may cover (the store keeps STATS_RETENTION). */
 #define ADMIN_STATS_HOURS_DEFAULT 24

@@ -3,15 +3,15 @@
  * continuity status with the counts of its current or last outage, and the
  * timeline of state changes.
  */
-#include "admin/admin_internal.h"
+#include "admin/views_internal.h"
 #include "directory/directory.h"
 #include "util/log.h"
 
 static json_t *status_row(const struct store_domain *d, const struct store_continuity_counts *k)
 {
-    return json_pack("{s:o, s:s, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:b, s:o, s:b}", "domain", admin_text(d->name),
+    return json_pack("{s:o, s:s, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:b, s:o, s:b}", "domain", admin_jstr(d->name),
                      "state", directory_state_name(d->state), "since", admin_iso(d->state_since), "since_epoch",
-                     (json_int_t)d->state_since, "cause", admin_text(d->state_cause), "held", (json_int_t)k->held,
+                     (json_int_t)d->state_since, "cause", admin_jstr(d->state_cause), "held", (json_int_t)k->held,
                      "waiting", (json_int_t)k->waiting, "redelivered", (json_int_t)k->redelivered, "deleted",
                      (json_int_t)k->deleted, "continuity", d->continuity, "continuity_since",
                      admin_iso(d->continuity_since), "outgoing_to_own_server", d->outgoing_to_own);
@@ -63,10 +63,10 @@ static int event_row(const struct store_event *e, void *arg)
     struct events *ev = arg;
     const char *name = admin_domains_name(ev->domains, e->domain_id);
     json_t *o = json_pack("{s:I, s:o, s:o, s:I, s:s, s:s, s:s, s:o}", "id", (json_int_t)e->id, "domain",
-                          name ? admin_text(name) : json_null(), "at", admin_iso(e->at), "at_epoch",
+                          name ? admin_jstr(name) : json_null(), "at", admin_iso(e->at), "at_epoch",
                           (json_int_t)e->at, "state", directory_state_name(e->to_state), "from",
                           directory_state_name(e->from_state), "to", directory_state_name(e->to_state), "cause",
-                          admin_text(e->cause));
+                          admin_jstr(e->cause));
     if (json_array_append_new(ev->rows, o) != 0) {
         ev->oom = 1;
         return 1;

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "admin/admin_internal.h"
+#include "admin/views_internal.h"
 #include "util/log.h"
 
 struct msgs {
@@ -16,7 +16,7 @@ static int msg_row(const struct store_msg *m, void *arg)
 {
     struct msgs *l = arg;
     json_t *o = json_pack("{s:s, s:o, s:[], s:I, s:I, s:s, s:b, s:I, s:I, s:s}", "id", m->id, "sender",
-                          admin_text(m->sender), "recipients", "attempts", (json_int_t)0, "next_attempt",
+                          admin_jstr(m->sender), "recipients", "attempts", (json_int_t)0, "next_attempt",
                           (json_int_t)0, "last_reply", "", "held", 0, "size", (json_int_t)m->size, "received",
                           (json_int_t)m->received, "direction", m->direction == DIR_OUTBOUND ? "outbound" : "inbound");
     if (json_array_append_new(l->rows, o) != 0) {
@@ -42,7 +42,7 @@ static int rcpt_into(const struct store_rcpt *r, void *arg)
     json_t *o = s->msg;
     if (r->state != RCPT_QUEUED)
         return 0;
-    if (json_array_append_new(json_object_get(o, "recipients"), admin_text(r->rcpt)) != 0) {
+    if (json_array_append_new(json_object_get(o, "recipients"), admin_jstr(r->rcpt)) != 0) {
         s->oom = 1;
         return 1;
     }
@@ -53,7 +53,7 @@ static int rcpt_into(const struct store_rcpt *r, void *arg)
         s->attempts = r->attempts;
         s->reply_set = r->last_reply[0] != 0;
         json_object_set_new(o, "attempts", json_integer(r->attempts));
-        json_object_set_new(o, "last_reply", admin_text(r->last_reply));
+        json_object_set_new(o, "last_reply", admin_jstr(r->last_reply));
     }
     if (r->held)
         json_object_set_new(o, "held", json_true());

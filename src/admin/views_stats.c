@@ -2,7 +2,7 @@
  * views_stats.c — the dashboard's chart (admin.h): mail per minute from the
  * store's per-minute counters, of one domain or a scope's domains summed.
  */
-#include "admin/admin_internal.h"
+#include "admin/views_internal.h"
 #include "util/log.h"
 
 static const char *const stat_names[STAT_NCOUNTERS] = {
@@ -52,7 +52,7 @@ int admin_stats_view(struct store *st, int64_t customer_id, const struct store_d
         rc = store_stats_list(st, only ? 0 : customer_id, only ? only->id : 0, from, minute_row, &l);
     json_t *view = NULL;
     if (rc == STORE_OK && l.rows && !l.oom)
-        view = json_pack("{s:o, s:I, s:I, s:O}", "domain", only ? admin_text(only->name) : json_null(), "hours",
+        view = json_pack("{s:o, s:I, s:I, s:O}", "domain", only ? admin_jstr(only->name) : json_null(), "hours",
                          (json_int_t)hours, "from", (json_int_t)from, "minutes", l.rows);
     json_decref(l.rows);
     return admin_done(rc, view, out, "the statistics");

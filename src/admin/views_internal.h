@@ -1,16 +1,13 @@
 /*
- * admin_internal.h — what the view builders of src/admin share: valid UTF-8
- * strings and ISO times for JSON, and the domains of a scope. Private to
- * src/admin.
+ * views_internal.h — what the view builders of continuity, statistics and
+ * the queue (views_*.c) share: ISO times for JSON, the domains of a scope,
+ * ending a builder. Private to src/admin.
  */
-#ifndef LB_ADMIN_ADMIN_INTERNAL_H
-#define LB_ADMIN_ADMIN_INTERNAL_H
+#ifndef LB_ADMIN_VIEWS_INTERNAL_H
+#define LB_ADMIN_VIEWS_INTERNAL_H
 
 #include "admin/admin.h"
 
-/* A JSON string of s ("" for NULL), made valid UTF-8 (invalid bytes replaced):
- * server replies and header fields are arbitrary bytes. NULL when out of memory. */
-json_t *admin_text(const char *s);
 /* "2026-11-27T21:53:37Z", or JSON null for 0. */
 json_t *admin_iso(int64_t t);
 

@@ -1,27 +1,13 @@
 /*
- * admin_common.c — the helpers of the view builders (admin_internal.h): JSON
- * text and times, the domains of a scope, and ending a builder.
+ * views_common.c — the helpers of the view builders (views_internal.h): ISO
+ * times, the domains of a scope, and ending a builder.
  */
-#include <glib.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/admin_internal.h"
+#include "admin/views_internal.h"
 #include "util/log.h"
 #include "util/timeutil.h"
-
-json_t *admin_text(const char *s)
-{
-    if (!s)
-        s = "";
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    gchar *valid = g_utf8_make_valid(s, -1); /* json_string refuses invalid UTF-8 */
-    j = json_string(valid);
-    g_free(valid);
-    return j;
-}
 
 json_t *admin_iso(int64_t t)
 {
