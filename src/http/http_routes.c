@@ -38,6 +38,15 @@ const struct http_route http_routes[] = {
     {HTTP_DELETE, "/api/v1/admin/archive/holds", http_h_admin_hold_del, ROUTE_ADMIN, 0},
     {HTTP_DELETE, "/api/v1/admin/archive/holds/:id", http_h_admin_hold_del, ROUTE_ADMIN, 0},
     {HTTP_GET, "/api/v1/admin/audit", http_h_admin_audit, ROUTE_ADMIN, 0},
+    /* The outage dashboard and the queue page (http_admin_ops.c). */
+    {HTTP_GET, "/api/v1/admin/continuity", http_h_admin_continuity, ROUTE_ADMIN, 0},
+    {HTTP_GET, "/api/v1/admin/events", http_h_admin_events, ROUTE_ADMIN, 0},
+    {HTTP_GET, "/api/v1/admin/stats", http_h_admin_stats, ROUTE_ADMIN, 0},
+    {HTTP_GET, "/api/v1/admin/queue", http_h_admin_queue, ROUTE_ADMIN, 0},
+    {HTTP_POST, "/api/v1/admin/queue/flush", http_h_admin_queue_flush, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_POST, "/api/v1/admin/queue/:s/hold", http_h_admin_queue_hold, ROUTE_ADMIN, 0},
+    {HTTP_POST, "/api/v1/admin/queue/:s/release", http_h_admin_queue_release, ROUTE_ADMIN, 0},
+    {HTTP_DELETE, "/api/v1/admin/queue/:s", http_h_admin_queue_delete, ROUTE_ADMIN, 0},
     /* The web app's files (web/, http_static.c): the two pages, the top
      * files, and any plain file of the allow-listed folders js/ and admin/,
      * so a new module needs no change here. Nothing else is served. */

@@ -268,9 +268,9 @@ int store_queue_rcpts(struct store *st, const char *msg_id, int64_t customer_id,
                       int (*cb)(const struct store_rcpt *, void *), void *arg);
 /* Holds (hold = 1) or releases (0) the queued recipients in the share. A held
  * recipient is not tried (store_rcpt_due skips it), not made due by a flush,
- * and does not expire while held: it is tried as soon as it is released, and
- * one past queue_lifetime then bounces at its next temporary failure (what
- * Postfix's hold queue does). *changed (may be NULL) gets how many changed. */
+ * and does not expire while held (what Postfix's hold queue does): a release
+ * makes it due now, and one past queue_lifetime then bounces at its next
+ * temporary failure. *changed (may be NULL) gets how many changed. */
 int store_queue_hold(struct store *st, const char *msg_id, int64_t customer_id, int hold, unsigned *changed);
 /* Deletes the message from the queue: all of it (as store_message_delete)
  * when the share is every recipient, else the share's queued recipients (the

@@ -603,7 +603,7 @@ static int share_get(struct store *st, const char *msg_id, int64_t customer_id, 
     return rc == STORE_OK && out->share == 0 ? STORE_NOTFOUND : rc;
 }
 
-/* Runs one of the share's UPDATE/DELETEs of message msg_id; ?3 is arg3. */
+/* Runs one of the share's UPDATE/DELETEs of message msg_id; ?3 is arg3, ?4 now. */
 static int share_exec(struct store *st, const char *sql, const char *msg_id, int64_t customer_id, int arg3,
                       unsigned *changed, const char *what)
 {
@@ -614,6 +614,8 @@ static int share_exec(struct store *st, const char *sql, const char *msg_id, int
     bind_text(s, 2, msg_id);
     if (sqlite3_bind_parameter_count(s) >= 3)
         sqlite3_bind_int(s, 3, arg3);
+    if (sqlite3_bind_parameter_count(s) >= 4)
+        sqlite3_bind_int64(s, 4, time_now());
     int rc = stmt_run(st, sql, s, what);
     if (rc == STORE_OK && changed)
         *changed = (unsigned)sqlite3_changes(st->db);
@@ -622,8 +624,10 @@ static int share_exec(struct store *st, const char *sql, const char *msg_id, int
 
 int store_queue_hold(struct store *st, const char *msg_id, int64_t customer_id, int hold, unsigned *changed)
 {
-    static const char sql[] = "UPDATE recipients SET held = ?3 WHERE msg_id = ?2 AND state = 0 AND held != ?3 "
-                              "AND " IN_SHARE;
+    /* A release makes the recipients due now: "release" on the queue page means "send it". */
+    static const char sql[] = "UPDATE recipients SET held = ?3, next_attempt = CASE WHEN ?3 = 0 AND "
+                              "next_attempt > ?4 THEN ?4 ELSE next_attempt END "
+                              "WHERE msg_id = ?2 AND state = 0 AND held != ?3 AND " IN_SHARE;
     if (changed)
         *changed = 0;
     struct store_op op;

@@ -181,6 +181,15 @@ static void test_hold_and_release(void **state)
     assert_int_equal(store_rcpt_next_due(f->s.st, &when), STORE_OK);
     assert_int_equal(when, 1000);
     assert_int_equal(store_queue_hold(f->s.st, "NOSUCHMESSAGE000", 0, 0, NULL), STORE_NOTFOUND);
+
+    /* A release makes a recipient due now, even one that waited for a retry in an hour. */
+    assert_int_equal(store_rcpt_update(f->s.st, c.r[0].id, RCPT_QUEUED, 1, time_now() + 3600, "451 later"),
+                     STORE_OK);
+    assert_int_equal(due(f, &c), 0);
+    assert_int_equal(store_queue_hold(f->s.st, "00000000000000B1", 0, 1, NULL), STORE_OK);
+    assert_int_equal(store_queue_hold(f->s.st, "00000000000000B1", 0, 0, &changed), STORE_OK);
+    assert_int_equal(changed, 2);
+    assert_int_equal(due(f, &c), 2);
 }
 
 static void test_flush_scoped(void **state)
