@@ -171,7 +171,7 @@ static void audit_init(struct http_request *req, struct queue_job *j, int64_t cu
     j->a.customer_id = customer_id;
     snprintf(j->a.actor, sizeof j->a.actor, "%s", req->user.email);
     snprintf(j->a.action, sizeof j->a.action, "%s", action);
-    snprintf(j->a.target, sizeof j->a.target, "%s", target);
+    snprintf(j->a.target, sizeof j->a.target, "%.*s", (int)sizeof j->a.target - 1, target);
 }
 
 /* POST /api/v1/admin/queue/flush {"domain"?}: the scope's queued mail (or one

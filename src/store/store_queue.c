@@ -286,14 +286,7 @@ static int msg_each(sqlite3_stmt *s, void *ctx)
 
 int store_queue_list(struct store *st, int (*cb)(const struct store_msg *, void *), void *arg)
 {
-    static const char sql[] = "SELECT " MSG_COLS " FROM messages m WHERE EXISTS "
-                              "(SELECT 1 FROM recipients r WHERE r.msg_id = m.id AND r.state = 0) "
-                              "ORDER BY m.received, m.id";
-    sqlite3_stmt *s = stmt_get(st, sql);
-    if (!s)
-        return STORE_ERR;
-    struct msg_each e = {cb, arg};
-    return stmt_each(st, sql, s, msg_each, &e, "queue list");
+    return store_queue_list_scoped(st, 0, cb, arg);
 }
 
 static void read_queue_stats(sqlite3_stmt *s, void *out)
