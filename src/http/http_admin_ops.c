@@ -178,19 +178,20 @@ static void audit_init(struct http_request *req, struct queue_job *j, int64_t cu
  * domain's) that is not held, due now. */
 void http_h_admin_queue_flush(struct http_request *req, struct http_reply *rep)
 {
-    const char *key;
+    const char *key, *name;
     json_t *v;
     json_object_foreach(req->json, key, v)
     {
-        if (strcmp(key, "domain") != 0 || !(json_is_string(v) || json_is_null(v))) {
-            http_reply_error(rep, 400, "the body is {\"domain\"?: a domain name}");
+        if (strcmp(key, "domain") != 0) {
+            http_reply_error_code(rep, 400, "invalid", "the body is {\"domain\"?: a domain name}");
             return;
         }
     }
+    if (http_body_string(req, "domain", &name, rep) != 0)
+        return;
     struct http_admin_scope s;
     if (http_admin_scope_load(req, &s, rep) != 0)
         return;
-    const char *name = json_string_value(json_object_get(req->json, "domain"));
     struct queue_job j = {.op = OP_FLUSH, .customer_id = s.customer_id};
     if (name && *name) {
         struct store_domain d;
