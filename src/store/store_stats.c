@@ -1,5 +1,5 @@
 /*
- * store_stats.c — store.h's per-minute statistics on SQLite (migration 7):
+ * store_stats.c — store.h's per-minute statistics on SQLite (migration 8):
  * counters per hosted domain and minute for the outage dashboard's chart.
  *
  * A counter is moved by the store call that makes the state change it counts
