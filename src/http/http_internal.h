@@ -608,5 +608,14 @@ void http_h_admin_users_import(struct http_request *req, struct http_reply *rep)
 void http_h_admin_user_unlock(struct http_request *req, struct http_reply *rep);
 void http_h_admin_domain_del(struct http_request *req, struct http_reply *rep);
 void http_h_admin_customer_del(struct http_request *req, struct http_reply *rep);
+/* http_admin_ops.c: the outage dashboard and the queue page (admin.h's views). */
+void http_h_admin_continuity(struct http_request *req, struct http_reply *rep);
+void http_h_admin_events(struct http_request *req, struct http_reply *rep);
+void http_h_admin_stats(struct http_request *req, struct http_reply *rep);
+void http_h_admin_queue(struct http_request *req, struct http_reply *rep);
+void http_h_admin_queue_flush(struct http_request *req, struct http_reply *rep);
+void http_h_admin_queue_hold(struct http_request *req, struct http_reply *rep);
+void http_h_admin_queue_release(struct http_request *req, struct http_reply *rep);
+void http_h_admin_queue_delete(struct http_request *req, struct http_reply *rep);
 
 #endif
