@@ -26,27 +26,6 @@
 #define EVENTS_LIMIT_DEFAULT 100
 #define EVENTS_LIMIT_MAX 1000
 
-/* A whole number from min to max in the query parameter key (absent: dflt).
- * 0, or -1 with a 400 naming the parameter. */
-static int query_number(struct http_request *req, const char *key, long dflt, long min, long max, long *out,
-                        struct http_reply *rep)
-{
-    const char *v = http_query(req, key);
-    *out = dflt;
-    if (!v || !*v)
-        return 0;
-    char *end;
-    long n = isdigit((unsigned char)v[0]) ? strtol(v, &end, 10) : -1;
-    if (n < min || n > max || *end) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "%s: a number from %ld to %ld", key, min, max);
-        http_reply_error(rep, 400, msg);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
 /* The scope, and the domain of ?domain= within it when given (*d, *have).
  * 0, or -1 with the reply set (404 for a domain outside the scope). */
 static int scope_and_domain(struct http_request *req, struct http_admin_scope *s, struct store_domain *d, int *have,
@@ -87,8 +66,8 @@ void http_h_admin_continuity(struct http_request *req, struct http_reply *rep)
 /* GET /api/v1/admin/events[?domain=D][&limit=N]: admin_events_view, newest first. */
 void http_h_admin_events(struct http_request *req, struct http_reply *rep)
 {
-    long limit;
-    if (query_number(req, "limit", EVENTS_LIMIT_DEFAULT, 1, EVENTS_LIMIT_MAX, &limit, rep) != 0)
+    long long limit;
+    if (http_query_number(req, "limit", EVENTS_LIMIT_DEFAULT, 1, EVENTS_LIMIT_MAX, &limit, rep) != 0)
         return;
     struct http_admin_scope s;
     struct store_domain d;
@@ -103,8 +82,8 @@ void http_h_admin_events(struct http_request *req, struct http_reply *rep)
 /* GET /api/v1/admin/stats[?domain=D][&hours=H]: admin_stats_view. */
 void http_h_admin_stats(struct http_request *req, struct http_reply *rep)
 {
-    long hours;
-    if (query_number(req, "hours", ADMIN_STATS_HOURS_DEFAULT, 1, ADMIN_STATS_HOURS_MAX, &hours, rep) != 0)
+    long long hours;
+    if (http_query_number(req, "hours", ADMIN_STATS_HOURS_DEFAULT, 1, ADMIN_STATS_HOURS_MAX, &hours, rep) != 0)
         return;
     struct http_admin_scope s;
     struct store_domain d;

@@ -228,6 +228,11 @@ struct http_request {
 
 /* A query argument (decoded) or a request header, NULL when absent. */
 const char *http_query(const struct http_request *req, const char *key);
+/* A whole number from min to max (digits only) in the query argument key;
+ * absent or empty: dflt. 0, or -1 with a 400 (code "invalid") naming it. */
+struct http_reply;
+int http_query_number(const struct http_request *req, const char *key, long long dflt, long long min,
+                      long long max, long long *out, struct http_reply *rep);
 const char *http_header(const struct http_request *req, const char *name);
 
 struct http_reply {
