@@ -128,7 +128,7 @@ export default {
     ui.none = h('p', { class: 'info', hidden: true }, 'No domain yet: an operator adds domains.');
     ui.body = h('div', { class: 'stack' },
       h('section', { class: 'card', 'aria-labelledby': 'cont-settings' },
-        h('h2', { id: 'cont-settings' }, 'Continuity service'),
+        h('h2', { id: 'cont-settings' }, 'Settings'),
         h('dl', { class: 'facts' },
           h('dt', {}, 'State'), h('dd', {}, ui.state),
           h('dt', {}, 'Subscription'), h('dd', {}, ui.subscription)),

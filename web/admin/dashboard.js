@@ -17,8 +17,12 @@ import {
 
 const REFRESH_MS = 5000;
 const EVENTS_LIMIT = 50;
-const W = 720; // the chart's drawing box (viewBox units; it scales to the card)
-const H = 160;
+// The chart is drawn in the pixels of its box (measured at each drawing, and
+// again when the window is resized), so that its labels keep their size on
+// a phone instead of being scaled down with the lines.
+const H = 160; // plot height
+const LEFT = 40; // room for the axis labels
+const MIN_W = 240;
 
 const ui = {};
 const state = {
@@ -28,6 +32,7 @@ const state = {
   again: false,
   lastStates: new Map(), // domain -> state, to say the changes
   domainFilter: '', // '' = all domains
+  series: null, // the last chart's numbers (drawn again on a resize)
 };
 
 // ------------------------------------------------------------------ domains
@@ -94,17 +99,19 @@ function renderEvents(events) {
 
 // ------------------------------------------------------------------ chart
 
-function svgChart(series) {
+function svgChart(series, width) {
+  const W = Math.max(MIN_W, width - LEFT - 10);
   const top = niceMax(series.max);
   const titleId = uid('chart-title');
   const descId = uid('chart-desc');
   const totals = SERIES.map((s) => `${s.label.toLowerCase()} ${series.totals[s.key]}`).join(', ');
   const svg = h('svg:svg', {
-    viewBox: `-40 -10 ${W + 50} ${H + 34}`,
+    viewBox: `${-LEFT} -10 ${W + LEFT + 10} ${H + 34}`,
+    width: W + LEFT + 10,
+    height: H + 34,
     class: 'chart',
     role: 'img',
     'aria-labelledby': `${titleId} ${descId}`,
-    preserveAspectRatio: 'none',
   },
   h('svg:title', { id: titleId }, 'Mail per minute, last 24 hours'),
   h('svg:desc', { id: descId }, `In the last 24 hours: ${totals}. The busiest minute had ${series.max}.`),
@@ -112,7 +119,7 @@ function svgChart(series) {
   h('svg:line', { x1: 0, y1: 0, x2: W, y2: 0, class: 'grid' }),
   h('svg:text', { x: -6, y: 4, class: 'label end' }, String(top)),
   h('svg:text', { x: -6, y: H, class: 'label end' }, '0'),
-  ticks(series.start, series.minutes, W).map((t) => [
+  ticks(series.start, series.minutes, W, W < 400 ? 12 : 6).map((t) => [
     h('svg:line', { x1: t.x, y1: H, x2: t.x, y2: H + 4, class: 'axis' }),
     h('svg:text', { x: t.x, y: H + 18, class: 'label middle' },
       new Date(t.t * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })),
@@ -126,9 +133,14 @@ function svgChart(series) {
   return svg;
 }
 
+function drawChart() {
+  if (state.series) ui.chart.replaceChildren(svgChart(state.series, ui.chart.clientWidth));
+}
+
 function renderChart(stats) {
   const series = minuteSeries(stats, { hours: 24 });
-  ui.chart.replaceChildren(svgChart(series));
+  state.series = series;
+  drawChart();
   ui.legend.replaceChildren(...SERIES.map((s) => h('li', { class: `series-${s.key}`, dataset: { series: s.key } },
     h('span', { class: 'swatch', 'aria-hidden': 'true' }),
     `${s.label}: `,
@@ -179,6 +191,12 @@ function schedule() {
     schedule();
   }, REFRESH_MS);
 }
+
+let resizeTimer = null;
+window.addEventListener('resize', () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => { if (state.shown) drawChart(); }, 150);
+});
 
 document.addEventListener('visibilitychange', () => {
   if (!state.shown) return;

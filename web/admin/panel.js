@@ -208,6 +208,14 @@ function wire() {
     }
   });
   window.addEventListener('hashchange', () => route(true));
+  // The link of the page shown changes no hash: fold the navigation all the same.
+  $('panel-nav-list').addEventListener('click', (ev) => {
+    const a = ev.target.closest('a');
+    if (a && a.getAttribute('href') === location.hash) {
+      setNavOpen(false);
+      router.current?.el.querySelector('h1')?.focus();
+    }
+  });
   $('customer-select').addEventListener('change', () => {
     ctx.customer = $('customer-select').value;
     forgetDomains();

@@ -21,6 +21,7 @@ const state = {
   offset: 0,
   current: null, // the open archive entry
   loaded: false,
+  asked: 0, // searches asked so far; only the last one's answer is shown
 };
 let searchError;
 let entryError;
@@ -63,7 +64,10 @@ async function loadResults() {
   const params = new URLSearchParams(state.params);
   params.set('offset', String(state.offset));
   params.set('limit', String(PAGE));
+  state.asked += 1;
+  const asked = state.asked;
   const r = await api('GET', `/api/v1/archive?${params}`);
+  if (asked !== state.asked) return; // a newer search was asked meanwhile: its answer counts
   $('search-rows').replaceChildren(...r.messages.map(searchRow));
   $('search-table').hidden = r.messages.length === 0;
   const first = r.total === 0 ? 0 : state.offset + 1;

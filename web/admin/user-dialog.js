@@ -71,6 +71,8 @@ function fill(u) {
   ui.save.textContent = adding ? 'Add the user' : 'Save';
   ui.initialPw.hidden = !adding;
   ui.initialPw.control.value = '';
+  // The policy beside the first password when adding; beside "New password" when editing.
+  ui.policyHints[0].hidden = !adding || !ui.policyHints[0].textContent;
   ui.editOnly.forEach((el) => { el.hidden = adding; });
   ui.aliasTab.hidden = adding;
   ui.ldapNote.hidden = u?.source !== 'ldap';
