@@ -4,6 +4,7 @@
  * results into text or --json. Listings are built as JSON first and printed
  * from it, so the two forms always show the same data.
  */
+#include "admin/admin.h"
 #include "ctl/ctl.h"
 #include "directory/directory.h"
 #include "util/timeutil.h"
@@ -31,24 +32,8 @@ int ctl_customer_add(struct ctl *c, int argc, char **argv)
     return CTL_OK;
 }
 
-static json_t *jtime(int64_t t)
-{
-    return t ? json_integer(t) : json_null();
-}
 
-/* "none", "active" or "cancelled". */
-static const char *subscription_state(const struct store_customer *cu)
-{
-    return directory_subscription_active(cu) ? "active" : cu->sub_start ? "cancelled" : "none";
-}
 
-static int customer_to_json(const struct store_customer *cu, void *arg)
-{
-    return ctl_list_add(arg, json_pack("{s:o, s:I, s:s, s:o, s:o, s:o}", "name", ctl_jstr(cu->name), "created",
-                          (json_int_t)cu->created, "subscription", subscription_state(cu),
-                          "subscription_start", jtime(cu->sub_start), "subscription_end", jtime(cu->sub_end),
-                          "subscription_cancelled", jtime(cu->sub_cancelled)));
-}
 
 int ctl_customer_list(struct ctl *c, int argc, char **argv)
 {
@@ -58,10 +43,9 @@ int ctl_customer_list(struct ctl *c, int argc, char **argv)
     int rc = ctl_getopt_store(c, argc, argv, opts, NULL, 0, 0, &n, &st);
     if (rc != CTL_OK)
         return rc;
-    struct ctl_list l = {json_array(), NULL, 0};
-    json_t *rows = ctl_list_rows(&l, store_customer_list(st, customer_to_json, &l), "customers");
+    json_t *rows = admin_customers(st, 0);
     if (!rows)
-        return CTL_FAIL;
+        return ctl_fail("cannot list customers: store error");
     if (json)
         return ctl_json_print(rows);
     size_t i;
@@ -209,25 +193,7 @@ int ctl_domain_set(struct ctl *c, int argc, char **argv)
     return CTL_OK;
 }
 
-/* Customer names by id, for listings that show whose a domain is. */
-static int customer_name_by_id(const struct store_customer *cu, void *arg)
-{
-    return ctl_list_map(arg, cu->id, ctl_jstr(cu->name));
-}
 
-static int domain_to_json(const struct store_domain *d, void *arg)
-{
-    struct ctl_list *l = arg;
-    return ctl_list_add(l, json_pack("{s:o, s:O, s:o, s:b, s:o, s:o, s:o, s:o, s:b, s:b, s:I, s:s}", "name",
-                          ctl_jstr(d->name), "customer", ctl_list_lookup(l, d->customer_id), "routes",
-                          ctl_split_list(d->routes), "recipient_check", d->recipient_check, "outbound_from",
-                          ctl_split_list(d->outbound_from), "webhook",
-                          d->webhook[0] ? ctl_jstr(d->webhook) : json_null(), "dkim_selector",
-                          d->dkim_selector[0] ? ctl_jstr(d->dkim_selector) : json_null(), "dkim_key",
-                          d->dkim_key_file[0] ? ctl_jstr(d->dkim_key_file) : json_null(), "continuity",
-                          d->continuity, "outgoing_to_own_server", d->outgoing_to_own, "created",
-                          (json_int_t)d->created, "state", directory_state_name(d->state)));
-}
 
 static void print_domain(json_t *o)
 {
@@ -269,13 +235,9 @@ int ctl_domain_list(struct ctl *c, int argc, char **argv)
     int rc = ctl_getopt_store(c, argc, argv, opts, NULL, 0, 0, &n, &st);
     if (rc != CTL_OK)
         return rc;
-    struct ctl_list l = {json_array(), json_object(), 0};
-    rc = store_customer_list(st, customer_name_by_id, &l);
-    if (rc == STORE_OK)
-        rc = store_domain_list(st, domain_to_json, &l);
-    json_t *rows = ctl_list_rows(&l, rc, "domains");
+    json_t *rows = admin_domains(st, 0);
     if (!rows)
-        return CTL_FAIL;
+        return ctl_fail("cannot list domains: store error");
     if (json)
         return ctl_json_print(rows);
     size_t i;

@@ -10,6 +10,7 @@
  * extensions); the rest stay as they were, or at the defaults for a customer
  * that had no policy. The rules themselves are directory's (password_policy.c).
  */
+#include "admin/admin.h"
 #include "ctl/ctl.h"
 #include "directory/directory.h"
 
@@ -100,11 +101,9 @@ int ctl_policy_show(struct ctl *c, int argc, char **argv)
     if (rc != STORE_OK || directory_password_policy_get(st, cu.id, &p, &is_default) != STORE_OK)
         return ctl_fail("policy of customer %.128s: store error", pos[0]);
     if (json) {
-        json_t *o = json_pack("{s:o, s:I, s:b, s:b, s:b, s:b, s:b}", "customer", ctl_jstr(cu.name), "min_length",
-                              (json_int_t)p.min_length, "upper", p.upper, "lower", p.lower, "digit", p.digit,
-                              "special", p.special, "default", is_default);
+        json_t *o = admin_policy_json(st, &cu);
         if (!o)
-            return ctl_fail("out of memory");
+            return ctl_fail("policy of customer %.128s: store error", pos[0]);
         return ctl_json_print(o);
     }
     print_policy(cu.name, &p, is_default);

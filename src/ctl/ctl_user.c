@@ -3,6 +3,7 @@
  * standard input (--password-stdin), never from the command line, where every
  * user of the machine could read them in the process list.
  */
+#include "admin/admin.h"
 #include "ctl/ctl.h"
 #include "directory/directory.h"
 
@@ -90,17 +91,6 @@ int ctl_user_del(struct ctl *c, int argc, char **argv)
     return CTL_OK;
 }
 
-static int user_to_json(const struct store_user *u, void *arg)
-{
-    struct ctl_list *l = arg;
-    /* The hash itself never leaves the store: only whether there is one. */
-    return ctl_list_add(l, json_pack("{s:o, s:o, s:s, s:O, s:b, s:b, s:b, s:o, s:I}", "email", ctl_jstr(u->email),
-                          "name", ctl_jstr(u->name), "role", directory_role_name(u->role), "domain",
-                          ctl_list_lookup(l, u->domain_id), "active", u->active, "suspended", u->suspended,
-                          "password", u->pw_hash[0] != 0, "alt_email",
-                          u->alt_email[0] ? ctl_jstr(u->alt_email) : json_null(), "created",
-                          (json_int_t)u->created));
-}
 
 int ctl_user_list(struct ctl *c, int argc, char **argv)
 {
@@ -114,13 +104,12 @@ int ctl_user_list(struct ctl *c, int argc, char **argv)
     struct store_domain d = {0}; /* id 0: every domain */
     if (domain && ctl_domain_arg(st, domain, &d) != CTL_OK)
         return CTL_FAIL;
-    struct ctl_list l = {json_array(), json_object(), 0};
-    rc = store_domain_list(st, ctl_map_domain_name, &l);
-    if (rc == STORE_OK)
-        rc = store_user_list(st, d.id, user_to_json, &l);
-    json_t *rows = ctl_list_rows(&l, rc, "users");
+    struct store_user_query q = {.domain_id = d.id, .limit = (size_t)INT64_MAX};
+    json_t *page = admin_users(st, &q);
+    json_t *rows = page ? json_incref(json_object_get(page, "users")) : NULL;
+    json_decref(page);
     if (!rows)
-        return CTL_FAIL;
+        return ctl_fail("cannot list users: store error");
     if (json)
         return ctl_json_print(rows);
     size_t i;

@@ -3,27 +3,44 @@
  * administration calls (see admin_internal.h).
  */
 #include "directory/admin_internal.h"
+#include "directory/directory.h"
 #include "util/addr.h"
 
 #include <stdio.h>
 #include <string.h>
 
+/* lifeboatctl runs a call in a transaction of its own; the daemon runs it in
+ * a writer job, inside the group's transaction, where a savepoint makes the
+ * call all-or-nothing without ending the other jobs' work. */
 int admin_begin(struct store *st, char *err, size_t errlen)
 {
-    if (store_begin(st) != STORE_OK)
-        return errbuf_fail(err, errlen, "cannot start a store transaction (the database is busy or failing)");
+    int nested = store_in_transaction(st);
+    if ((nested ? store_savepoint(st) : store_begin(st)) != STORE_OK)
+        return errbuf_failc(DIR_STORE, err, errlen,
+                            "cannot start a store transaction (the database is busy or failing)");
     return 0;
 }
 
 int admin_end(struct store *st, int rc, char *err, size_t errlen)
 {
+    /* A savepoint is open on top of an outer transaction when the store is
+     * still in one after releasing would end it: tell by asking which we
+     * opened. store_savepoint_* act on the innermost savepoint. */
+    int nested = store_savepoint_depth(st) > 0;
     if (rc != 0) {
-        store_rollback(st);
-        return -1;
+        if (nested)
+            store_savepoint_rollback(st);
+        else
+            store_rollback(st);
+        return rc < 0 ? rc : DIR_INVALID;
     }
+    if (nested)
+        return store_savepoint_release(st) == STORE_OK
+                   ? 0
+                   : errbuf_failc(DIR_STORE, err, errlen, "cannot commit the change to the store");
     if (store_commit(st) != STORE_OK) {
         store_rollback(st);
-        return errbuf_fail(err, errlen, "cannot commit the change to the store");
+        return errbuf_failc(DIR_STORE, err, errlen, "cannot commit the change to the store");
     }
     return 0;
 }

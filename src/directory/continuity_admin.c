@@ -68,9 +68,9 @@ static int customer_locked(struct store *st, const char *name, struct store_cust
 {
     int rc = store_customer_get(st, name, c);
     if (rc == STORE_NOTFOUND)
-        return errbuf_fail(err, errlen, "customer %.200s does not exist", name);
+        return errbuf_failc(DIR_NOTFOUND, err, errlen, "customer %.200s does not exist", name);
     if (rc != STORE_OK)
-        return errbuf_fail(err, errlen, "customer %.200s: store error", name);
+        return errbuf_failc(DIR_STORE, err, errlen, "customer %.200s: store error", name);
     return 0;
 }
 
@@ -87,14 +87,14 @@ int directory_subscription_start(struct store *st, const char *customer, int mon
         return errbuf_fail(err, errlen, "customer %.200s: a term of %d months is too long (at most %d)", customer,
                            months, SUBSCRIPTION_MAX_MONTHS);
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     struct store_customer c;
     int rc = customer_locked(st, customer, &c, err, errlen);
     if (rc == 0 && directory_subscription_active(&c)) {
         char since[32], until[32];
         time_iso8601((time_t)c.sub_start, since, sizeof since);
         time_iso8601((time_t)c.sub_end, until, sizeof until);
-        rc = errbuf_fail(err, errlen,
+        rc = errbuf_failc(DIR_EXISTS, err, errlen,
                          "customer %s already has an active subscription (since %s, minimum term until %s)", c.name,
                          since, until);
     } else if (rc == 0) {
@@ -102,7 +102,7 @@ int directory_subscription_start(struct store *st, const char *customer, int mon
         c.sub_end = directory_add_months(now, months);
         c.sub_cancelled = 0;
         if (store_customer_update(st, &c) != STORE_OK)
-            rc = errbuf_fail(err, errlen, "customer %s: store error", c.name);
+            rc = errbuf_failc(DIR_STORE, err, errlen, "customer %s: store error", c.name);
     }
     return admin_end(st, rc, err, errlen);
 }
@@ -135,16 +135,16 @@ int directory_subscription_cancel(struct store *st, const char *customer, int64_
     if (!customer || !*customer)
         return errbuf_fail(err, errlen, "a customer name is required");
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     struct store_customer c;
     struct disable_all all = {st, 0, 0, 0};
     int rc = customer_locked(st, customer, &c, err, errlen);
     if (rc == 0 && !directory_subscription_active(&c)) {
-        rc = errbuf_fail(err, errlen, "customer %s has no active subscription to cancel", c.name);
+        rc = errbuf_failc(DIR_REFUSED, err, errlen, "customer %s has no active subscription to cancel", c.name);
     } else if (rc == 0 && now < c.sub_end) {
         char from[32];
         time_iso8601((time_t)c.sub_end, from, sizeof from);
-        rc = errbuf_fail(err, errlen,
+        rc = errbuf_failc(DIR_REFUSED, err, errlen,
                          "customer %s: the subscription cannot be cancelled inside its minimum term; "
                          "it can be cancelled from %s",
                          c.name, from);
@@ -154,7 +154,7 @@ int directory_subscription_cancel(struct store *st, const char *customer, int64_
         /* Continuity needs a subscription: it ends with it, on every domain. */
         if (store_customer_update(st, &c) != STORE_OK || store_domain_list(st, disable_domain, &all) != STORE_OK ||
             all.failed)
-            rc = errbuf_fail(err, errlen, "customer %s: store error", c.name);
+            rc = errbuf_failc(DIR_STORE, err, errlen, "customer %s: store error", c.name);
     }
     rc = admin_end(st, rc, err, errlen);
     if (rc == 0 && disabled)
@@ -170,9 +170,9 @@ static int domain_locked(struct store *st, const char *domain, struct store_doma
         return errbuf_fail(err, errlen, "\"%.200s\" is not a valid domain name", domain ? domain : "");
     int rc = store_domain_get(st, name, d);
     if (rc == STORE_NOTFOUND)
-        return errbuf_fail(err, errlen, "domain %s is not hosted", name);
+        return errbuf_failc(DIR_NOTFOUND, err, errlen, "domain %s is not hosted", name);
     if (rc != STORE_OK)
-        return errbuf_fail(err, errlen, "domain %s: store error", name);
+        return errbuf_failc(DIR_STORE, err, errlen, "domain %s: store error", name);
     return 0;
 }
 
@@ -182,14 +182,14 @@ int directory_continuity_enable(struct store *st, const char *domain, int outgoi
     if (was_enabled)
         *was_enabled = 0;
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     struct store_domain d;
     struct store_customer c;
     int rc = domain_locked(st, domain, &d, err, errlen);
     if (rc == 0 && store_customer_get_by_id(st, d.customer_id, &c) != STORE_OK)
-        rc = errbuf_fail(err, errlen, "domain %s: cannot read its customer (store error)", d.name);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "domain %s: cannot read its customer (store error)", d.name);
     if (rc == 0 && !directory_subscription_active(&c))
-        rc = errbuf_fail(err, errlen,
+        rc = errbuf_failc(DIR_REFUSED, err, errlen,
                          "domain %s: customer %s has no active subscription; continuity needs one "
                          "(subscription start %s)",
                          d.name, c.name, c.name);
@@ -203,7 +203,7 @@ int directory_continuity_enable(struct store *st, const char *domain, int outgoi
         (store_domain_set_continuity(st, d.id, 1, outgoing_to_own, enabled_before ? d.continuity_since : now) !=
              STORE_OK ||
          (!enabled_before && store_rcpt_mark_pre_continuity(st, d.name, NULL) != STORE_OK)))
-        rc = errbuf_fail(err, errlen, "domain %s: store error", d.name);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "domain %s: store error", d.name);
     rc = admin_end(st, rc, err, errlen);
     if (rc == 0 && was_enabled)
         *was_enabled = enabled_before;
@@ -216,12 +216,12 @@ int directory_continuity_disable(struct store *st, const char *domain, int *was_
     if (was_enabled)
         *was_enabled = 0;
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     struct store_domain d;
     int rc = domain_locked(st, domain, &d, err, errlen);
     int enabled_before = rc == 0 && d.continuity;
     if (enabled_before && store_domain_set_continuity(st, d.id, 0, d.outgoing_to_own, 0) != STORE_OK)
-        rc = errbuf_fail(err, errlen, "domain %s: store error", d.name);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "domain %s: store error", d.name);
     rc = admin_end(st, rc, err, errlen);
     if (rc == 0 && was_enabled)
         *was_enabled = enabled_before;

@@ -197,10 +197,25 @@ int directory_customer_owns_domain(struct store *st, int64_t customer_id, const 
 
 /* ---------------------------------------------------------------- administration */
 
+/* What an administration call returns: 0, or the kind of refusal (with the
+ * one-line reason in err), so that the HTTP API picks its status and code by
+ * kind and lifeboatctl prints the reason. Every refusal is negative. */
+enum directory_result {
+    DIR_OK = 0,
+    DIR_INVALID = -1,  /* bad input: an address, a name, a value out of range */
+    DIR_NOTFOUND = -2, /* the customer, domain, user or alias named does not exist */
+    DIR_EXISTS = -3,   /* it exists already */
+    DIR_REFUSED = -4,  /* a rule refuses it now: the minimum term, mail waiting, ... */
+    DIR_POLICY = -5,   /* the password does not satisfy the customer's policy */
+    DIR_STORE = -6,    /* the store failed or is busy: try again */
+};
+
 /* Each of these validates its inputs, checks and changes the store inside one
  * transaction (so a check and the change it guards cannot be split by another
- * writer), and returns 0 or -1 with a one-line reason in err, e.g.
- * "domain acme.test: customer acme does not exist". Addresses and domains are
+ * writer), and returns 0 or an enum directory_result with a one-line reason
+ * in err, e.g. "domain acme.test: customer acme does not exist". Called on a
+ * connection inside a transaction (a writer job), the call is a savepoint in
+ * it instead. Addresses and domains are
  * canonicalised (lower case) before anything is looked up or stored. */
 
 /* "user", "admin", "operator" -> enum store_role; -1 for anything else. */

@@ -25,16 +25,16 @@ int directory_customer_add(struct store *st, const char *name, char *err, size_t
     if (isspace((unsigned char)name[0]) || isspace((unsigned char)name[strlen(name) - 1]))
         return errbuf_fail(err, errlen, "customer \"%s\": name starts or ends with a space", name);
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     int rc = store_customer_get(st, name, &c);
     if (rc == STORE_OK)
-        rc = errbuf_fail(err, errlen, "customer %s already exists", name);
+        rc = errbuf_failc(DIR_EXISTS, err, errlen, "customer %s already exists", name);
     else if (rc != STORE_NOTFOUND)
-        rc = errbuf_fail(err, errlen, "customer %s: store error", name);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "customer %s: store error", name);
     else if ((rc = store_customer_add(st, name, NULL)) == STORE_EXISTS)
-        rc = errbuf_fail(err, errlen, "customer %s already exists", name);
+        rc = errbuf_failc(DIR_EXISTS, err, errlen, "customer %s already exists", name);
     else if (rc != STORE_OK)
-        rc = errbuf_fail(err, errlen, "customer %s: store error", name);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "customer %s: store error", name);
     return admin_end(st, rc, err, errlen);
 }
 
@@ -66,24 +66,24 @@ int directory_domain_add(struct store *st, const char *domain, const char *custo
     d.created = time_now();
 
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     struct store_customer c;
     struct store_domain old;
     int rc = store_customer_get(st, customer, &c);
     if (rc == STORE_NOTFOUND) {
-        rc = errbuf_fail(err, errlen, "domain %s: customer %s does not exist", d.name, customer);
+        rc = errbuf_failc(DIR_NOTFOUND, err, errlen, "domain %s: customer %s does not exist", d.name, customer);
     } else if (rc != STORE_OK) {
-        rc = errbuf_fail(err, errlen, "domain %s: store error", d.name);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "domain %s: store error", d.name);
     } else if ((rc = store_domain_get(st, d.name, &old)) != STORE_NOTFOUND) {
-        rc = rc == STORE_OK ? errbuf_fail(err, errlen, "domain %s already exists", d.name)
-                            : errbuf_fail(err, errlen, "domain %s: store error", d.name);
+        rc = rc == STORE_OK ? errbuf_failc(DIR_EXISTS, err, errlen, "domain %s already exists", d.name)
+                            : errbuf_failc(DIR_STORE, err, errlen, "domain %s: store error", d.name);
     } else {
         d.customer_id = c.id;
         rc = store_domain_add(st, &d, NULL);
         if (rc == STORE_EXISTS)
-            rc = errbuf_fail(err, errlen, "domain %s already exists", d.name);
+            rc = errbuf_failc(DIR_EXISTS, err, errlen, "domain %s already exists", d.name);
         else if (rc != STORE_OK)
-            rc = errbuf_fail(err, errlen, "domain %s: store error", d.name);
+            rc = errbuf_failc(DIR_STORE, err, errlen, "domain %s: store error", d.name);
     }
     return admin_end(st, rc, err, errlen);
 }
@@ -217,14 +217,14 @@ int directory_domain_set(struct store *st, const char *domain, const struct dire
     if (admin_canonical(domain, name, sizeof name) != 0 || !domain_is_valid(name))
         return errbuf_fail(err, errlen, "\"%.200s\" is not a valid domain name", domain ? domain : "");
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     struct store_domain d;
     int rc = store_domain_get(st, name, &d);
     if (rc == STORE_NOTFOUND)
-        rc = errbuf_fail(err, errlen, "domain %s is not hosted", name);
+        rc = errbuf_failc(DIR_NOTFOUND, err, errlen, "domain %s is not hosted", name);
     else if (rc != STORE_OK)
-        rc = errbuf_fail(err, errlen, "domain %s: store error", name);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "domain %s: store error", name);
     else if ((rc = domain_apply(&d, ch, err, errlen)) == 0 && store_domain_update(st, &d) != STORE_OK)
-        rc = errbuf_fail(err, errlen, "domain %s: store error", name);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "domain %s: store error", name);
     return admin_end(st, rc, err, errlen);
 }

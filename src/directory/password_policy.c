@@ -200,14 +200,14 @@ int directory_password_policy_set(struct store *st, const char *customer, const 
         return errbuf_fail(err, errlen, "policy of customer %.128s: the minimum length must be from 1 to %d",
                            customer, PASSWORD_POLICY_LENGTH_MAX);
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     struct store_customer c;
     struct password_policy p;
     int rc = store_customer_get(st, customer, &c);
     if (rc == STORE_NOTFOUND)
-        rc = errbuf_fail(err, errlen, "customer %.128s does not exist", customer);
+        rc = errbuf_failc(DIR_NOTFOUND, err, errlen, "customer %.128s does not exist", customer);
     else if (rc != STORE_OK || directory_password_policy_get(st, c.id, &p, NULL) != STORE_OK)
-        rc = errbuf_fail(err, errlen, "policy of customer %.128s: store error", customer);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "policy of customer %.128s: store error", customer);
     if (rc == 0) {
         if (ch->min_length != -1)
             p.min_length = (unsigned)ch->min_length;
@@ -222,7 +222,7 @@ int directory_password_policy_set(struct store *st, const char *customer, const 
                                            .digit = p.digit,
                                            .special = p.special};
         if (store_password_policy_set(st, &sp) != STORE_OK)
-            rc = errbuf_fail(err, errlen, "policy of customer %s: store error", c.name);
+            rc = errbuf_failc(DIR_STORE, err, errlen, "policy of customer %s: store error", c.name);
         else if (result)
             *result = p;
     }

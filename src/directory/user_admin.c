@@ -34,8 +34,9 @@ static int check_policy(struct store *st, int64_t domain_id, const char *email, 
     char why[PASSWORD_POLICY_MSG_MAX];
     if (!*password)
         return 0; /* hash_new_password refuses it as empty, the clearer message */
-    if (directory_password_check(st, domain_id, password, why, sizeof why) != 0)
-        return errbuf_fail(err, errlen, "user %s: %s", email, why);
+    int rc = directory_password_check(st, domain_id, password, why, sizeof why);
+    if (rc != 0)
+        return errbuf_failc(rc > 0 ? DIR_POLICY : DIR_STORE, err, errlen, "user %s: %s", email, why);
     return 0;
 }
 
@@ -46,7 +47,7 @@ static int hash_new_password(const char *email, const char *password, char out[P
     if (!*password)
         return errbuf_fail(err, errlen, "user %s: the password is empty", email);
     if (password_hash(password, out) != 0)
-        return errbuf_fail(err, errlen, "user %s: cannot hash the password (out of memory?)", email);
+        return errbuf_failc(DIR_STORE, err, errlen, "user %s: cannot hash the password (out of memory?)", email);
     return 0;
 }
 
@@ -71,9 +72,10 @@ int directory_user_add(struct store *st, const char *email, const char *name, co
         struct store_domain pd;
         int prc = store_domain_get(st, addr_domain(u.email), &pd);
         if (prc == STORE_ERR)
-            return errbuf_fail(err, errlen, "user %s: store error", u.email);
-        if (prc == STORE_OK && check_policy(st, pd.id, u.email, password, err, errlen) != 0)
-            return -1;
+            return errbuf_failc(DIR_STORE, err, errlen, "user %s: store error", u.email);
+        int pol = prc == STORE_OK ? check_policy(st, pd.id, u.email, password, err, errlen) : 0;
+        if (pol != 0)
+            return pol;
         if (hash_new_password(u.email, password, u.pw_hash, err, errlen) != 0)
             return -1;
     }
@@ -86,22 +88,22 @@ int directory_user_add(struct store *st, const char *email, const char *name, co
     int rc;
     if (admin_begin(st, err, errlen) != 0) {
         sodium_memzero(&u, sizeof u);
-        return -1;
+        return DIR_STORE;
     }
     if ((rc = store_domain_get(st, domain, &d)) == STORE_NOTFOUND) {
-        rc = errbuf_fail(err, errlen, "user %s: domain %s is not hosted", u.email, domain);
+        rc = errbuf_failc(DIR_NOTFOUND, err, errlen, "user %s: domain %s is not hosted", u.email, domain);
     } else if (rc != STORE_OK) {
-        rc = errbuf_fail(err, errlen, "user %s: store error", u.email);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "user %s: store error", u.email);
     } else if ((rc = store_alias_get(st, u.email, &owner)) != STORE_NOTFOUND) {
-        rc = rc == STORE_OK ? errbuf_fail(err, errlen, "user %s: the address is already an alias", u.email)
-                            : errbuf_fail(err, errlen, "user %s: store error", u.email);
+        rc = rc == STORE_OK ? errbuf_failc(DIR_EXISTS, err, errlen, "user %s: the address is already an alias", u.email)
+                            : errbuf_failc(DIR_STORE, err, errlen, "user %s: store error", u.email);
     } else {
         u.domain_id = d.id;
         rc = store_user_add(st, &u, NULL);
         if (rc == STORE_EXISTS)
-            rc = errbuf_fail(err, errlen, "user %s already exists", u.email);
+            rc = errbuf_failc(DIR_EXISTS, err, errlen, "user %s already exists", u.email);
         else if (rc != STORE_OK)
-            rc = errbuf_fail(err, errlen, "user %s: store error", u.email);
+            rc = errbuf_failc(DIR_STORE, err, errlen, "user %s: store error", u.email);
     }
     sodium_memzero(u.pw_hash, sizeof u.pw_hash);
     return admin_end(st, rc, err, errlen);
@@ -155,29 +157,30 @@ int directory_user_set(struct store *st, const char *email, const struct directo
         struct store_user pu;
         int prc = store_user_get(st, canon, &pu);
         if (prc == STORE_ERR)
-            return errbuf_fail(err, errlen, "user %s: store error", canon);
-        if (prc == STORE_OK && check_policy(st, pu.domain_id, canon, ch->password, err, errlen) != 0)
-            return -1;
+            return errbuf_failc(DIR_STORE, err, errlen, "user %s: store error", canon);
+        int pol = prc == STORE_OK ? check_policy(st, pu.domain_id, canon, ch->password, err, errlen) : 0;
+        if (pol != 0)
+            return pol;
         if (hash_new_password(canon, ch->password, pw_hash, err, errlen) != 0)
             return -1;
     }
     if (admin_begin(st, err, errlen) != 0) {
         sodium_memzero(pw_hash, sizeof pw_hash);
-        return -1;
+        return DIR_STORE;
     }
     struct store_user u;
     int rc = store_user_get(st, canon, &u);
     if (rc == STORE_NOTFOUND)
-        rc = errbuf_fail(err, errlen, "user %s does not exist", canon);
+        rc = errbuf_failc(DIR_NOTFOUND, err, errlen, "user %s does not exist", canon);
     else if (rc != STORE_OK)
-        rc = errbuf_fail(err, errlen, "user %s: store error", canon);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "user %s: store error", canon);
     else if ((rc = user_apply(&u, ch, ch->password ? pw_hash : NULL, err, errlen)) == 0 &&
              store_user_update(st, &u) != STORE_OK)
-        rc = errbuf_fail(err, errlen, "user %s: store error", canon);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "user %s: store error", canon);
     /* A password set by an administrator (a leaked one, a user who left)
      * ends the user's webmail sessions, as the user's own change does. */
     else if (rc == 0 && ch->password && store_user_set_password(st, u.id, pw_hash, NULL) != STORE_OK)
-        rc = errbuf_fail(err, errlen, "user %s: store error", canon);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "user %s: store error", canon);
     sodium_memzero(&u, sizeof u);
     sodium_memzero(pw_hash, sizeof pw_hash);
     return admin_end(st, rc, err, errlen);
@@ -196,21 +199,21 @@ int directory_user_del(struct store *st, const char *email, char *err, size_t er
     if (address_canonical("user", email, canon, err, errlen) != 0)
         return -1;
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     struct store_user u;
     unsigned long waiting = 0;
     int rc = store_user_get(st, canon, &u);
     if (rc == STORE_NOTFOUND)
-        rc = errbuf_fail(err, errlen, "user %s does not exist", canon);
+        rc = errbuf_failc(DIR_NOTFOUND, err, errlen, "user %s does not exist", canon);
     else if (rc != STORE_OK || store_mailbox_list(st, u.id, -1, count_waiting, &waiting) != STORE_OK)
-        rc = errbuf_fail(err, errlen, "user %s: store error", canon);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "user %s: store error", canon);
     else if (waiting)
-        rc = errbuf_fail(err, errlen,
+        rc = errbuf_failc(DIR_REFUSED, err, errlen,
                          "user %s has %lu message(s) in continuity waiting for re-delivery to the customer's "
                          "server; delete the user once they are re-delivered",
                          canon, waiting);
     else if (store_user_del(st, u.id) != STORE_OK)
-        rc = errbuf_fail(err, errlen, "user %s: store error", canon);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "user %s: store error", canon);
     return admin_end(st, rc, err, errlen);
 }
 
@@ -225,35 +228,35 @@ static int alias_add_locked(struct store *st, const char *user_email, const char
 
     int rc = store_user_get(st, user_email, &u);
     if (rc == STORE_NOTFOUND)
-        return errbuf_fail(err, errlen, "alias %s: user %s does not exist", alias, user_email);
+        return errbuf_failc(DIR_NOTFOUND, err, errlen, "alias %s: user %s does not exist", alias, user_email);
     if (rc != STORE_OK)
-        return errbuf_fail(err, errlen, "alias %s: store error", alias);
+        return errbuf_failc(DIR_STORE, err, errlen, "alias %s: store error", alias);
     rc = store_domain_get(st, domain, &alias_domain);
     if (rc == STORE_NOTFOUND)
-        return errbuf_fail(err, errlen, "alias %s: domain %s is not hosted", alias, domain);
+        return errbuf_failc(DIR_NOTFOUND, err, errlen, "alias %s: domain %s is not hosted", alias, domain);
     if (rc != STORE_OK || store_domain_get_by_id(st, u.domain_id, &user_domain) != STORE_OK)
-        return errbuf_fail(err, errlen, "alias %s: store error", alias);
+        return errbuf_failc(DIR_STORE, err, errlen, "alias %s: store error", alias);
     if (alias_domain.customer_id != user_domain.customer_id)
         return errbuf_fail(err, errlen, "alias %s: domain %s belongs to another customer than user %s", alias,
                            domain, u.email);
     rc = store_user_get(st, alias, &other);
     if (rc == STORE_OK)
-        return errbuf_fail(err, errlen, "alias %s: the address is a user's own address", alias);
+        return errbuf_failc(DIR_EXISTS, err, errlen, "alias %s: the address is a user's own address", alias);
     if (rc != STORE_NOTFOUND)
-        return errbuf_fail(err, errlen, "alias %s: store error", alias);
+        return errbuf_failc(DIR_STORE, err, errlen, "alias %s: store error", alias);
     rc = store_alias_get(st, alias, &owner);
     if (rc == STORE_OK) {
         if (store_user_get_by_id(st, owner, &other) == STORE_OK)
-            return errbuf_fail(err, errlen, "alias %s already exists (for %s)", alias, other.email);
-        return errbuf_fail(err, errlen, "alias %s already exists", alias);
+            return errbuf_failc(DIR_EXISTS, err, errlen, "alias %s already exists (for %s)", alias, other.email);
+        return errbuf_failc(DIR_EXISTS, err, errlen, "alias %s already exists", alias);
     }
     if (rc != STORE_NOTFOUND)
-        return errbuf_fail(err, errlen, "alias %s: store error", alias);
+        return errbuf_failc(DIR_STORE, err, errlen, "alias %s: store error", alias);
     rc = store_alias_add(st, u.id, alias);
     if (rc == STORE_EXISTS)
-        return errbuf_fail(err, errlen, "alias %s already exists", alias);
+        return errbuf_failc(DIR_EXISTS, err, errlen, "alias %s already exists", alias);
     if (rc != STORE_OK)
-        return errbuf_fail(err, errlen, "alias %s: store error", alias);
+        return errbuf_failc(DIR_STORE, err, errlen, "alias %s: store error", alias);
     return 0;
 }
 
@@ -265,7 +268,7 @@ int directory_alias_add(struct store *st, const char *user_email, const char *al
         address_canonical("alias", alias, alias_c, err, errlen) != 0)
         return -1;
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     int rc = alias_add_locked(st, user_c, alias_c, err, errlen);
     return admin_end(st, rc, err, errlen);
 }
@@ -276,11 +279,11 @@ int directory_alias_del(struct store *st, const char *alias, char *err, size_t e
     if (address_canonical("alias", alias, canon, err, errlen) != 0)
         return -1;
     if (admin_begin(st, err, errlen) != 0)
-        return -1;
+        return DIR_STORE;
     int rc = store_alias_del(st, canon);
     if (rc == STORE_NOTFOUND)
-        rc = errbuf_fail(err, errlen, "alias %s does not exist", canon);
+        rc = errbuf_failc(DIR_NOTFOUND, err, errlen, "alias %s does not exist", canon);
     else if (rc != STORE_OK)
-        rc = errbuf_fail(err, errlen, "alias %s: store error", canon);
+        rc = errbuf_failc(DIR_STORE, err, errlen, "alias %s: store error", canon);
     return admin_end(st, rc, err, errlen);
 }

@@ -150,12 +150,22 @@ enum http_route_flags {
      * session, before the body and the handler: the role a route needs is
      * said here, in the table, not re-checked by hand in each handler. */
     ROUTE_ADMIN = 4 | ROUTE_SESSION,
+    /* An operator's (running the service: customers, subscriptions, adding
+     * and deleting domains). */
+    ROUTE_OPERATOR = 8 | ROUTE_ADMIN,
 };
+
+/* Whether role may use a route with these flags with method (the roles'
+ * table, http_roles.c): 0, or 403 with the stable code ("admin_only",
+ * "operator_only") and message. Pure. */
+int http_role_check(int role, unsigned route_flags, int method, const char **code, const char **msg);
 
 struct http_route {
     int method;          /* enum http_method; a GET route also answers HEAD */
     const char *pattern; /* "/api/v1/messages/:id/raw": ":id" is one positive decimal; ":file"
-                          * one plain file name (the web app's folders) */
+                          * one plain file name (the web app's folders); ":s" any
+                          * segment (an address, a domain, a name; at most
+                          * HTTP_ROUTE_ARGS of them) */
     http_handler_fn fn;
     unsigned flags;
     size_t body_max;     /* bytes; 0: no body allowed */
@@ -163,10 +173,16 @@ struct http_route {
 
 enum { ROUTE_FOUND = 0, ROUTE_NO_PATH = 1, ROUTE_NO_METHOD = 2 };
 
+#define HTTP_ROUTE_ARGS 2
+#define HTTP_ROUTE_ARG_MAX 320 /* bytes of an ":s" segment, with its NUL (an address fits) */
+
 struct http_route_match {
     const struct http_route *route;
     int64_t id; /* the ":id" segment, 0 if the pattern has none */
     int64_t n;  /* the ":n" segment, 0 if the pattern has none */
+    /* The ":s" segments in order ("" past those of the pattern): any bytes but
+     * '/' and control characters, the path already percent-decoded. */
+    char arg[HTTP_ROUTE_ARGS][HTTP_ROUTE_ARG_MAX];
 };
 
 /* Finds the route for method and path (no query string). ROUTE_NO_METHOD when
@@ -195,6 +211,7 @@ struct http_request {
     const char *path;
     int64_t id;
     int64_t n; /* the ":n" segment (an attachment number) */
+    const char *arg[HTTP_ROUTE_ARGS]; /* the ":s" segments ("" when the pattern has fewer) */
     const char *body;
     size_t body_len;
     json_t *json;        /* ROUTE_JSON: the body (an object); owned by the server */
@@ -466,6 +483,33 @@ int http_archive_in_scope(struct store *st, const struct http_archive_scope *s, 
  * reply set (a 400 names the parameter) and s cleared. */
 int http_archive_search_load(struct http_request *req, struct http_archive_scope *s, struct store_archive_query *q,
                              struct http_reply *rep);
+
+/* ------------------------------------------------------------------ the admin API's scope (http_admin_scope.c) */
+
+/* Which customer's objects a control panel request sees: an operator all
+ * (customer_id 0) or the one named by ?customer=NAME, an admin their own. */
+struct http_admin_scope {
+    int role;            /* enum store_role */
+    int64_t customer_id; /* 0: all customers (an operator) */
+    char customer[128];  /* its name, "" for all */
+};
+/* Fills s for req->user and the query's customer=. 0, or -1 with the reply
+ * set: 404 for a customer that does not exist or is not the admin's own. */
+int http_admin_scope_load(struct http_request *req, struct http_admin_scope *s, struct http_reply *rep);
+/* 1 if objects of customer_id are in s. */
+int http_admin_customer_visible(const struct http_admin_scope *s, int64_t customer_id);
+/* The domain (name as typed, any case) or user (address, not an alias) named
+ * in a request, within s: 0, or -1 with 404 set for one that is missing or
+ * another customer's (the same answer), 500 on a store error. */
+int http_admin_domain(struct http_request *req, const struct http_admin_scope *s, const char *name,
+                      struct store_domain *d, struct http_reply *rep);
+int http_admin_user(struct http_request *req, const struct http_admin_scope *s, const char *email,
+                    struct store_user *u, struct http_reply *rep);
+/* The reply for a refused directory call (enum directory_result, or
+ * HTTP_WRITE_STOPPING): 400 invalid, 404 not_found, 409 exists, 409 refused,
+ * 400 password_policy, 503 unavailable; err (the directory's reason) is the
+ * message. */
+void http_reply_directory(struct http_reply *rep, int rc, const char *err);
 
 /* Writes one audit row (who is req->user) through the writer: STORE_OK or the
  * http_write code. */

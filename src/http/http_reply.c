@@ -9,6 +9,7 @@
 
 #include <glib.h>
 
+#include "admin/admin.h"
 #include "http/http_internal.h"
 #include "util/log.h"
 
@@ -77,15 +78,7 @@ void http_reply_store_error(struct http_reply *rep, int rc, const char *notfound
 
 json_t *http_json_text(const char *s)
 {
-    if (!s)
-        s = "";
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    gchar *valid = g_utf8_make_valid(s, -1); /* json_string refuses invalid UTF-8 */
-    j = json_string(valid);
-    g_free(valid);
-    return j;
+    return admin_jstr(s);
 }
 
 static const char *const folder_names[] = {[FOLDER_INBOX] = "INBOX", [FOLDER_SENT] = "Sent",

@@ -6,8 +6,10 @@
  * A pattern is literal segments, ":id" and ":n" segments; ":id" takes one
  * positive decimal number without leading zeros that fits an int64 (mailbox
  * entry IDs), so "/api/v1/messages/007", "/api/v1/messages/-1" or ".../1e3"
- * never reach a handler; ":n" is the same but may be 0 (attachment numbers).
- * Matching is exact: no trailing slash, no empty segments.
+ * never reach a handler; ":n" is the same but may be 0 (attachment numbers);
+ * ":s" is any segment of the admin API's names (an address, a domain, a
+ * customer, a queue ID), which the handler checks. Matching is exact: no
+ * trailing slash, no empty segments.
  */
 #include <stdio.h>
 #include <string.h>
@@ -75,12 +77,28 @@ static int file_ok(const char *s, size_t len)
     return 1;
 }
 
-/* 1 if path matches pattern (filling *id for an ":id" segment, *n for ":n";
- * ":file" takes any plain file name). */
-static int path_matches(const char *pattern, const char *path, int64_t *id, int64_t *n)
+/* An ":s" segment: 1..HTTP_ROUTE_ARG_MAX-1 bytes, no control characters
+ * (the path is decoded: "%0A" must not reach a name or a log line). */
+static int arg_ok(const char *s, size_t len)
 {
+    if (len == 0 || len >= HTTP_ROUTE_ARG_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* 1 if path matches pattern, filling m's id for an ":id" segment, n for ":n"
+ * and arg for ":s" (":file" takes any plain file name). */
+static int path_matches(const char *pattern, const char *path, struct http_route_match *m)
+{
+    int64_t *id = &m->id, *n = &m->n;
+    size_t nargs = 0;
     *id = 0;
     *n = 0;
+    for (size_t i = 0; i < HTTP_ROUTE_ARGS; i++)
+        m->arg[i][0] = '\0';
     const char *p = pattern, *q = path;
     if (*p != '/' || *q != '/')
         return 0;
@@ -98,6 +116,11 @@ static int path_matches(const char *pattern, const char *path, int64_t *id, int6
         } else if (plen == 5 && strncmp(p, ":file", 5) == 0) {
             if (!file_ok(q, qlen))
                 return 0;
+        } else if (plen == 2 && strncmp(p, ":s", 2) == 0) {
+            if (nargs == HTTP_ROUTE_ARGS || !arg_ok(q, qlen))
+                return 0;
+            memcpy(m->arg[nargs], q, qlen);
+            m->arg[nargs++][qlen] = '\0';
         } else if (plen != qlen || strncmp(p, q, plen) != 0) {
             return 0;
         }
@@ -132,13 +155,10 @@ int http_route_find(const struct http_route *table, size_t n, int method, const 
     if (!path)
         return ROUTE_NO_PATH;
     for (size_t i = 0; i < n; i++) {
-        int64_t id, sub;
-        if (!path_matches(table[i].pattern, path, &id, &sub))
+        if (!path_matches(table[i].pattern, path, m))
             continue;
         if (table[i].method == method || (method == HTTP_HEAD && table[i].method == HTTP_GET)) {
             m->route = &table[i];
-            m->id = id;
-            m->n = sub;
             return ROUTE_FOUND;
         }
         path_known = 1;

@@ -410,6 +410,7 @@ static void request_init(struct http_server *srv, struct MHD_Connection *c, cons
         .path = url,
         .id = rs->match.id,
         .n = rs->match.n,
+        .arg = {rs->match.arg[0], rs->match.arg[1]},
         .body = "",
         .blobs = srv->blobs,
         .tls = srv->tls,
@@ -430,12 +431,10 @@ static int header_checks(const struct http_route *route, struct http_request *re
         *msg = "not logged in";
         return 401;
     }
-    if ((route->flags & ROUTE_ADMIN) == ROUTE_ADMIN && req->user.role != ROLE_ADMIN &&
-        req->user.role != ROLE_OPERATOR) {
-        *code = "admin_only";
-        *msg = "admins and operators only";
-        return 403;
-    }
+    int denied = (route->flags & ROUTE_SESSION) ? http_role_check(req->user.role, route->flags, req->method, code, msg)
+                                                : 0;
+    if (denied)
+        return denied;
     if ((route->flags & ROUTE_SESSION) && http_method_changes_state(req->method) &&
         !http_csrf_equal(req->session.csrf, http_header(req, "X-CSRF-Token"))) {
         *code = "csrf";

@@ -45,6 +45,8 @@ int store_rollback(struct store *st);
 int store_savepoint(struct store *st);
 int store_savepoint_release(struct store *st);
 int store_savepoint_rollback(struct store *st);
+/* How many store_savepoint levels are open (0 outside any). */
+unsigned store_savepoint_depth(const struct store *st);
 /* 1 while a transaction is open on this connection. */
 int store_in_transaction(struct store *st);
 
@@ -126,6 +128,17 @@ int store_user_list(struct store *st, int64_t domain_id, int (*cb)(const struct 
                     void *arg);
 
 /* Aliases map an extra address (any hosted domain) to one user. */
+/* A page of the users of a customer and/or domain (0: any) whose address,
+ * name or one of whose aliases contains text (case-insensitive for ASCII; ""
+ * or NULL: all), in address order; *total gets the count of all matches. */
+struct store_user_query {
+    int64_t customer_id, domain_id;
+    const char *text;
+    size_t offset, limit;
+};
+int store_user_search(struct store *st, const struct store_user_query *q,
+                      int (*cb)(const struct store_user *, void *), void *arg, uint64_t *total);
+
 int store_alias_add(struct store *st, int64_t user_id, const char *alias);
 int store_alias_del(struct store *st, const char *alias);
 int store_alias_get(struct store *st, const char *alias, int64_t *user_id_out);

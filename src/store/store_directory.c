@@ -406,6 +406,51 @@ int store_user_list(struct store *st, int64_t domain_id, int (*cb)(const struct 
     return stmt_each(st, sql, s, user_each, &e, "user list");
 }
 
+/* The control panel's user list: the WHERE of the page and of its count. */
+#define USER_SEARCH_WHERE                                                                           \
+    " WHERE (?1 = 0 OR domain_id IN (SELECT id FROM domains WHERE customer_id = ?1))"               \
+    " AND (?2 = 0 OR domain_id = ?2)"                                                                \
+    " AND (?3 = '' OR instr(lower(email), ?3) > 0 OR instr(lower(name), ?3) > 0"                     \
+    " OR EXISTS (SELECT 1 FROM aliases a WHERE a.user_id = users.id AND instr(a.alias, ?3) > 0))"
+
+static void bind_user_query(sqlite3_stmt *s, const struct store_user_query *q, const char *text)
+{
+    sqlite3_bind_int64(s, 1, q->customer_id);
+    sqlite3_bind_int64(s, 2, q->domain_id);
+    bind_text(s, 3, text);
+}
+
+int store_user_search(struct store *st, const struct store_user_query *q,
+                      int (*cb)(const struct store_user *, void *), void *arg, uint64_t *total)
+{
+    static const char sql_count[] = "SELECT count(*) FROM users" USER_SEARCH_WHERE;
+    static const char sql_page[] =
+        "SELECT " USER_COLS " FROM users" USER_SEARCH_WHERE " ORDER BY email LIMIT ?4 OFFSET ?5";
+    /* Addresses are stored lower case; names are matched without case too
+     * (ASCII: SQLite's lower() does not fold other letters). */
+    char text[256];
+    size_t n = 0;
+    for (const char *p = q->text ? q->text : ""; *p && n + 1 < sizeof text; p++)
+        text[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : *p;
+    text[n] = '\0';
+    sqlite3_stmt *s = stmt_get(st, sql_count);
+    if (!s)
+        return STORE_ERR;
+    bind_user_query(s, q, text);
+    int rc = sqlite3_step(s);
+    *total = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+    stmt_put(st, sql_count, s);
+    if (rc != SQLITE_ROW)
+        return store_sqlite_rc(st, rc, "user count");
+    if (!(s = stmt_get(st, sql_page)))
+        return STORE_ERR;
+    bind_user_query(s, q, text);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)q->limit);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)q->offset);
+    struct user_each e = {cb, arg};
+    return stmt_each(st, sql_page, s, user_each, &e, "user search");
+}
+
 /* ------------------------------------------------------------------ aliases */
 
 int store_alias_add(struct store *st, int64_t user_id, const char *alias)

@@ -28,6 +28,7 @@ struct store {
     struct stmt_slot *slots; /* open addressing, nslots a power of two */
     size_t nslots;
     size_t used;
+    unsigned savepoints; /* open store_savepoint levels (store_savepoint_depth) */
 };
 
 /* Returns the prepared statement for sql (compiled on first use), or NULL after

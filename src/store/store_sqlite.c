@@ -244,11 +244,13 @@ int store_begin(struct store *st)
 
 int store_commit(struct store *st)
 {
+    st->savepoints = 0;
     return tx_exec(st, SQL_COMMIT, "commit");
 }
 
 int store_rollback(struct store *st)
 {
+    st->savepoints = 0;
     if (!store_in_transaction(st)) /* SQLite already rolled back after an I/O error */
         return STORE_OK;
     return tx_exec(st, SQL_ROLLBACK, "rollback");
@@ -256,20 +258,32 @@ int store_rollback(struct store *st)
 
 int store_savepoint(struct store *st)
 {
-    return tx_exec(st, SQL_SAVEPOINT, "savepoint");
+    int rc = tx_exec(st, SQL_SAVEPOINT, "savepoint");
+    if (rc == STORE_OK)
+        st->savepoints++;
+    return rc;
 }
 
 int store_savepoint_release(struct store *st)
 {
+    if (st->savepoints)
+        st->savepoints--;
     return tx_exec(st, SQL_RELEASE, "release savepoint");
 }
 
 int store_savepoint_rollback(struct store *st)
 {
+    if (st->savepoints)
+        st->savepoints--;
     /* ROLLBACK TO keeps the savepoint open; release it so they stay balanced. */
     int rc = tx_exec(st, SQL_ROLLBACK_TO, "rollback to savepoint");
     int rc2 = tx_exec(st, SQL_RELEASE, "release savepoint");
     return rc != STORE_OK ? rc : rc2;
+}
+
+unsigned store_savepoint_depth(const struct store *st)
+{
+    return st->savepoints;
 }
 
 int op_begin(struct store *st, struct store_op *op)

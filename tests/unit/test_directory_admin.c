@@ -51,6 +51,48 @@ static void test_customers(void **state)
     assert_int_equal(store_customer_get(f->st, "Acme Corp", &c), STORE_OK);
 }
 
+/* The kind of a refusal is a code the HTTP API maps to its status. */
+static void test_refusal_kinds(void **state)
+{
+    struct fixture *f = *state;
+    populate(f);
+    assert_refused_as(directory_customer_add(f->st, "acme", ERR), DIR_EXISTS, "customer acme already exists");
+    assert_refused_as(directory_user_add(f->st, "not an address", NULL, NULL, NULL, 1, ERR), DIR_INVALID,
+                      "user \"not an address\" is not a valid address");
+    assert_refused_as(directory_user_set(f->st, "nobody@acme.test", &(struct directory_user_changes){.active = 1,
+                                                                                                    .suspended = -1},
+                                         ERR),
+                      DIR_NOTFOUND, "user nobody@acme.test does not exist");
+    assert_refused_as(directory_user_add(f->st, "eve@acme.test", NULL, NULL, "short", 1, ERR), DIR_POLICY,
+                      "user eve@acme.test: password must be at least 8 characters");
+    assert_refused_as(directory_continuity_enable(f->st, "acme.test", 0, 1000, NULL, ERR), DIR_REFUSED,
+                      "domain acme.test: customer acme has no active subscription; continuity needs one "
+                      "(subscription start acme)");
+}
+
+/* Inside a caller's transaction (a writer job) a call is a savepoint: its
+ * refusal undoes only its own changes, and its success is the caller's to
+ * commit or roll back. */
+static void test_nested_in_transaction(void **state)
+{
+    struct fixture *f = *state;
+    populate(f);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_ok(directory_user_add(f->st, "erin@acme.test", NULL, NULL, NULL, 1, ERR));
+    assert_refused_as(directory_user_add(f->st, "erin@acme.test", NULL, NULL, NULL, 1, ERR), DIR_EXISTS,
+                      "user erin@acme.test already exists");
+    assert_true(store_in_transaction(f->st));
+    assert_int_equal(store_savepoint_depth(f->st), 0);
+    assert_int_equal(store_rollback(f->st), STORE_OK);
+    struct store_user u;
+    assert_int_equal(store_user_get(f->st, "erin@acme.test", &u), STORE_NOTFOUND);
+
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_ok(directory_user_add(f->st, "erin@acme.test", NULL, NULL, NULL, 1, ERR));
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(store_user_get(f->st, "erin@acme.test", &u), STORE_OK);
+}
+
 static void test_domains(void **state)
 {
     struct fixture *f = *state;
@@ -395,6 +437,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_domain_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_kinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nested_in_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_rcpt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_check, setup, teardown),
     };

@@ -51,7 +51,14 @@ static inline int teardown(void **state)
 #define assert_refused(call, message)                                                  \
     do {                                                                               \
         f->err[0] = 0;                                                                 \
-        assert_int_equal((call), -1);                                                  \
+        assert_true((call) < 0);                                                       \
+        assert_string_equal(f->err, (message));                                        \
+    } while (0)
+/* The same, and the kind of refusal (enum directory_result). */
+#define assert_refused_as(call, code, message)                                         \
+    do {                                                                               \
+        f->err[0] = 0;                                                                 \
+        assert_int_equal((call), (code));                                              \
         assert_string_equal(f->err, (message));                                        \
     } while (0)
 

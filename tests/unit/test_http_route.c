@@ -155,6 +155,67 @@ static void test_file_segments(void **state)
                      ROUTE_NO_METHOD);
 }
 
+/* ":s" segments: the admin API's names (addresses, domains, customers),
+ * decoded already; up to two a pattern, never empty, never a control
+ * character, never longer than an address. */
+static void test_s_segments(void **state)
+{
+    (void)state;
+    static const struct http_route t[] = {
+        {HTTP_POST, "/api/v1/admin/users/import", h_a, ROUTE_ADMIN, 10},
+        {HTTP_GET, "/api/v1/admin/users/:s", h_b, ROUTE_ADMIN, 0},
+        {HTTP_DELETE, "/api/v1/admin/users/:s/aliases/:s", h_c, ROUTE_ADMIN, 0},
+    };
+    struct http_route_match m;
+    assert_int_equal(http_route_find(t, 3, HTTP_GET, "/api/v1/admin/users/bob@acme.test", &m, NULL, 0), ROUTE_FOUND);
+    assert_ptr_equal(m.route->fn, h_b);
+    assert_string_equal(m.arg[0], "bob@acme.test");
+    assert_string_equal(m.arg[1], "");
+    assert_int_equal(
+        http_route_find(t, 3, HTTP_DELETE, "/api/v1/admin/users/bob@acme.test/aliases/b+x@acme.test", &m, NULL, 0),
+        ROUTE_FOUND);
+    assert_string_equal(m.arg[0], "bob@acme.test");
+    assert_string_equal(m.arg[1], "b+x@acme.test");
+    /* a literal segment wins where its method is asked for */
+    assert_int_equal(http_route_find(t, 3, HTTP_POST, "/api/v1/admin/users/import", &m, NULL, 0), ROUTE_FOUND);
+    assert_ptr_equal(m.route->fn, h_a);
+    char allow[64];
+    assert_int_equal(http_route_find(t, 3, HTTP_PUT, "/api/v1/admin/users/import", &m, allow, sizeof allow),
+                     ROUTE_NO_METHOD);
+    assert_string_equal(allow, "POST, GET, HEAD");
+    const char *bad[] = {"/api/v1/admin/users/", "/api/v1/admin/users//aliases/x", "/api/v1/admin/users/a\nb",
+                         "/api/v1/admin/users/a\x7f"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(http_route_find(t, 3, HTTP_GET, bad[i], &m, NULL, 0), ROUTE_NO_PATH);
+    char longer[HTTP_ROUTE_ARG_MAX + 40];
+    memset(longer, 'a', sizeof longer);
+    memcpy(longer, "/api/v1/admin/users/", 20);
+    longer[20 + HTTP_ROUTE_ARG_MAX] = '\0';
+    assert_int_equal(http_route_find(t, 3, HTTP_GET, longer, &m, NULL, 0), ROUTE_NO_PATH);
+    longer[20 + HTTP_ROUTE_ARG_MAX - 1] = '\0';
+    assert_int_equal(http_route_find(t, 3, HTTP_GET, longer, &m, NULL, 0), ROUTE_FOUND);
+    assert_int_equal(strlen(m.arg[0]), HTTP_ROUTE_ARG_MAX - 1);
+}
+
+/* The roles' table: users nothing, admins their customer's administration,
+ * operators also the service's. */
+static void test_roles(void **state)
+{
+    (void)state;
+    const char *code, *msg;
+    assert_int_equal(http_role_check(ROLE_USER, ROUTE_SESSION, HTTP_POST, &code, &msg), 0);
+    assert_int_equal(http_role_check(ROLE_USER, ROUTE_ADMIN, HTTP_GET, &code, &msg), 403);
+    assert_string_equal(code, "admin_only");
+    assert_int_equal(http_role_check(ROLE_ADMIN, ROUTE_ADMIN, HTTP_GET, &code, &msg), 0);
+    assert_int_equal(http_role_check(ROLE_ADMIN, ROUTE_ADMIN, HTTP_DELETE, &code, &msg), 0);
+    assert_int_equal(http_role_check(ROLE_ADMIN, ROUTE_OPERATOR, HTTP_GET, &code, &msg), 403);
+    assert_string_equal(code, "operator_only");
+    assert_int_equal(http_role_check(ROLE_USER, ROUTE_OPERATOR, HTTP_GET, &code, &msg), 403);
+    assert_int_equal(http_role_check(ROLE_OPERATOR, ROUTE_OPERATOR, HTTP_POST, &code, &msg), 0);
+    assert_int_equal(http_role_check(ROLE_OPERATOR, ROUTE_ADMIN, HTTP_PATCH, &code, &msg), 0);
+    assert_int_equal(http_role_check(99, ROUTE_ADMIN, HTTP_GET, &code, &msg), 403);
+}
+
 static void test_n_segments(void **state)
 {
     (void)state;
@@ -186,6 +247,8 @@ int main(void)
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_daemon_table),
         cmocka_unit_test(test_file_segments),
+        cmocka_unit_test(test_s_segments),
+        cmocka_unit_test(test_roles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

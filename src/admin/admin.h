@@ -1,0 +1,51 @@
+/*
+ * admin.h — the views of administration: the JSON shapes that lifeboatctl
+ * (--json) and the control panel's API (/api/v1/admin/) both return, built
+ * in one place so that a field means the same thing in both.
+ *
+ * Each view reads the store through the caller's connection and never shows
+ * a secret: password hashes and bind passwords appear only as "is there one".
+ * Views take the customer a caller may see (0: all, an operator's); the
+ * rules that change things are directory.h's, not here.
+ */
+#ifndef LB_ADMIN_ADMIN_H
+#define LB_ADMIN_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "store/store.h"
+
+/* A JSON string of text from outside (names, replies, headers): invalid
+ * UTF-8 is replaced (U+FFFD). Never NULL but out of memory. */
+json_t *admin_jstr(const char *s);
+/* A time (unix seconds) or null for 0. */
+json_t *admin_jtime(int64_t t);
+
+/* ---------------------------------------------------------------- the directory (admin_directory.c) */
+
+/* {"name","created","subscription":"none|active|cancelled","subscription_start",
+ * "subscription_end","subscription_cancelled","domains"}. NULL on failure. */
+json_t *admin_customer_json(struct store *st, const struct store_customer *c);
+/* The customers visible to customer_id (0: all), in name order. NULL on failure. */
+json_t *admin_customers(struct store *st, int64_t customer_id);
+
+/* {"name","customer","routes":[...],"recipient_check","outbound_from":[...],
+ * "webhook","dkim_selector","dkim_key","continuity","outgoing_to_own_server",
+ * "created","state","state_since","state_cause","subscription"}. */
+json_t *admin_domain_json(struct store *st, const struct store_domain *d);
+json_t *admin_domains(struct store *st, int64_t customer_id);
+
+/* {"email","name","role","domain","active","activated","suspended","password",
+ * "alt_email","aliases":[...],"created"}: "active" is whether the user can log
+ * in and receive continuity mail (activated and not suspended). */
+json_t *admin_user_json(struct store *st, const struct store_user *u);
+/* {"total","offset","limit","users":[...]} for a page of q. */
+json_t *admin_users(struct store *st, const struct store_user_query *q);
+
+/* {"customer","min_length","upper","lower","digit","special","default","text"}. */
+json_t *admin_policy_json(struct store *st, const struct store_customer *c);
+
+#endif
