@@ -21,8 +21,8 @@ const FIX = {
   no_password: 'Set a password on the Users page, or let the user choose one with "Forgot password?".',
   never_logged_in: 'Ask the user to sign in to the webmail once, so they know the address and the password work.',
   suspended: 'Activate the user on the Users page, if they should receive mail during an outage.',
-  inactive: 'Activate the user on the Users page, if they should receive mail during an outage.',
-  no_cached_password: 'Ask the user to sign in once while the directory is reachable: the panel keeps their password for the day it is not.',
+  not_activated: 'Activate the user on the Users page, if they should receive mail during an outage.',
+  ldap_no_cached_password: 'Ask the user to sign in once while the directory is reachable: the panel keeps their password for the day it is not.',
   no_alt_email: 'Add an alternate address, so the user can reset a forgotten password during an outage.',
 };
 
@@ -52,8 +52,15 @@ async function loadSettings() {
   ui.subscription.textContent = subscriptionText(dom, customer);
 }
 
+/** The server's fragments ("has no password", "set a password ...") as sentences. */
+export function sentence(text) {
+  const t = String(text || '').trim();
+  if (!t) return '';
+  return `${t[0].toUpperCase()}${t.slice(1)}${/[.!?]$/.test(t) ? '' : '.'}`;
+}
+
 function reasonList(reasons, what) {
-  return h('ul', { class: 'reasons' }, reasons.map((r) => h('li', {}, what(r))));
+  return h('ul', { class: 'reasons' }, reasons.map((r) => h('li', {}, sentence(what(r)))));
 }
 
 async function loadReadiness() {

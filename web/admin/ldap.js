@@ -30,15 +30,18 @@ function renderReport(r, title) {
     return;
   }
   const errors = Array.isArray(r.errors) ? r.errors : [];
+  const count = Number(r.error_count ?? errors.length) || 0;
   ui.report.replaceChildren(
-    h('p', {}, title, r.at || r.finished ? [' (', h('time', {}, fmtTime(r.at || r.finished)), ')'] : null, ':'),
+    h('p', {}, title, r.at ? [' (', h('time', {}, fmtTime(r.at)), ')'] : null, ': ',
+      r.ok === false ? h('strong', { class: 'error' }, 'it did not finish.') : 'finished.'),
     h('dl', { class: 'facts' },
+      Number.isFinite(r.entries) ? [h('dt', {}, 'Directory entries read'), h('dd', {}, String(r.entries))] : null,
       h('dt', {}, 'Added'), h('dd', {}, String(r.added ?? 0)),
       h('dt', {}, 'Updated'), h('dd', {}, String(r.updated ?? 0)),
       h('dt', {}, 'Suspended (gone from the directory)'), h('dd', {}, String(r.suspended ?? 0)),
       h('dt', {}, 'Aliases'), h('dd', {}, String(r.aliases ?? 0))),
-    errors.length ? h('div', {},
-      h('p', { class: 'error' }, plural(errors.length, 'problem')),
+    count ? h('div', {},
+      h('p', { class: 'error' }, `${plural(count, 'problem')}${count > errors.length ? ` (the first ${errors.length})` : ''}:`),
       h('ul', {}, errors.map((e) => h('li', {}, typeof e === 'string' ? e : e.error || e.message || JSON.stringify(e)))))
       : r.error ? h('p', { class: 'error' }, r.error) : null);
 }
@@ -55,7 +58,7 @@ async function load() {
   ui.bindDn.value = s.bind_dn || '';
   ui.base.value = s.base || '';
   ui.filter.value = s.filter || '';
-  ui.interval.value = durationText(s.interval);
+  ui.interval.value = s.interval_text || durationText(s.interval);
   ui.password.value = '';
   hasPassword = Boolean(s.bind_password_set ?? s.has_bind_password ?? s.url);
   ui.password.placeholder = hasPassword ? '(unchanged)' : '';

@@ -48,6 +48,8 @@ const allowed = (p) => !p.operatorOnly || isOperator();
 function stopPages() {
   if (router.current) router.current.hide?.();
   router.current = null;
+  // A dialog left open would stay modal over the sign-in form.
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
 }
 
 function showLogin(message) {
@@ -113,7 +115,8 @@ async function showPanel(me) {
   for (const p of router.built) p.reset?.();
   buildNav();
   if (isOperator()) loadCustomers().catch(() => {}); // the pages say what failed
-  await route(false);
+  // The focus goes to the page's heading (the sign-in form it was on is gone).
+  await route(true);
 }
 
 function loginErrorText(e) {

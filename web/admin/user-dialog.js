@@ -10,9 +10,10 @@
 
 import { ApiError } from '/js/api.js';
 import {
-  alertBox, check, describePolicy, field, fmtTime, h, uid,
+  alertBox, check, describePolicy, field, h, uid,
 } from './dom.js';
 import { adminApi, enc, errorText, fail, isOperator, say } from './ctx.js';
+import { lastLogin, statusText } from './user-status.js';
 
 const ui = {};
 let user = null; // the user being edited; null while adding
@@ -77,9 +78,10 @@ function fill(u) {
   ui.aliasTab.hidden = adding;
   ui.ldapNote.hidden = u?.source !== 'ldap';
   ui.facts.replaceChildren(...(adding ? [] : [
-    h('dt', {}, 'Status'), h('dd', {}, u.active ? 'Activated' : 'Suspended'),
+    h('dt', {}, 'Status'), h('dd', {}, statusText(u)),
     h('dt', {}, 'Source'), h('dd', {}, u.source === 'ldap' ? 'LDAP directory' : 'Local'),
-    h('dt', {}, 'Last sign-in'), h('dd', {}, fmtTime(u.last_login) || 'Never'),
+    h('dt', {}, 'Password'), h('dd', {}, u.password === undefined ? '—' : u.password ? 'Set' : 'None yet'),
+    h('dt', {}, 'Last sign-in'), h('dd', {}, lastLogin(u)),
     h('dt', {}, 'Ready for an outage'), h('dd', {}, u.ready === undefined ? '—' : u.ready ? 'Yes' : 'No'),
   ]));
   if (!adding) ui.toggle.textContent = u.active ? 'Suspend' : 'Activate';

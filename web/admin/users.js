@@ -4,20 +4,16 @@
 // the user dialog (user-dialog.js), and the CSV import (users-import.js).
 
 import {
-  alertBox, fmtTime, h, listOf, table, uid,
+  alertBox, h, listOf, table, uid,
 } from './dom.js';
 import { adminApi, domainPicker, fail } from './ctx.js';
 import { openUser } from './user-dialog.js';
+import { lastLogin, statusText } from './user-status.js';
 import { importCard } from './users-import.js';
 
 const PAGE = 25;
 const ui = {};
 const state = { domain: '', q: '', offset: 0, policy: null };
-
-function statusText(u) {
-  if (u.active) return 'Activated';
-  return 'Suspended';
-}
 
 function row(u) {
   const open = h('button', {
@@ -34,7 +30,7 @@ function row(u) {
     h('td', {}, h('span', { class: `badge ${u.active ? 'ok' : 'off'}` }, statusText(u))),
     h('td', {}, u.source === 'ldap' ? 'LDAP' : 'Local'),
     h('td', { class: 'num' }, String(aliases)),
-    h('td', { class: 'nowrap' }, fmtTime(u.last_login) || 'Never'));
+    h('td', { class: 'nowrap' }, lastLogin(u)));
 }
 
 async function loadPolicy() {
