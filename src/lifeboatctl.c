@@ -42,7 +42,7 @@ static const struct command commands[] = {
     {"user", "add", ctl_user_add,
      "EMAIL [--name N] [--role user|admin|operator] [--password-stdin] [--activate]"},
     {"user", "set", ctl_user_set,
-     "EMAIL [--password-stdin] [--activate|--suspend] [--alt-email EMAIL] [--role R]"},
+     "EMAIL [--password-stdin] [--activate|--suspend] [--alt-email EMAIL] [--role R] [--name N]"},
     {"user", "del", ctl_user_del, "EMAIL"},
     {"user", "list", ctl_user_list, "[--domain D] [--json]"},
     {"alias", "add", ctl_alias_add, "EMAIL ALIAS"},

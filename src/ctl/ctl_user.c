@@ -50,6 +50,7 @@ int ctl_user_set(struct ctl *c, int argc, char **argv)
         {"suspend", NULL, &suspend},
         {"alt-email", &ch.alt_email, NULL},
         {"role", &ch.role, NULL},
+        {"name", &ch.name, NULL},
         {0},
     };
     if (ctl_getopt(argc, argv, opts, pos, 1, 1, &n) != CTL_OK)

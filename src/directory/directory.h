@@ -122,6 +122,14 @@ int directory_user_owns_address(struct store *st, const struct store_user *u, co
 int directory_dkim_sign(struct store *st, const char *from_domain, const unsigned char *msg, size_t len,
                         char **header, char *err, size_t errlen);
 
+/* Keeps a DKIM private key uploaded as PEM text (the control panel) in
+ * data_dir/dkim/DOMAIN.SELECTOR.pem (mode 0600, written whole, then renamed
+ * into place), for domain set to use as its key file; path gets its name.
+ * The key is checked first: nothing is written for one that cannot sign.
+ * 0 or an enum directory_result; the key is never put into err. */
+int directory_dkim_key_save(const char *data_dir, const char *domain, const char *selector, const char *pem,
+                            char *path, size_t pathlen, char *err, size_t errlen);
+
 /* ---------------------------------------------------------------- routes */
 
 #define ROUTE_MAX_HOSTS 8
@@ -254,6 +262,7 @@ struct directory_user_changes {
     int suspended;       /* 1 or -1 */
     const char *alt_email;
     const char *role;
+    const char *name;    /* "" clears */
 };
 int directory_user_set(struct store *st, const char *email, const struct directory_user_changes *ch,
                        char *err, size_t errlen);

@@ -109,3 +109,43 @@ int directory_dkim_sign(struct store *st, const char *from_domain, const unsigne
     free(key);
     return rc;
 }
+
+int directory_dkim_key_save(const char *data_dir, const char *domain, const char *selector, const char *pem,
+                            char *path, size_t pathlen, char *err, size_t errlen)
+{
+    char name[DOMAIN_MAX + 1];
+    if (!domain || addr_canonical(domain, name, sizeof name) != 0)
+        return errbuf_fail(err, errlen, "\"%.200s\" is not a valid domain name", domain ? domain : "");
+    size_t len = pem ? strlen(pem) : 0;
+    char why[256];
+    if (len == 0 || len > MAIL_DKIM_KEY_MAX)
+        return errbuf_fail(err, errlen, "domain %s: the DKIM key must be a PEM private key of at most %d bytes", name,
+                           MAIL_DKIM_KEY_MAX);
+    /* Checked before it is written: a file that cannot sign is never left behind. */
+    if (mail_dkim_key_check((const unsigned char *)pem, len, why, sizeof why) != 0)
+        return errbuf_fail(err, errlen, "domain %s: DKIM %s", name, why);
+    for (const char *p = selector; p && *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '.' || *p == '_'))
+            return errbuf_fail(err, errlen, "domain %s: bad DKIM selector \"%.100s\"", name, selector);
+    if (!selector || !*selector)
+        return errbuf_fail(err, errlen, "domain %s: a DKIM key needs its selector", name);
+    char dir[1024], tmp[1100];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/dkim", data_dir) >= sizeof dir ||
+        (size_t)snprintf(path, pathlen, "%s/%s.%s.pem", dir, name, selector) >= pathlen ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s.new", path) >= sizeof tmp)
+        return errbuf_fail(err, errlen, "domain %s: the key's path is too long", name);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return errbuf_failc(DIR_STORE, err, errlen, "cannot create %s: %s", dir, strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return errbuf_failc(DIR_STORE, err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+    int ok = write(fd, pem, len) == (ssize_t)len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return errbuf_failc(DIR_STORE, err, errlen, "cannot write %s: %s", path, strerror(e));
+    }
+    return 0;
+}

@@ -13,6 +13,7 @@
 #include "util/timeutil.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Canonical form of a user or alias address, checked for syntax. */
@@ -119,6 +120,11 @@ static int user_apply(struct store_user *u, const struct directory_user_changes 
             return errbuf_fail(err, errlen, "user %s: unknown role \"%.40s\" (expected user, admin or operator)",
                                u->email, ch->role);
         u->role = role;
+    }
+    if (ch->name) {
+        if (*ch->name && !admin_text_ok(ch->name, sizeof u->name))
+            return errbuf_fail(err, errlen, "user %s: the name is too long or has control characters", u->email);
+        snprintf(u->name, sizeof u->name, "%s", ch->name);
     }
     if (ch->alt_email) {
         if (*ch->alt_email) {

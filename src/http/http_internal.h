@@ -511,6 +511,37 @@ int http_admin_user(struct http_request *req, const struct http_admin_scope *s, 
  * message. */
 void http_reply_directory(struct http_reply *rep, int rc, const char *err);
 
+/* ------------------------------------------------------------------ the admin API's bodies and changes (http_admin_change.c) */
+
+/* The fields of a JSON body (req->json): absent or null leaves *out NULL / -1
+ * and returns 0; the wrong type answers 400 naming the field and returns -1. */
+int http_body_string(const struct http_request *req, const char *key, const char **out, struct http_reply *rep);
+int http_body_bool(const struct http_request *req, const char *key, int *out, struct http_reply *rep);
+int http_body_int(const struct http_request *req, const char *key, long min, long max, long *out,
+                  struct http_reply *rep);
+/* A list of strings (or one string, already comma-separated) joined with
+ * commas into out, the form of the directory's lists (routes, networks). */
+int http_body_list(const struct http_request *req, const char *key, char *out, size_t outlen, int *present,
+                   struct http_reply *rep);
+
+/* A change of the admin API: apply (a directory call on the writer's
+ * connection, inside a savepoint) and, if it succeeds, the audit row, in one
+ * writer job. apply returns 0 or an enum directory_result with the reason in
+ * err. */
+struct http_admin_change {
+    int (*apply)(struct store *st, void *arg, char *err, size_t errlen);
+    void *arg;
+    struct store_audit audit; /* http_admin_audit_set; action "" records nothing */
+    int rc;                   /* apply's result */
+    char err[512];
+};
+/* The audit row of a change made by req->user: action ("user.add") on target
+ * (target_fmt with one %s, e.g. "user:%s"). */
+void http_admin_audit_set(struct http_request *req, struct http_admin_change *c, int64_t customer_id,
+                          const char *action, const char *target_fmt, const char *target);
+/* Runs c: 0 when done, or -1 with the reply set (http_reply_directory). */
+int http_admin_change_run(struct http_request *req, struct http_admin_change *c, struct http_reply *rep);
+
 /* Writes one audit row (who is req->user) through the writer: STORE_OK or the
  * http_write code. */
 int http_audit(struct http_request *req, int64_t customer_id, const char *action, const char *target,
@@ -546,5 +577,25 @@ void http_h_admin_holds(struct http_request *req, struct http_reply *rep);
 void http_h_admin_hold_add(struct http_request *req, struct http_reply *rep);
 void http_h_admin_hold_del(struct http_request *req, struct http_reply *rep);
 void http_h_admin_audit(struct http_request *req, struct http_reply *rep);
+/* http_admin_directory.c: customers, subscriptions, domains, continuity settings, policy. */
+void http_h_admin_customers(struct http_request *req, struct http_reply *rep);
+void http_h_admin_customer_add(struct http_request *req, struct http_reply *rep);
+void http_h_admin_subscription_start(struct http_request *req, struct http_reply *rep);
+void http_h_admin_subscription_cancel(struct http_request *req, struct http_reply *rep);
+void http_h_admin_domains(struct http_request *req, struct http_reply *rep);
+void http_h_admin_domain_add(struct http_request *req, struct http_reply *rep);
+void http_h_admin_domain_get(struct http_request *req, struct http_reply *rep);
+void http_h_admin_domain_patch(struct http_request *req, struct http_reply *rep);
+void http_h_admin_continuity_put(struct http_request *req, struct http_reply *rep);
+void http_h_admin_policy_get(struct http_request *req, struct http_reply *rep);
+void http_h_admin_policy_put(struct http_request *req, struct http_reply *rep);
+/* http_admin_users.c: users and aliases. */
+void http_h_admin_users(struct http_request *req, struct http_reply *rep);
+void http_h_admin_user_add(struct http_request *req, struct http_reply *rep);
+void http_h_admin_user_get(struct http_request *req, struct http_reply *rep);
+void http_h_admin_user_patch(struct http_request *req, struct http_reply *rep);
+void http_h_admin_user_del(struct http_request *req, struct http_reply *rep);
+void http_h_admin_alias_add(struct http_request *req, struct http_reply *rep);
+void http_h_admin_alias_del(struct http_request *req, struct http_reply *rep);
 
 #endif

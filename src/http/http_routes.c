@@ -38,6 +38,30 @@ const struct http_route http_routes[] = {
     {HTTP_DELETE, "/api/v1/admin/archive/holds", http_h_admin_hold_del, ROUTE_ADMIN, 0},
     {HTTP_DELETE, "/api/v1/admin/archive/holds/:id", http_h_admin_hold_del, ROUTE_ADMIN, 0},
     {HTTP_GET, "/api/v1/admin/audit", http_h_admin_audit, ROUTE_ADMIN, 0},
+    /* customers and subscriptions: the operator's; an admin sees their own */
+    {HTTP_GET, "/api/v1/admin/customers", http_h_admin_customers, ROUTE_ADMIN, 0},
+    {HTTP_POST, "/api/v1/admin/customers", http_h_admin_customer_add, ROUTE_OPERATOR | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_POST, "/api/v1/admin/customers/:s/subscription", http_h_admin_subscription_start,
+     ROUTE_OPERATOR | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_DELETE, "/api/v1/admin/customers/:s/subscription", http_h_admin_subscription_cancel, ROUTE_OPERATOR, 0},
+    /* domains: the operator adds them, their customer's admin sets them up */
+    {HTTP_GET, "/api/v1/admin/domains", http_h_admin_domains, ROUTE_ADMIN, 0},
+    {HTTP_POST, "/api/v1/admin/domains", http_h_admin_domain_add, ROUTE_OPERATOR | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_GET, "/api/v1/admin/domains/:s", http_h_admin_domain_get, ROUTE_ADMIN, 0},
+    {HTTP_PATCH, "/api/v1/admin/domains/:s", http_h_admin_domain_patch, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_PUT, "/api/v1/admin/domains/:s/continuity", http_h_admin_continuity_put, ROUTE_ADMIN | ROUTE_JSON,
+     HTTP_JSON_MAX},
+    /* users and aliases */
+    {HTTP_GET, "/api/v1/admin/users", http_h_admin_users, ROUTE_ADMIN, 0},
+    {HTTP_POST, "/api/v1/admin/users", http_h_admin_user_add, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_GET, "/api/v1/admin/users/:s", http_h_admin_user_get, ROUTE_ADMIN, 0},
+    {HTTP_PATCH, "/api/v1/admin/users/:s", http_h_admin_user_patch, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_DELETE, "/api/v1/admin/users/:s", http_h_admin_user_del, ROUTE_ADMIN, 0},
+    {HTTP_POST, "/api/v1/admin/users/:s/aliases", http_h_admin_alias_add, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_DELETE, "/api/v1/admin/users/:s/aliases/:s", http_h_admin_alias_del, ROUTE_ADMIN, 0},
+    /* password policy (an operator names the customer: ?customer=) */
+    {HTTP_GET, "/api/v1/admin/policy", http_h_admin_policy_get, ROUTE_ADMIN, 0},
+    {HTTP_PUT, "/api/v1/admin/policy", http_h_admin_policy_put, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
     /* The web app's files (web/, http_static.c): the two pages, the top
      * files, and any plain file of the allow-listed folders js/ and admin/,
      * so a new module needs no change here. Nothing else is served. */
