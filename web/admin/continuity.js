@@ -9,7 +9,7 @@ import {
   alertBox, check, fmtTime, h, listOf, plural, stateBadge, table, uid,
 } from './dom.js';
 import {
-  adminApi, domainPicker, enc, fail, forgetDomains, isOperator, say,
+  adminApi, domainPicker, enc, fail, forgetDomains, say,
 } from './ctx.js';
 
 const ui = {};
@@ -27,7 +27,7 @@ const FIX = {
 };
 
 function subscriptionText(d, customer) {
-  const s = d.subscription ?? customer?.subscription;
+  const s = customer?.subscription ?? d.subscription;
   const state = typeof s === 'object' && s ? s.state : s;
   const end = (typeof s === 'object' && s ? s.end : null) ?? d.subscription_end ?? customer?.subscription_end;
   if (!state) return 'Not known here: ask your service provider.';
@@ -44,9 +44,10 @@ async function loadSettings() {
   ui.outgoing.checked = Boolean(dom.outgoing_to_own_server);
   ui.outgoing.disabled = !ui.enabled.checked;
   ui.state.replaceChildren(stateBadge(dom.state || 'normal'));
+  // The customer's row has the subscription's dates (an admin sees their own customer).
   let customer = null;
-  if (isOperator() && !dom.subscription && dom.customer) {
-    const list = listOf(await adminApi('GET', 'customers').catch(() => []), 'customers');
+  if (dom.customer) {
+    const list = listOf(await adminApi('GET', 'customers', undefined, { customer: '' }).catch(() => []), 'customers');
     customer = list.find((c) => c.name === dom.customer) || null;
   }
   ui.subscription.textContent = subscriptionText(dom, customer);
