@@ -323,7 +323,8 @@ describe('the control panel of issue 11', () => {
     await page.getByText('Now: At least 8 characters').waitFor();
     await page.getByLabel('Minimum length').fill('12');
     await page.getByLabel('At least one digit').check();
-    await clickSaid(page.getByRole('button', { name: 'Save' }), 'Password policy saved: At least 12 characters, with a digit.');
+    await clickSaid(page.getByRole('button', { name: 'Save' }),
+      'Password policy saved: At least 12 characters, with a digit.');
     const p = lb.ctlJson(['policy', 'show', 'acme']);
     assert.equal(p.min_length, 12);
     assert.equal(p.digit, true);
@@ -407,7 +408,8 @@ describe('the control panel of issue 11', () => {
     const globex = table.locator('tr[data-customer="globex"]');
     await globex.getByText('None').waitFor();
     await globex.getByLabel('Months of subscription for globex').fill('24');
-    await clickSaid(globex.getByRole('button', { name: 'Start or extend the subscription of globex' }), 'Subscription of globex: 24 months from now.');
+    await clickSaid(globex.getByRole('button', { name: 'Start or extend the subscription of globex' }),
+      'Subscription of globex: 24 months from now.');
     await globex.getByText('Active').waitFor();
     assert.equal(lb.ctlJson(['customer', 'list']).find((c) => c.name === 'globex').subscription, 'active');
     // The selector lists the new customer.
