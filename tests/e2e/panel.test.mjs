@@ -280,7 +280,8 @@ describe('the control panel of issue 11', () => {
     lines.push('not an address,Bad,,,user,yes,'); // line 28
     lines.push('eve@acme.test,Eve,,,user,yes,weak'); // line 29: the policy refuses the password
     lines.push(`${DAVE},Dave S. Smith,,,user,yes,`); // line 30: an update, not a duplicate
-    const card = page.locator('section', { has: page.getByRole('heading', { name: 'Import users from a CSV file' }) });
+    const card = page.locator('#page-users section.card',
+      { has: page.getByRole('heading', { name: 'Import users from a CSV file' }) });
     await card.getByLabel('Import into the domain').selectOption('acme.test');
     await card.getByLabel('or the lines themselves').fill(lines.join('\n'));
     await card.getByRole('button', { name: 'Import' }).click();
@@ -363,6 +364,7 @@ describe('the control panel of issue 11', () => {
     assert.equal(d.recipient_check, true);
     assert.deepEqual(d.outbound_from, ['192.0.2.0/24', '198.51.100.7']);
     assert.equal(d.dkim_selector, 'lb2026');
+    assert.equal(d.webhook, 'https://hooks.example.net/lifeboat');
     assert.ok(d.dkim_key, 'a DKIM key is installed');
     // The key is not shown again; the page says one is installed.
     assert.equal(await page.getByLabel('DKIM private key (PEM)').inputValue(), '');
@@ -416,7 +418,7 @@ describe('the control panel of issue 11', () => {
 
     // A domain for globex.
     await goTo('Domains');
-    const add = page.locator('section', { has: page.getByRole('heading', { name: 'Add a domain' }) });
+    const add = page.locator('section[aria-labelledby="dom-add"]');
     await add.getByLabel('Domain', { exact: true }).fill('globex.test');
     await add.getByLabel('Customer').selectOption('globex');
     await add.getByLabel('Routes').fill(server.route);

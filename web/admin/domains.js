@@ -17,6 +17,7 @@ import {
 const ui = {};
 let domain = '';
 let routes = [];
+let dkimSelector = ''; // as loaded: the key is sent again only with a new selector
 
 // ------------------------------------------------------------------ routes editor
 
@@ -68,7 +69,8 @@ async function load() {
   ui.recipientCheck.checked = Boolean(d.recipient_check);
   ui.outbound.value = arrayOf(d.outbound_from).join('\n');
   ui.webhooks.value = arrayOf(d.webhooks ?? d.webhook).join('\n');
-  ui.selector.value = d.dkim_selector || '';
+  dkimSelector = d.dkim_selector || '';
+  ui.selector.value = dkimSelector;
   ui.key.value = '';
   const hasKey = Boolean(d.dkim_key || d.dkim_key_set || d.dkim);
   ui.keyState.textContent = hasKey ? 'A private key is installed; paste a new one to replace it.'
@@ -84,14 +86,32 @@ async function save(ev) {
     recipient_check: ui.recipientCheck.checked,
     outbound_from: lines(ui.outbound.value),
     webhooks: lines(ui.webhooks.value),
-    dkim_selector: ui.selector.value.trim(),
   };
   if (body.routes.length === 0) {
     ui.error.show('A domain needs at least one route: the address of your mail server.');
     return;
   }
+  // The selector and the key go together: a new key with its selector, an
+  // emptied selector removes both, an unchanged one sends neither.
+  const selector = ui.selector.value.trim();
   const pem = ui.key.value.trim();
-  if (pem) body.dkim_key_pem = `${pem}\n`;
+  if (pem) {
+    if (!selector) {
+      ui.error.show('Enter the DKIM selector the key is published under.');
+      ui.selector.focus();
+      return;
+    }
+    body.dkim_selector = selector;
+    body.dkim_key_pem = `${pem}\n`;
+  } else if (selector !== dkimSelector) {
+    if (selector) {
+      ui.error.show('A new DKIM selector needs its private key: paste the key below.');
+      ui.key.focus();
+      return;
+    }
+    body.dkim_selector = '';
+    body.dkim_key_pem = '';
+  }
   ui.save.disabled = true;
   try {
     await adminApi('PATCH', `domains/${enc(domain)}`, body);
@@ -185,7 +205,8 @@ export default {
     const hookF = field('Webhooks', h('textarea', { rows: 2, spellcheck: false }),
       'Told of every change of state (outage, recovering, normal): one https:// URL a line.');
     ui.webhooks = hookF.control;
-    const selF = field('DKIM selector', { type: 'text', spellcheck: false, placeholder: 'lifeboat' });
+    const selF = field('DKIM selector', { type: 'text', spellcheck: false, placeholder: 'lifeboat' },
+      'Empty it to stop signing and remove the key.');
     ui.selector = selF.control;
     ui.keyState = h('p', { class: 'hint' });
     const keyF = field('DKIM private key (PEM)', h('textarea', {
