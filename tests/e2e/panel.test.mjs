@@ -352,7 +352,7 @@ describe('the control panel of issue 11', () => {
     assert.equal(await route1.inputValue(), server.route);
     await page.getByRole('button', { name: 'Add a route' }).click();
     await page.getByLabel('Route 2', { exact: true }).fill('backup.acme.test:2525');
-    await page.getByRole('button', { name: 'Move route 2 up' }).click();
+    await page.getByRole('button', { name: 'Up: move route 2 up' }).click();
     assert.equal(await page.getByLabel('Route 1', { exact: true }).inputValue(), 'backup.acme.test:2525');
     await page.getByLabel(/^Check recipients/).check();
     await page.getByLabel('Outbound addresses').fill('192.0.2.0/24\n198.51.100.7');
@@ -414,7 +414,7 @@ describe('the control panel of issue 11', () => {
     const globex = table.locator('tr[data-customer="globex"]');
     await globex.getByText('None').waitFor();
     await globex.getByLabel('Months of subscription for globex').fill('24');
-    await clickSaid(globex.getByRole('button', { name: 'Start or extend the subscription of globex' }),
+    await clickSaid(globex.getByRole('button', { name: 'Subscribe globex for these months' }),
       'Subscription of globex: 24 months from now.');
     await globex.getByText('Active').waitFor();
     assert.equal(lb.ctlJson(['customer', 'list']).find((c) => c.name === 'globex').subscription, 'active');

@@ -39,7 +39,7 @@ function row(c) {
       },
       h('label', { for: monthsId, class: 'visually-hidden' }, `Months of subscription for ${c.name}`),
       months,
-      h('button', { type: 'submit', 'aria-label': `Start or extend the subscription of ${c.name}` }, 'Subscribe'))),
+      h('button', { type: 'submit', 'aria-label': `Subscribe ${c.name} for these months` }, 'Subscribe'))),
     h('td', {},
       h('button', {
         type: 'button', class: 'danger', 'aria-label': `Delete the customer ${c.name}`, onclick: () => remove(c.name),

@@ -35,12 +35,12 @@ function renderRoutes(focusIndex) {
       h('label', { for: input.id }, `Route ${i + 1}`),
       input,
       h('button', {
-        type: 'button', disabled: i === 0, 'aria-label': `Move route ${i + 1} up`, onclick: () => move(i - 1),
-      }, '↑'),
+        type: 'button', disabled: i === 0, 'aria-label': `Up: move route ${i + 1} up`, onclick: () => move(i - 1),
+      }, 'Up'),
       h('button', {
-        type: 'button', disabled: i === routes.length - 1, 'aria-label': `Move route ${i + 1} down`,
+        type: 'button', disabled: i === routes.length - 1, 'aria-label': `Down: move route ${i + 1} down`,
         onclick: () => move(i + 1),
-      }, '↓'),
+      }, 'Down'),
       h('button', {
         type: 'button', class: 'danger', 'aria-label': `Remove route ${i + 1}`,
         onclick: () => {
