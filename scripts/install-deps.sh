@@ -7,10 +7,11 @@ set -euo pipefail
 BUILD_PKGS="build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
  libgmime-3.0-dev libmicrohttpd-dev libjansson-dev libsodium-dev libldap2-dev
  libc-ares-dev libzstd-dev libxml2-dev libopendkim-dev libcurl4-openssl-dev libpq-dev openssl"
+# slapd and ldap-utils: the LDAP tests' directory (tests/integration/test_ldap.py).
 # clang and libFuzzer's runtime build the fuzz targets (tests/fuzz, scripts/run-fuzz.sh);
 # libclang-rt-dev is the runtime of the default clang (libclang-rt-14-dev on Debian 12).
 TEST_PKGS="libcmocka-dev clang libclang-rt-dev postfix swaks python3-pytest python3-aiosmtpd chromium nodejs
- opendkim-tools libmail-dkim-perl libnet-dns-perl"
+ opendkim-tools libmail-dkim-perl libnet-dns-perl slapd ldap-utils"
 # npm comes with some builds of nodejs (NodeSource's) and conflicts with the
 # Debian package there: ask for it only when no npm is on PATH.
 command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"

@@ -45,6 +45,7 @@ static const struct command commands[] = {
      "EMAIL [--password-stdin] [--activate|--suspend] [--alt-email EMAIL] [--role R] [--name N]"},
     {"user", "del", ctl_user_del, "EMAIL"},
     {"user", "list", ctl_user_list, "[--domain D] [--json]"},
+    {"user", "readiness", ctl_user_readiness, "[--domain D | --customer C] [--json]"},
     {"alias", "add", ctl_alias_add, "EMAIL ALIAS"},
     {"alias", "del", ctl_alias_del, "ALIAS"},
     {"alias", "list", ctl_alias_list, "[EMAIL] [--json]"},
@@ -66,6 +67,11 @@ static const struct command commands[] = {
     {"archive", "holds", ctl_archive_holds, "[--json]"},
     {"audit", "list", ctl_audit_list, "[--customer NAME] [--limit N] [--json]"},
     {"config", "check", ctl_config_check, ""},
+    {"ldap", "set", ctl_ldap_set,
+     "DOMAIN --url ldap[s]://HOST[:PORT] --base DN [--bind-dn DN --bind-password-stdin] [--filter F] "
+     "[--interval 3h] [--starttls|--no-starttls]"},
+    {"ldap", "sync", ctl_ldap_sync, "DOMAIN [--json]"},
+    {"ldap", "status", ctl_ldap_status, "[DOMAIN] [--json]"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

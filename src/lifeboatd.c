@@ -5,7 +5,8 @@
  * and the continuity engine; one writer thread owns every write to the store
  * and groups the commits of concurrent sessions (store/writer.h). Start-up
  * order follows the dependencies: config -> store (migrations, crash recovery)
- * -> writer -> archive (indexer thread, daily purge) -> delivery -> continuity
+ * -> writer -> archive (indexer thread, daily purge) -> LDAP syncer (thread)
+ * -> delivery -> continuity
  * (hooks into delivery) -> smtpd -> http (the HTTP API runs on libmicrohttpd's
  * threads, see http/http.h).
  *
@@ -28,6 +29,7 @@
 #include "archive/archive.h"
 #include "continuity/continuity.h"
 #include "deliver/deliver.h"
+#include "directory/directory.h"
 #include "http/http.h"
 #include "smtpd/smtpd.h"
 #include "store/blob.h"
@@ -51,6 +53,7 @@ struct daemon {
     struct http_server *http; /* on its own threads; writes through the writer */
     struct archive_indexer *indexer; /* its own thread; writes through the writer */
     struct archive_purger *purger;   /* daily retention pass on the loop */
+    struct directory_ldap_syncer *ldap; /* periodic LDAP sync: its own thread; writes through the writer */
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_tick;
     int64_t shutdown_started;
     int stopping;
@@ -159,6 +162,9 @@ static int daemon_start(struct daemon *d, char *err, size_t errlen)
     if (!(d->indexer = archive_indexer_start(&d->cfg, d->writer, err, errlen)) ||
         !(d->purger = archive_purger_start(d->base, &d->cfg, d->writer, err, errlen)))
         return -1;
+    /* Directories are searched on a thread of their own, never on the loop. */
+    if (!(d->ldap = directory_ldap_syncer_start(&d->cfg, d->writer, err, errlen)))
+        return -1;
     d->delivery = delivery_start(d->base, &d->cfg, d->store, d->writer, err, errlen);
     if (!d->delivery)
         return -1;
@@ -197,6 +203,9 @@ static void daemon_free(struct daemon *d)
     http_stop_accepting(d->http);
     /* The indexer waits for its writer jobs: it stops while the writer runs. */
     archive_indexer_stop(d->indexer);
+    /* So does the LDAP syncer (a search in progress ends within its timeouts). */
+    directory_ldap_syncer_stop(d->ldap);
+    d->ldap = NULL;
     if (d->writer)
         store_writer_stop(d->writer);
     archive_purger_free(d->purger); /* after the writer: a batch's done() refers to it */

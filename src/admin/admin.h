@@ -48,4 +48,23 @@ json_t *admin_users(struct store *st, const struct store_user_query *q);
 /* {"customer","min_length","upper","lower","digit","special","default","text"}. */
 json_t *admin_policy_json(struct store *st, const struct store_customer *c);
 
+/* ---------------------------------------------------------------- LDAP and readiness (admin_ldap.c) */
+
+/* A sync report: {"at","ok","duration_ms","entries","added","updated",
+ * "suspended","aliases","aliases_removed","error_count","errors":[...]}. */
+json_t *admin_ldap_report_json(const struct store_ldap_report *r);
+/* A domain's directory: {"domain","configured":true,"url","bind_dn",
+ * "bind_password_set","base","filter","interval","starttls","updated",
+ * "last_sync": report or null}; never the bind password. */
+json_t *admin_ldap_json(struct store *st, const struct store_domain *d, const struct store_ldap_settings *s);
+/* The same for d, or {"domain","configured":false,"filter","interval"} (the
+ * defaults) when it has none. */
+json_t *admin_ldap_domain(struct store *st, const struct store_domain *d);
+/* Every domain's directory visible to customer_id (0: all). */
+json_t *admin_ldap_list(struct store *st, int64_t customer_id);
+/* {"email","ready","source":"local|ldap","last_login","reasons":[{"code","text","fix"}]}. */
+json_t *admin_readiness_user_json(const struct store_user_readiness *u, unsigned reasons);
+/* {"total","ready","users":[...]} of the domain, else the customer, else all. */
+json_t *admin_readiness(struct store *st, int64_t domain_id, int64_t customer_id);
+
 #endif

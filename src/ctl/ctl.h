@@ -151,5 +151,9 @@ int ctl_archive_hold(struct ctl *c, int argc, char **argv);
 int ctl_archive_holds(struct ctl *c, int argc, char **argv);
 int ctl_audit_list(struct ctl *c, int argc, char **argv);
 int ctl_config_check(struct ctl *c, int argc, char **argv);
+int ctl_ldap_set(struct ctl *c, int argc, char **argv);
+int ctl_ldap_sync(struct ctl *c, int argc, char **argv);
+int ctl_ldap_status(struct ctl *c, int argc, char **argv);
+int ctl_user_readiness(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -14,7 +14,9 @@
 #include <stddef.h>
 
 #include "store/store.h"
+#include "store/writer.h"
 #include "util/cidr.h"
+#include "util/config.h"
 
 /* ---------------------------------------------------------------- passwords */
 
@@ -106,6 +108,209 @@ const char *directory_dummy_hash(void);
 /* 1 if addr (canonical) is the user's own address or one of their aliases:
  * the From rule of the webmail and the submission port. */
 int directory_user_owns_address(struct store *st, const struct store_user *u, const char *addr);
+
+/* ---------------------------------------------------------------- LDAP / Active Directory
+ *
+ * SPEC.md "LDAP / Active Directory". A domain may take its users from a
+ * directory (ldap set): the entries under base matching filter whose mail
+ * (or, without one, userPrincipalName) is in the domain. A sync (ldap_sync.c)
+ * adds and updates those users and their aliases (proxyAddresses smtp:
+ * values, mailAlternateAddress, only into hosted domains of the same
+ * customer), suspends the ones gone from the directory or disabled there
+ * (userAccountControl bit 2), never deletes a user and never touches a user it
+ * did not make. All of a sync's changes are one transaction: a search that
+ * fails changes nothing. Login of a directory user binds as that user
+ * (ldap_auth.c); the argon2id hash of a password the directory accepted is
+ * cached, and decides only while the directory cannot be reached. Everything
+ * that talks to the directory blocks (with timeouts): call it from a worker,
+ * an HTTP thread, the syncer's thread or lifeboatctl, never from an event loop. */
+
+#define LDAP_FILTER_DEFAULT "(&(objectClass=person)(mail=*))"
+#define LDAP_INTERVAL_DEFAULT (3 * 3600)
+#define LDAP_INTERVAL_MIN 5          /* seconds; shorter would hammer the directory */
+#define LDAP_PAGE_SIZE 500           /* simple paged results (RFC 2696) page */
+#define LDAP_CONNECT_TIMEOUT 5       /* seconds: TCP connect */
+#define LDAP_OP_TIMEOUT 10           /* seconds: each StartTLS, bind and search page */
+#define LDAP_PERSON_ALIASES_MAX 64   /* aliases taken from one entry */
+#define LDAP_ERRORS_KEPT 50          /* reasons kept in a report (all are counted) */
+
+/* The pure parts (ldap_entry.c). */
+
+/* An address value of proxyAddresses: "smtp:a@b" (an alias) or "SMTP:a@b"
+ * (the primary address), the prefix case-insensitive. 1 with the canonical
+ * address in out and *primary set; 0 for other types (x500:, sip:, X400:...)
+ * and for values that are no valid address. */
+int ldap_proxy_address(const char *value, char *out, size_t outlen, int *primary);
+/* 1 if a userAccountControl value has ACCOUNTDISABLE (bit 2, 0x2) set. */
+int ldap_uac_disabled(const char *value);
+/* 0 if url is ldap://host[:port][/] or ldaps://host[:port][/] (host a name,
+ * an IPv4 or a [v6] address) and starttls is only asked for ldap://; -1 with
+ * the reason. */
+int ldap_url_check(const char *url, int starttls, char *err, size_t errlen);
+/* 0 if f looks like one LDAP filter: "(...)" with balanced parentheses, no
+ * control characters. The server judges the rest. */
+int ldap_filter_check(const char *f);
+/* "3h", "90m", "3600" (seconds) -> seconds, at least LDAP_INTERVAL_MIN; -1. */
+int ldap_interval_parse(const char *s, int64_t *seconds);
+
+/* One directory entry that is a user of the domain. */
+struct ldap_person {
+    char *dn;                       /* malloc'd */
+    char email[ADDR_MAX + 1];       /* canonical */
+    char name[256];                 /* displayName, else cn; "" */
+    int disabled;                   /* userAccountControl ACCOUNTDISABLE */
+    size_t naliases;
+    char (*aliases)[ADDR_MAX + 1];  /* malloc'd; canonical, without email, no repeats */
+};
+/* An entry's values (NULL-terminated arrays; NULL: attribute absent). */
+struct ldap_entry_values {
+    const char *dn;
+    char **mail, **upn, **display_name, **cn, **proxy, **alt, **uac;
+};
+/* 1 and *out filled (free with ldap_person_free) when the entry is a user of
+ * domain: its mail, or without a mail its userPrincipalName, is a valid
+ * address in the domain; 0 when not; -1 out of memory. Aliases are every
+ * smtp:/SMTP: value of proxyAddresses and every mailAlternateAddress (at most
+ * LDAP_PERSON_ALIASES_MAX); whose domains may take them is the sync's
+ * question. Pure. */
+int ldap_person_from_entry(const struct ldap_entry_values *e, const char *domain, struct ldap_person *out);
+void ldap_person_free(struct ldap_person *p);
+
+struct ldap_person_list {
+    struct ldap_person *v;
+    size_t n, cap;
+};
+void ldap_person_list_free(struct ldap_person_list *l);
+
+/* The network (ldap_client.c). Settings as stored. */
+enum directory_ldap_status {
+    DIRECTORY_LDAP_OK = 0,
+    DIRECTORY_LDAP_INVALID = 1, /* a bind's credentials were refused (49) */
+    DIRECTORY_LDAP_DOWN = 2,    /* unreachable: refused, timed out, connection lost */
+    DIRECTORY_LDAP_FAILED = 3,  /* anything else: TLS, a refused search, bad settings */
+};
+/* Binds as the settings' bind_dn and searches base with filter in pages of
+ * LDAP_PAGE_SIZE; the users of domain go into out (which the caller frees
+ * with ldap_person_list_free, also after a failure). *entries: every entry the
+ * search gave. An enum directory_ldap_status, with the reason in err. */
+int directory_ldap_search(const struct store_ldap_settings *s, const char *domain, struct ldap_person_list *out,
+                          unsigned *entries, char *err, size_t errlen);
+/* Binds as dn with password (never an empty one: that would be an anonymous
+ * bind, and succeed). An enum directory_ldap_status. */
+int directory_ldap_user_bind(const struct store_ldap_settings *s, const char *dn, const char *password, char *err,
+                             size_t errlen);
+
+/* Settings and syncs (ldap_sync.c). */
+
+/* ldap set and PUT .../ldap: NULL leaves a value (or takes the default when
+ * the domain has no directory yet: url and base are required then); starttls
+ * -1 leaves it. bind_password "" binds without one (anonymous) only with an
+ * empty bind_dn. */
+struct directory_ldap_changes {
+    const char *url, *bind_dn, *bind_password, *base, *filter, *interval;
+    int starttls;
+};
+/* The settings a domain starts with (the default filter and interval). */
+void directory_ldap_settings_default(struct store_ldap_settings *n, int64_t domain_id);
+/* Applies ch to n (stored settings, or the defaults when is_new) and checks
+ * the result: 0 or DIR_INVALID with the reason. Pure (the "test connection"
+ * of settings not stored yet uses it too). */
+int directory_ldap_settings_apply(struct store_ldap_settings *n, const struct directory_ldap_changes *ch, int is_new,
+                                  const char *domain, char *err, size_t errlen);
+/* 0 or an enum directory_result (DIR_INVALID, DIR_NOTFOUND: no such domain,
+ * DIR_STORE) with the reason; a savepoint inside a caller's transaction. */
+int directory_ldap_set(struct store *st, const char *domain, const struct directory_ldap_changes *ch, int64_t now,
+                       char *err, size_t errlen);
+
+/* How a sync's changes are written: run(ctx, job, arg) runs job in one write
+ * transaction and returns its result (the daemon's writer, an HTTP writer
+ * job). A NULL writer runs it on st in a transaction of its own (lifeboatctl). */
+struct directory_writer {
+    int (*run)(void *ctx, store_job_fn job, void *arg);
+    void *ctx;
+};
+/* One sync of the domain: search (with st's settings), then the changes and
+ * the report in one transaction; a failed search stores a failed report and
+ * changes nothing else. 0 with *rep the report (saved), or an enum
+ * directory_result with the reason in err: DIR_NOTFOUND (no such domain, or
+ * no directory), DIR_STORE, DIR_REFUSED when the directory failed (then
+ * rep->at is set and the failed report saved). One sync at a time per
+ * process. Not inside a transaction (it searches first). */
+int directory_ldap_sync(struct store *st, const struct directory_writer *w, const char *domain,
+                        struct store_ldap_report *rep, char *err, size_t errlen);
+/* The writer side of a sync, for tests: applies people (the users of d found
+ * in the directory) and fills rep. Inside a transaction. STORE_* code. */
+int directory_ldap_apply(struct store *st, const struct store_domain *d, const struct ldap_person_list *people,
+                         struct store_ldap_report *rep);
+/* "test connection": the search without the changes: an enum
+ * directory_ldap_status, the counts (entries, users of the domain) and, when
+ * not OK, the reason. */
+int directory_ldap_test(const struct store_ldap_settings *s, const char *domain, unsigned *entries,
+                        unsigned *users, char *err, size_t errlen);
+
+/* The daemon's periodic sync (ldap_syncer.c): a thread with its own read
+ * connection that syncs each domain when its interval has passed since its
+ * last report (or its settings changed), writing through w. */
+struct directory_ldap_syncer;
+struct directory_ldap_syncer *directory_ldap_syncer_start(const struct config *cfg, struct store_writer *w,
+                                                          char *err, size_t errlen);
+/* Stops the thread (a sync in progress finishes first: its operations time
+ * out) and frees it. Before the writer stops. NULL is a no-op. */
+void directory_ldap_syncer_stop(struct directory_ldap_syncer *s);
+
+/* Login (ldap_auth.c): the one password check of the webmail login, the
+ * password change and the submission port's AUTH. */
+enum directory_auth_source {
+    DIRECTORY_AUTH_NONE = 0,       /* unknown user, or no password of any kind */
+    DIRECTORY_AUTH_LOCAL = 1,      /* the user's own argon2id hash */
+    DIRECTORY_AUTH_LDAP_BIND = 2,  /* the directory accepted the bind */
+    DIRECTORY_AUTH_LDAP_CACHE = 3, /* the directory could not be reached: the cached hash */
+};
+struct directory_auth {
+    int ok;             /* the password is right */
+    int source;         /* enum directory_auth_source */
+    int directory_down; /* a directory user whose directory could not be reached */
+    char cache_hash[PASSWORD_HASH_MAX]; /* set after a bind: directory_login_succeeded caches it */
+};
+/* u: the user the name stands for, NULL for nobody. Local users: their hash
+ * (a dummy one without: the same cost). Directory users: a bind as their DN;
+ * a wrong password (49) is wrong; only an unreachable directory lets the
+ * cached hash decide; no cache refuses. Blocking. st: a read connection of
+ * the caller's thread (NULL: local passwords only). Returns out->ok. */
+int directory_password_check_login(struct store *st, const struct store_user *u, const char *password,
+                                   struct directory_auth *out);
+/* Wipes out's hash. */
+void directory_auth_clear(struct directory_auth *a);
+/* Writer side, for a login that succeeded: directory_login_attempt_succeeded,
+ * the user's last login, and the directory password's new cached hash (auth
+ * may be NULL). */
+int directory_login_succeeded(struct store *st, int64_t user_id, const struct directory_login_attempt *a,
+                              const struct directory_auth *auth, int64_t now);
+/* 1 if the user was made by the directory sync, 0 if not, STORE_ERR. */
+int directory_user_is_ldap(struct store *st, int64_t user_id);
+
+/* Readiness for continuity (readiness.c): per user, ready or why not. */
+enum directory_readiness_reason {
+    READINESS_NO_PASSWORD = 1u << 0,     /* a local user without a password */
+    READINESS_NEVER_LOGGED_IN = 1u << 1,
+    READINESS_SUSPENDED = 1u << 2,
+    READINESS_NOT_ACTIVATED = 1u << 3,
+    READINESS_LDAP_NO_CACHE = 1u << 4,   /* a directory user without a cached password */
+};
+#define READINESS_REASONS 5
+/* The reasons of one user (0: ready). Pure. */
+unsigned directory_readiness_reasons(const struct store_user_readiness *u);
+/* The code ("no_password"...), a sentence and what to do, of one reason bit
+ * for u. Pure. */
+struct directory_readiness_text {
+    const char *code, *text, *fix;
+};
+void directory_readiness_describe(unsigned reason, const struct store_user_readiness *u,
+                                  struct directory_readiness_text *out);
+/* Every user of the domain (domain_id), else of the customer (customer_id),
+ * else all, with their reasons. STORE_* code. */
+int directory_readiness(struct store *st, int64_t domain_id, int64_t customer_id,
+                        int (*cb)(const struct store_user_readiness *u, unsigned reasons, void *arg), void *arg);
 
 /* ---------------------------------------------------------------- DKIM
  *

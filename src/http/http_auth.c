@@ -126,6 +126,7 @@ void http_login_attempt_failed(struct http_request *req, const struct directory_
 struct login_job {
     struct store_session session;
     const struct directory_login_attempt *attempt;
+    const struct directory_auth *auth; /* a directory password to cache */
 };
 
 static int login_job(struct store *st, struct blobstore *bs, void *arg)
@@ -135,7 +136,7 @@ static int login_job(struct store *st, struct blobstore *bs, void *arg)
     int64_t now = j->session.created;
     int rc = store_session_purge(st, now - HTTP_SESSION_IDLE, now - HTTP_SESSION_ABSOLUTE, NULL);
     if (rc == STORE_OK)
-        rc = directory_login_attempt_succeeded(st, j->session.user_id, j->attempt);
+        rc = directory_login_succeeded(st, j->session.user_id, j->attempt, j->auth, now);
     if (rc == STORE_OK)
         rc = store_session_add(st, &j->session);
     return rc;
@@ -164,10 +165,14 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
         http_reply_error(rep, 500, "internal error");
         return;
     }
-    int has_password = found == STORE_OK && u.pw_hash[0];
-    /* Always one argon2id check, against the dummy hash when there is nothing real. */
-    int ok = password_verify(has_password ? u.pw_hash : directory_dummy_hash(), password);
-    if (!ok || !has_password) {
+    /* Always about one argon2id check (against the dummy hash when there is
+     * nothing real); a directory user binds to the directory first, and its
+     * cached hash decides only while the directory cannot be reached. This
+     * HTTP thread may wait for the directory (its timeouts bound it). */
+    struct directory_auth auth;
+    int ok = directory_password_check_login(req->st, found == STORE_OK ? &u : NULL, password, &auth);
+    if (!ok) {
+        directory_auth_clear(&auth);
         http_login_attempt_failed(req, &attempt);
         metrics_inc(METRIC_HTTP_LOGIN_FAILURES);
         log_info("http: login failed, client=%s", req->client_ip); /* the address typed is no one's business */
@@ -175,6 +180,7 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
         return;
     }
     if (u.suspended || !u.active) {
+        directory_auth_clear(&auth);
         http_login_attempt_failed(req, &attempt); /* a refused login, counted like one */
         log_info("http: login refused for %s (%s), client=%s", u.email, u.suspended ? "suspended" : "not activated",
                  req->client_ip);
@@ -189,7 +195,9 @@ void http_h_login(struct http_request *req, struct http_reply *rep)
     http_token_new(lj.session.csrf);
     snprintf(lj.session.client_addr, sizeof lj.session.client_addr, "%s", req->client_ip);
     lj.attempt = &attempt;
+    lj.auth = &auth;
     int rc = http_write(req->srv, login_job, &lj);
+    directory_auth_clear(&auth);
     if (rc != STORE_OK) {
         sodium_memzero(token, sizeof token);
         http_reply_store_error(rep, rc, NULL);

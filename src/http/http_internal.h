@@ -597,5 +597,11 @@ void http_h_admin_user_patch(struct http_request *req, struct http_reply *rep);
 void http_h_admin_user_del(struct http_request *req, struct http_reply *rep);
 void http_h_admin_alias_add(struct http_request *req, struct http_reply *rep);
 void http_h_admin_alias_del(struct http_request *req, struct http_reply *rep);
+/* http_admin_ldap.c: a domain's directory and readiness. */
+void http_h_admin_ldap_get(struct http_request *req, struct http_reply *rep);
+void http_h_admin_ldap_put(struct http_request *req, struct http_reply *rep);
+void http_h_admin_ldap_sync(struct http_request *req, struct http_reply *rep);
+void http_h_admin_ldap_test(struct http_request *req, struct http_reply *rep);
+void http_h_admin_readiness(struct http_request *req, struct http_reply *rep);
 
 #endif

@@ -67,6 +67,17 @@ void http_h_password(struct http_request *req, struct http_reply *rep)
         return;
     }
     const struct store_user *u = &req->user;
+    /* A directory user's password is the directory's: a hash set here would
+     * never be asked for (login binds to the directory). */
+    int is_ldap = directory_user_is_ldap(req->st, u->id);
+    if (is_ldap != 0) {
+        if (is_ldap < 0)
+            http_reply_error(rep, 500, "internal error");
+        else
+            http_reply_error_code(rep, 409, "directory_password",
+                                  "your password is kept in your organisation's directory: change it there");
+        return;
+    }
     struct directory_login_attempt attempt;
     if (http_login_attempt_begin(req, u->email, &attempt, rep) != 0)
         return;

@@ -201,6 +201,12 @@ static void reset_one(struct http_reset_mailer *m, const struct reset_request *r
         log_err("http: password reset request: cannot look the address up, client=%s", r->client_ip);
         return;
     }
+    /* A directory user's password is reset in the directory, not here. */
+    if (found == STORE_OK && directory_user_is_ldap(m->st, u.id) != 0) {
+        log_info("http: password reset request for a directory user (or a store error): no mail, client=%s",
+                 r->client_ip);
+        return;
+    }
     if (found != STORE_OK || !u.active || u.suspended || !u.alt_email[0]) {
         log_info("http: password reset request for no active user with an alternate address, client=%s",
                  r->client_ip);

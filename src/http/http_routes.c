@@ -62,6 +62,13 @@ const struct http_route http_routes[] = {
     /* password policy (an operator names the customer: ?customer=) */
     {HTTP_GET, "/api/v1/admin/policy", http_h_admin_policy_get, ROUTE_ADMIN, 0},
     {HTTP_PUT, "/api/v1/admin/policy", http_h_admin_policy_put, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
+    /* A domain's directory and readiness (http_admin_ldap.c). sync and test
+     * take an optional JSON body (test: settings to try), read by the handler. */
+    {HTTP_GET, "/api/v1/admin/domains/:s/ldap", http_h_admin_ldap_get, ROUTE_ADMIN, 0},
+    {HTTP_PUT, "/api/v1/admin/domains/:s/ldap", http_h_admin_ldap_put, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_POST, "/api/v1/admin/domains/:s/ldap/sync", http_h_admin_ldap_sync, ROUTE_ADMIN, HTTP_JSON_MAX},
+    {HTTP_POST, "/api/v1/admin/domains/:s/ldap/test", http_h_admin_ldap_test, ROUTE_ADMIN, HTTP_JSON_MAX},
+    {HTTP_GET, "/api/v1/admin/readiness", http_h_admin_readiness, ROUTE_ADMIN, 0},
     /* The web app's files (web/, http_static.c): the two pages, the top
      * files, and any plain file of the allow-listed folders js/ and admin/,
      * so a new module needs no change here. Nothing else is served. */

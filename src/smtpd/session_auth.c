@@ -48,8 +48,9 @@ struct session_auth {
     struct sasl sasl;
     int64_t now;
     struct store_user user; /* the candidate, when found */
-    int found;              /* a user with a password */
+    int found;              /* the name is a user's */
     int verified;           /* the worker's answer: found and the password matches */
+    struct directory_auth auth; /* the worker's check; a directory password to cache */
     struct smtpd_login rec;
     const char *fail_reply; /* after the FAILED step: 535, or 454 when we failed, not the client */
     struct event *retry;    /* BEGIN again while attempts in flight fill the limit */
@@ -71,6 +72,7 @@ static void auth_end(struct session *s)
             event_free(s->auth->retry);
         sasl_clear(&s->auth->sasl);
         sodium_memzero(s->auth->user.pw_hash, sizeof s->auth->user.pw_hash);
+        directory_auth_clear(&s->auth->auth);
         free(s->auth);
         s->auth = NULL;
     }
@@ -131,16 +133,15 @@ static void succeeded_done(int rc, void *arg)
 
 /* ------------------------------------------------------------------ the check */
 
-/* On a worker thread: argon2id. Only a's own fields are touched. */
+/* On a worker thread: argon2id, and for a directory user the bind to the
+ * directory (bounded by its timeouts; the loop never waits for it). Only a's
+ * own fields are touched; st is the worker's own connection. */
 static void check_run(struct smtpd_work_item *it, struct store *st)
 {
-    (void)st;
     struct session_auth *a = (struct session_auth *)((char *)it - offsetof(struct session_auth, work));
-    /* Always one argon2id check, against the dummy hash when there is nothing
-     * real, so an unknown name takes as long as a wrong password. */
-    const char *hash = a->found ? a->user.pw_hash : directory_dummy_hash();
-    int match = hash && password_verify(hash, a->sasl.password) == 1;
-    a->verified = a->found && match;
+    /* Always about one argon2id check, against the dummy hash when there is
+     * nothing real, so an unknown name takes as long as a wrong password. */
+    a->verified = directory_password_check_login(st, a->found ? &a->user : NULL, a->sasl.password, &a->auth);
     sodium_memzero(a->sasl.password, sizeof a->sasl.password);
 }
 
@@ -163,6 +164,7 @@ static void record_step(struct session *s, enum smtpd_login_step step, store_don
     struct session_auth *a = s->auth;
     a->rec.step = step;
     a->rec.user_id = a->user.id;
+    a->rec.auth = &a->auth;
     if (s->srv->backend.login_record(s->srv->backend.arg, &a->rec, done, s) != 0) {
         log_warn("cannot record the login from [%s]: shutting down", s->ip);
         auth_fail(s, REPLY_TEMPFAIL);
@@ -250,7 +252,7 @@ static void begin_done(int rc, void *arg)
         record_step(s, SMTPD_LOGIN_FAILED, failed_done);
         return;
     } else {
-        a->found = rc == STORE_OK && a->user.pw_hash[0];
+        a->found = rc == STORE_OK;
         a->work.run = check_run;
         a->work.done = check_done;
         if (s->srv->work && smtpd_work_submit(s->srv->work, &a->work) == 0)

@@ -94,7 +94,7 @@ static int login_job_run(struct store *st, struct blobstore *bs, void *arg)
     struct login_job *j = arg;
     struct smtpd_login *l = j->l;
     if (l->step == SMTPD_LOGIN_SUCCEEDED)
-        return directory_login_attempt_succeeded(st, l->user_id, &l->attempt);
+        return directory_login_succeeded(st, l->user_id, &l->attempt, l->auth, l->now);
     if (l->step == SMTPD_LOGIN_FAILED)
         return directory_login_attempt_failed(st, &l->attempt);
     int r = directory_login_attempt_begin(st, &directory_lockout_default, j->login, j->ip, l->now, &l->attempt);

@@ -50,6 +50,7 @@ struct smtpd_login {
     const char *ip;
     int64_t now;
     int64_t user_id; /* SUCCEEDED: whose failures go */
+    const struct directory_auth *auth; /* SUCCEEDED: a directory password to cache (may be NULL) */
     /* BEGIN's answer (written by the job, read in done): */
     int gate; /* enum directory_login_gate */
     struct directory_login_attempt attempt;

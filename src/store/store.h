@@ -653,4 +653,85 @@ int store_password_reset_request_count(struct store *st, const char *client_addr
                                        unsigned *count);
 int store_password_reset_request_purge(struct store *st, int64_t before);
 
+/* ------------------------------------------------------------------ LDAP */
+
+/*
+ * LDAP / Active Directory records (store_ldap.c, migration 7): per domain the
+ * directory's settings and the last sync's report; per user made by the sync
+ * its DN, the cached argon2id hash of the last password the directory
+ * accepted, and whether the sync suspended it; aliases the sync made; every
+ * user's last successful login. What a sync does is directory's.
+ */
+
+struct store_ldap_settings {
+    int64_t domain_id;
+    char url[512];           /* ldap://host[:port] or ldaps://host[:port] */
+    char bind_dn[1024];
+    char bind_password[512]; /* a secret: never logged, never shown */
+    char base[1024];
+    char filter[1024];
+    int64_t interval;        /* seconds between periodic syncs */
+    int starttls;            /* ldap:// with StartTLS */
+    int64_t updated;
+};
+/* STORE_NOTFOUND: the domain has no directory. */
+int store_ldap_settings_get(struct store *st, int64_t domain_id, struct store_ldap_settings *out);
+/* Creates or replaces. STORE_NOTFOUND: no such domain. */
+int store_ldap_settings_set(struct store *st, const struct store_ldap_settings *s);
+int store_ldap_settings_list(struct store *st, int (*cb)(const struct store_ldap_settings *, void *), void *arg);
+
+#define STORE_LDAP_ERRORS_MAX 4096 /* the report's error lines, cut there */
+
+struct store_ldap_report {
+    int64_t domain_id;
+    int64_t at;          /* when the sync ended; 0: never ran */
+    int ok;              /* 0: failed, nothing changed */
+    int64_t duration_ms;
+    unsigned entries;    /* entries of the domain found */
+    unsigned added, updated, suspended, aliases, aliases_removed;
+    unsigned nerrors;
+    char errors[STORE_LDAP_ERRORS_MAX]; /* one reason a line */
+};
+int store_ldap_report_get(struct store *st, int64_t domain_id, struct store_ldap_report *out);
+int store_ldap_report_set(struct store *st, const struct store_ldap_report *r);
+
+struct store_ldap_user {
+    int64_t user_id;
+    char dn[1024];
+    char pw_cache[256];  /* argon2id, "" : never logged in while the directory answered */
+    int sync_suspended;
+};
+/* STORE_NOTFOUND: a local user (or none). */
+int store_ldap_user_get(struct store *st, int64_t user_id, struct store_ldap_user *out);
+/* Creates or replaces the row, keeping pw_cache when the row exists. */
+int store_ldap_user_set(struct store *st, int64_t user_id, const char *dn, int sync_suspended);
+int store_ldap_user_set_cache(struct store *st, int64_t user_id, const char *pw_hash);
+int store_ldap_user_set_suspended(struct store *st, int64_t user_id, int sync_suspended);
+/* The directory users of a domain with their user rows. */
+int store_ldap_user_list(struct store *st, int64_t domain_id,
+                         int (*cb)(const struct store_user *, const struct store_ldap_user *, void *), void *arg);
+/* An alias made by the sync (from_ldap); the rules are the caller's. */
+int store_ldap_alias_add(struct store *st, int64_t user_id, const char *alias);
+/* The aliases the sync made for a user. */
+int store_ldap_alias_list(struct store *st, int64_t user_id, int (*cb)(const char *alias, void *), void *arg);
+
+/* Records a successful login. */
+int store_user_set_last_login(struct store *st, int64_t user_id, int64_t at);
+
+/* What readiness needs of a user, without any hash. */
+struct store_user_readiness {
+    int64_t user_id, domain_id;
+    char email[ADDR_MAX + 1];
+    int has_password;    /* a local password hash is set */
+    int active, suspended;
+    int64_t last_login;  /* 0: never */
+    int ldap;            /* made by the directory sync */
+    int ldap_cached;     /* a cached directory password */
+    int sync_suspended;
+};
+/* Users of a domain (domain_id), else of a customer (customer_id), else all;
+ * by address. */
+int store_user_readiness_list(struct store *st, int64_t domain_id, int64_t customer_id,
+                              int (*cb)(const struct store_user_readiness *, void *), void *arg);
+
 #endif

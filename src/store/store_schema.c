@@ -13,7 +13,8 @@
  * 1: directory, queue, blob references. 2: continuity (domain state, events,
  * mailboxes). 3: webmail sessions and login failures. 4: password policies and
  * password reset tokens. 5: the archive (entries, participants, an FTS5
- * index, legal holds) and the audit trail.
+ * index, legal holds) and the audit trail. 6: pending login attempts, operator
+ * holds. 7: LDAP settings, sync reports, directory users, last login.
  *
  * Addresses and domain names are stored lower-case and compared with COLLATE
  * NOCASE (ASCII folding, like util/addr.h), so a lookup by any spelling hits the
@@ -298,6 +299,49 @@ static const struct migration migrations[] = {
       * is the operator's tool, so its holds are the operator's. */
      "ALTER TABLE archive_holds ADD COLUMN by_operator INTEGER NOT NULL DEFAULT 0;"
      "UPDATE archive_holds SET by_operator = 1 WHERE created_by LIKE 'lifeboatctl%';"},
+
+    {7, "LDAP / Active Directory: settings and last report per domain, directory users, last login",
+     /* The directory a domain's users come from. The bind password must be
+      * usable to bind, so it is kept as given (the database is the daemon's
+      * alone, mode 0700) and never handed out by lifeboatctl or the API. */
+     "CREATE TABLE ldap_settings ("
+     "  domain_id INTEGER PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,"
+     "  url TEXT NOT NULL,"
+     "  bind_dn TEXT NOT NULL DEFAULT '',"
+     "  bind_password TEXT NOT NULL DEFAULT '',"
+     "  base TEXT NOT NULL,"
+     "  filter TEXT NOT NULL,"
+     "  interval INTEGER NOT NULL,"
+     "  starttls INTEGER NOT NULL DEFAULT 0,"
+     "  updated INTEGER NOT NULL);"
+     /* The last sync of each domain, for the panel and ldap status. */
+     "CREATE TABLE ldap_reports ("
+     "  domain_id INTEGER PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,"
+     "  at INTEGER NOT NULL,"
+     "  ok INTEGER NOT NULL,"
+     "  duration_ms INTEGER NOT NULL DEFAULT 0,"
+     "  entries INTEGER NOT NULL DEFAULT 0,"
+     "  added INTEGER NOT NULL DEFAULT 0,"
+     "  updated INTEGER NOT NULL DEFAULT 0,"
+     "  suspended INTEGER NOT NULL DEFAULT 0,"
+     "  aliases INTEGER NOT NULL DEFAULT 0,"
+     "  aliases_removed INTEGER NOT NULL DEFAULT 0,"
+     "  nerrors INTEGER NOT NULL DEFAULT 0,"
+     "  errors TEXT NOT NULL DEFAULT '');"
+     /* A user made by the sync (a user without a row is local): the entry's
+      * DN to bind as at login, the argon2id hash of the last password the
+      * directory accepted (the fallback while it cannot be reached), and
+      * whether the sync suspended the user (so only such a suspension is
+      * lifted when the entry comes back). */
+     "CREATE TABLE ldap_users ("
+     "  user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+     "  dn TEXT NOT NULL,"
+     "  pw_cache TEXT NOT NULL DEFAULT '',"
+     "  sync_suspended INTEGER NOT NULL DEFAULT 0);"
+     /* Aliases the sync made: the ones it may take away again. */
+     "ALTER TABLE aliases ADD COLUMN from_ldap INTEGER NOT NULL DEFAULT 0;"
+     /* Every successful login (webmail, submission), for readiness. */
+     "ALTER TABLE users ADD COLUMN last_login INTEGER NOT NULL DEFAULT 0;"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -35,6 +35,13 @@ ROUTES = [
     ("GET", "domains/{domain}", None),
     ("PATCH", "domains/{domain}", {"recipient_check": True}),
     ("PUT", "domains/{domain}/continuity", {"enabled": False}),
+    # the domain's directory (http_admin_ldap.c; test_ldap.py has a real slapd): nobody listens on
+    # port 9, so the test and the sync answer 200 with "ok": false
+    ("GET", "domains/{domain}/ldap", None),
+    ("PUT", "domains/{domain}/ldap", {"url": "ldap://127.0.0.1:9", "base": "dc=walk,dc=test"}),
+    ("POST", "domains/{domain}/ldap/test", None),
+    ("POST", "domains/{domain}/ldap/sync", None),
+    ("GET", "readiness?domain={domain}", None),
     ("GET", "users", None),
     ("POST", "users", {"email": "new-{tag}@{domain}", "active": True}),
     ("GET", "users/{user}", None),

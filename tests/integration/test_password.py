@@ -164,7 +164,7 @@ def test_change_needs_session_csrf_and_fields(web):  # noqa: F811
 def test_ctl_policy_set_show_and_user_passwords(web):  # noqa: F811
     assert web.ctl_json("policy", "show", "acme") == {
         "customer": "acme", "min_length": 8, "upper": False, "lower": False, "digit": False, "special": False,
-        "default": True}
+        "default": True, "text": "at least 8 characters"}
     cp = web.ctl_ok("policy", "show", "acme")
     assert cp.stdout == "password policy of customer acme: at least 8 characters (the defaults)\n"
     cp = web.ctl_ok("policy", "set", "acme", "--min-length", "12", "--upper", "--digit")
@@ -173,7 +173,7 @@ def test_ctl_policy_set_show_and_user_passwords(web):  # noqa: F811
     cp = web.ctl_ok("policy", "set", "acme", "--no-upper", "--special")
     assert web.ctl_json("policy", "show", "acme") == {
         "customer": "acme", "min_length": 12, "upper": False, "lower": False, "digit": True, "special": True,
-        "default": False}
+        "default": False, "text": "at least 12 characters, with a digit and a special character"}
     assert web.ctl_json("policy", "show", "globex")["default"] is True
 
     # Bad usage: 2; refused: 1.
