@@ -5,7 +5,7 @@
 // "Sync now" (POST domains/D/ldap/sync) and the last sync's report.
 
 import {
-  alertBox, field, fmtTime, h, plural, uid,
+  alertBox, check, field, fmtTime, h, plural, uid,
 } from './dom.js';
 import {
   adminApi, domainPicker, enc, fail, say,
@@ -60,7 +60,8 @@ async function load() {
   ui.filter.value = s.filter || '';
   ui.interval.value = s.interval_text || durationText(s.interval);
   ui.password.value = '';
-  hasPassword = Boolean(s.bind_password_set ?? s.has_bind_password ?? s.url);
+  ui.starttls.checked = Boolean(s.starttls);
+  hasPassword = Boolean(s.bind_password_set);
   ui.password.placeholder = hasPassword ? '(unchanged)' : '';
   renderReport(s.last_sync || s.report || r?.last_sync || null, 'Last sync');
 }
@@ -72,6 +73,7 @@ function settingsBody() {
     base: ui.base.value.trim(),
     filter: ui.filter.value.trim(),
     interval: ui.interval.value.trim(),
+    starttls: ui.starttls.checked,
   };
   if (ui.password.value) body.bind_password = ui.password.value;
   if (!body.filter) delete body.filter;
@@ -106,10 +108,14 @@ async function testConnection() {
   ui.test.disabled = true;
   try {
     const r = await adminApi('POST', `domains/${enc(domain)}/ldap/test`);
-    const n = r?.entries ?? r?.users;
-    ui.result.textContent = r?.ok === false
-      ? `The directory did not answer as expected: ${r.error || r.message || 'no reason given'}.`
-      : `Connected and signed in to the directory${Number.isFinite(n) ? `; ${plural(n, 'user')} found` : ''}.`;
+    const n = r?.users ?? r?.entries;
+    if (r?.ok === false) {
+      ui.result.textContent = '';
+      ui.error.show(`The directory did not answer as expected: ${r.error || r.reason || 'no reason given'}.`);
+    } else {
+      ui.result.textContent =
+        `Connected and signed in to the directory${Number.isFinite(n) ? `; ${plural(n, 'user')} found` : ''}.`;
+    }
   } catch (e) {
     ui.result.textContent = '';
     fail(e, ui.error);
@@ -124,8 +130,16 @@ async function syncNow() {
   ui.sync.disabled = true;
   try {
     const r = await adminApi('POST', `domains/${enc(domain)}/ldap/sync`);
-    ui.result.textContent = 'Sync finished.';
-    renderReport(r?.report || r, 'This sync');
+    const report = r?.report || r;
+    renderReport(report, 'This sync');
+    if (report?.ok === false) {
+      ui.result.textContent = '';
+      const first = Array.isArray(report.errors) && report.errors.length ? report.errors[0] : null;
+      const why = typeof first === 'string' ? first : first?.error || first?.message || '';
+      ui.error.show(`The sync failed${why ? `: ${why}` : ''}.`);
+    } else {
+      ui.result.textContent = 'Sync finished.';
+    }
   } catch (e) {
     ui.result.textContent = '';
     fail(e, ui.error);
@@ -142,7 +156,9 @@ export default {
     ui.error = alertBox();
     ui.picker = domainPicker(() => load().catch((e) => fail(e, ui.error)));
     const urlF = field('Directory URL', { type: 'text', spellcheck: false, placeholder: 'ldaps://dc1.example.com' },
-      'ldaps:// for TLS from the start; ldap:// uses StartTLS when the server offers it.');
+      'ldaps:// for TLS from the start; with ldap://, tick StartTLS below.');
+    const tls = check('Use StartTLS (for an ldap:// URL)');
+    ui.starttls = tls.control;
     const dnF = field('Bind DN', { type: 'text', spellcheck: false, placeholder: 'CN=lifeboat,OU=Service,DC=example,DC=com' });
     const pwF = field('Bind password', { type: 'password', autocomplete: 'new-password' },
       'Kept by the server and never shown again; leave empty to keep the current one.');
@@ -166,7 +182,7 @@ export default {
           'are suspended, never deleted. Sign-ins are checked against the directory, and against the password ' +
           'kept from the last good sign-in when it cannot be reached.'),
         h('form', { class: 'settings', novalidate: true, onsubmit: save },
-          urlF, dnF, pwF, baseF, filterF, intF,
+          urlF, tls, dnF, pwF, baseF, filterF, intF,
           h('div', { class: 'buttons' }, ui.save, ui.test, ui.sync)),
         ui.result),
       h('section', { class: 'card', 'aria-labelledby': 'ldap-report' },
