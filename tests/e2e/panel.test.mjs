@@ -337,6 +337,8 @@ describe('the control panel of issue 11', () => {
     assert.equal(p.digit, true);
     // The user dialog shows it and the server enforces it.
     await goTo('Users');
+    await page.getByLabel('Search users').fill('dave');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
     await page.locator('#page-users').getByRole('button', { name: DAVE }).click();
     const dlg = dialog();
     await dlg.getByText('Password policy: At least 12 characters, with a digit.').filter({ visible: true }).waitFor();
