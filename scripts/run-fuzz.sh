@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build-fuzz}
 time=${FUZZ_TIME:-20}
 jobs=${FUZZ_JOBS:-$(nproc)}
-all="smtp_parse smtp_data smtp_sasl mail_sanitize mail_view mail_archive_text util_config http_request"
+all="smtp_parse smtp_data smtp_sasl mail_sanitize mail_view mail_archive_text util_config http_request csv_import"
 targets=${FUZZ_TARGETS:-$all}
 
 # Inputs longer than this are cut (libFuzzer's -max_len): the sizes where each

@@ -28,6 +28,7 @@ struct command {
 static const struct command commands[] = {
     {"customer", "add", ctl_customer_add, "NAME"},
     {"customer", "list", ctl_customer_list, "[--json]"},
+    {"customer", "del", ctl_customer_del, "NAME"},
     {"subscription", "start", ctl_subscription_start, "CUSTOMER [--months N]"},
     {"subscription", "cancel", ctl_subscription_cancel, "CUSTOMER"},
     {"domain", "add", ctl_domain_add, "DOMAIN --customer NAME --route HOST[:PORT][,HOST[:PORT]...]"},
@@ -35,6 +36,7 @@ static const struct command commands[] = {
      "DOMAIN [--route ...] [--recipient-check on|off] [--outbound-from CIDR,...] [--webhook URL] "
      "[--dkim-selector S --dkim-key FILE]"},
     {"domain", "list", ctl_domain_list, "[--json]"},
+    {"domain", "del", ctl_domain_del, "DOMAIN [--force] [--json]"},
     {"continuity", "enable", ctl_continuity_enable, "DOMAIN [--outgoing-to-own-server]"},
     {"continuity", "disable", ctl_continuity_disable, "DOMAIN"},
     {"continuity", "status", ctl_continuity_status, "[DOMAIN] [--json]"},
@@ -46,6 +48,8 @@ static const struct command commands[] = {
     {"user", "del", ctl_user_del, "EMAIL"},
     {"user", "list", ctl_user_list, "[--domain D] [--json]"},
     {"user", "readiness", ctl_user_readiness, "[--domain D | --customer C] [--json]"},
+    {"user", "import", ctl_user_import, "FILE.csv|- --domain D [--json]"},
+    {"user", "unlock", ctl_user_unlock, "EMAIL"},
     {"alias", "add", ctl_alias_add, "EMAIL ALIAS"},
     {"alias", "del", ctl_alias_del, "ALIAS"},
     {"alias", "list", ctl_alias_list, "[EMAIL] [--json]"},

@@ -39,8 +39,10 @@ json_t *admin_domain_json(struct store *st, const struct store_domain *d);
 json_t *admin_domains(struct store *st, int64_t customer_id);
 
 /* {"email","name","role","domain","active","activated","suspended","password",
- * "alt_email","aliases":[...],"created"}: "active" is whether the user can log
- * in and receive continuity mail (activated and not suspended). */
+ * "alt_email","aliases":[...],"created","source":"local|ldap","last_login",
+ * "ready","not_ready":[reason codes]}: "active" is whether the user can log
+ * in and receive continuity mail (activated and not suspended); "ready"
+ * whether they could log in during an outage (readiness.c's reasons). */
 json_t *admin_user_json(struct store *st, const struct store_user *u);
 /* {"total","offset","limit","users":[...]} for a page of q. */
 json_t *admin_users(struct store *st, const struct store_user_query *q);

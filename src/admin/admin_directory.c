@@ -194,22 +194,42 @@ static int alias_add(const char *alias, const char *user_email, void *arg)
     return json_array_append_new(arg, admin_jstr(alias)) != 0;
 }
 
+/* The codes of the reasons a user is not ready for continuity ([] when ready). */
+static json_t *readiness_codes(const struct store_user_readiness *r)
+{
+    json_t *codes = json_array();
+    unsigned reasons = directory_readiness_reasons(r);
+    for (unsigned bit = 0; codes && bit < READINESS_REASONS; bit++) {
+        if (!(reasons & (1u << bit)))
+            continue;
+        struct directory_readiness_text t;
+        directory_readiness_describe(1u << bit, r, &t);
+        json_array_append_new(codes, json_string(t.code));
+    }
+    return codes;
+}
+
 json_t *admin_user_json(struct store *st, const struct store_user *u)
 {
     struct store_domain d;
+    struct store_user_readiness r;
     json_t *aliases = json_array();
     if (!aliases || store_domain_get_by_id(st, u->domain_id, &d) != STORE_OK ||
-        store_alias_list(st, u->id, alias_add, aliases) != STORE_OK) {
+        store_alias_list(st, u->id, alias_add, aliases) != STORE_OK ||
+        store_user_readiness_get(st, u->id, &r) != STORE_OK) {
         json_decref(aliases);
         return NULL;
     }
+    json_t *reasons = readiness_codes(&r);
     /* The hash itself never leaves the store: only whether there is one. */
-    return json_pack("{s:o, s:o, s:s, s:o, s:b, s:b, s:b, s:b, s:o, s:o, s:I}", "email", admin_jstr(u->email),
-                     "name", admin_jstr(u->name), "role", directory_role_name(u->role), "domain",
-                     admin_jstr(d.name), "active", u->active && !u->suspended, "activated", u->active,
+    return json_pack("{s:o, s:o, s:s, s:o, s:b, s:b, s:b, s:b, s:o, s:o, s:I, s:s, s:o, s:b, s:o}", "email",
+                     admin_jstr(u->email), "name", admin_jstr(u->name), "role", directory_role_name(u->role),
+                     "domain", admin_jstr(d.name), "active", u->active && !u->suspended, "activated", u->active,
                      "suspended", u->suspended, "password", u->pw_hash[0] != 0, "alt_email",
                      u->alt_email[0] ? admin_jstr(u->alt_email) : json_null(), "aliases", aliases, "created",
-                     (json_int_t)u->created);
+                     (json_int_t)u->created, "source", r.ldap ? "ldap" : "local", "last_login",
+                     admin_jtime(r.last_login), "ready", reasons && json_array_size(reasons) == 0, "not_ready",
+                     reasons);
 }
 
 struct user_rows {

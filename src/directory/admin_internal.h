@@ -22,6 +22,12 @@ int admin_canonical(const char *s, char *out, size_t outlen);
  * a customer name). */
 int admin_text_ok(const char *s, size_t maxlen);
 
+/* alias add's checks and the insert, inside the caller's transaction: the
+ * user (canonical address) must exist, the alias (canonical) be in a domain
+ * of the same customer and be nobody's address or alias yet. 0 or an enum
+ * directory_result with err. Also the CSV import's (user_import.c). */
+int admin_alias_add_locked(struct store *st, const char *user_email, const char *alias, char *err, size_t errlen);
+
 /* 0 if path holds a private key that DKIM signing can use (dkim.c), else -1
  * with the reason: domain set checks it so that a wrong file fails there. */
 int directory_dkim_key_file_check(const char *path, char *err, size_t errlen);

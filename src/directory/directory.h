@@ -575,4 +575,146 @@ struct directory_policy_changes {
 int directory_password_policy_set(struct store *st, const char *customer, const struct directory_policy_changes *ch,
                                   struct password_policy *result, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------- user import (CSV)
+ *
+ * `user import FILE.csv --domain D` and POST /api/v1/admin/users/import
+ * (SPEC.md "user import CSV"): a header line naming the columns (any order),
+ * then one user a line. csv_import.c reads the file (pure); user_import.c
+ * checks every line, skips and reports the bad ones by their line number, and
+ * imports the good ones in one transaction: all of them or, when the store
+ * fails, none. Existing users are updated, not duplicated. */
+
+#define CSV_IMPORT_BYTES_MAX (10u << 20) /* a larger file is refused whole */
+#define CSV_IMPORT_ROWS_MAX 50000u       /* users a file; more is refused whole */
+
+enum csv_import_column {
+    CSV_EMAIL = 0, /* required */
+    CSV_NAME,
+    CSV_ALT_EMAIL,
+    CSV_ALIASES,   /* separated by spaces (or commas) */
+    CSV_ROLE,      /* user, admin, operator */
+    CSV_ACTIVE,    /* yes or no */
+    CSV_PASSWORD,
+    CSV_NCOLUMNS
+};
+
+/* One record of the file. */
+struct csv_import_row {
+    unsigned line;                    /* the file line it starts on; the header is line 1 */
+    char *field[CSV_NCOLUMNS];        /* as written, unquoted (the caller may trim them in place);
+                                       * NULL: no such column in the file */
+    const char *error;                /* static text when the record cannot be read (then no fields) */
+};
+
+struct csv_import_file {
+    unsigned columns;            /* 1 << enum csv_import_column for each column of the header */
+    struct csv_import_row *rows; /* blank lines are not rows */
+    size_t nrows;
+    char *text;                  /* the fields point in here */
+    size_t textsize;             /* wiped when freed: it may hold passwords */
+};
+
+/* Reads a user import file (RFC 4180: quoted fields with commas, doubled
+ * quotes and line ends; CRLF, LF or CR line ends; a UTF-8 BOM skipped; blank
+ * lines ignored). 0, or -1 with err when the file as a whole is refused: too
+ * large, empty, more than CSV_IMPORT_ROWS_MAX users, a header with an unknown
+ * or repeated column or without email. A record that cannot be read (a stray
+ * quote, another number of fields than the header, a NUL, not UTF-8) is a row
+ * with its error. Free with csv_import_file_free. Pure. */
+int csv_import_parse(const char *buf, size_t len, struct csv_import_file *out, char *err, size_t errlen);
+void csv_import_file_free(struct csv_import_file *f);
+/* "email", "name", ... for an enum csv_import_column. */
+const char *csv_import_column_name(int column);
+/* Trims spaces and tabs around s in place; returns the first kept byte. */
+char *csv_import_trim(char *s);
+/* The next word of an aliases field (separated by spaces, tabs or commas)
+ * into out: 1, 0 at the end, -1 when it does not fit (pos moves past it). */
+int csv_import_next_word(const char **pos, char *out, size_t outlen);
+
+/* The report (SPEC: {"imported","updated","errors":[{"line","error"}]}). */
+#define DIRECTORY_IMPORT_ERROR_MAX 320
+struct directory_import_error {
+    unsigned line;
+    char error[DIRECTORY_IMPORT_ERROR_MAX];
+};
+struct directory_import_report {
+    unsigned imported, updated;
+    struct directory_import_error *errors; /* by line */
+    size_t nerrors;
+};
+
+/*
+ * The import in two steps, so that the argon2id hashing (tens of ms a
+ * password) is done before the transaction and the store's write lock is
+ * held only for the rows:
+ *
+ * directory_import_prepare reads the file and checks what needs no write
+ * lock: every value, duplicates within the file (the second one is reported),
+ * the password against the customer's policy; then hashes the passwords (a
+ * password equal to the user's current one keeps its hash: a re-import
+ * changes nothing and ends no session). max_role is the highest role the
+ * caller may give or touch (an admin: ROLE_ADMIN; lifeboatctl and operators:
+ * ROLE_OPERATOR). Returns 0 with *out, or an enum directory_result with err
+ * when nothing can be imported (DIR_NOTFOUND: domain not hosted; DIR_INVALID:
+ * the file as a whole). On a read connection of any thread.
+ *
+ * directory_import_apply imports the lines that passed, in one transaction
+ * (a savepoint inside a caller's: a writer job), each line in a savepoint of
+ * its own: a line the store's rules refuse (an alias someone else has, an
+ * address that is an alias, a user changed meanwhile) is reported and
+ * skipped; a store failure rolls everything back (DIR_STORE, the counts
+ * zero). New users get the columns given (inactive unless active=yes, role
+ * user unless given); existing users get the columns present changed (an
+ * empty name, alt_email or aliases clears it; an empty role, active or
+ * password leaves it); aliases given replace the user's aliases.
+ */
+struct directory_import;
+int directory_import_prepare(struct store *st, const char *domain, const char *csv, size_t len, int max_role,
+                             struct directory_import **out, char *err, size_t errlen);
+int directory_import_apply(struct store *st, struct directory_import *imp, char *err, size_t errlen);
+/* The report so far (after apply: the whole of it, errors sorted by line). */
+const struct directory_import_report *directory_import_report(const struct directory_import *imp);
+/* Its JSON (a jansson json_t *, the caller's reference), NULL when out of memory. */
+struct json_t *directory_import_report_json(const struct directory_import_report *r);
+void directory_import_free(struct directory_import *imp);
+/* Both steps on one connection (lifeboatctl). */
+int directory_user_import(struct store *st, const char *domain, const char *csv, size_t len, int max_role,
+                          struct directory_import **out, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- unlock, deletions */
+
+/* user unlock: forgets the login failures of the user (by address or alias),
+ * under their account key and under the names they log in with, so the next
+ * login is checked at once. Failures counted per client address stay (they
+ * are about the address, not the user). */
+int directory_user_unlock(struct store *st, const char *email, char *err, size_t errlen);
+
+/* What a domain deletion removed (or, refused, what stood in the way). */
+struct directory_domain_del_counts {
+    unsigned users, aliases;  /* the domain's users; aliases in or of the domain */
+    unsigned mailbox;         /* continuity mailbox entries of its users */
+    unsigned queued;          /* recipients in the domain still queued or held */
+    unsigned waiting;         /* mailbox entries waiting for re-delivery */
+};
+/* domain del: refused (DIR_REFUSED) while mail is queued or held for the
+ * domain or continuity mailbox entries wait for re-delivery, unless force.
+ * Deletes the domain with its settings and event timeline, its users (their
+ * aliases, continuity mailboxes, sessions, login failures) and every alias in
+ * the domain; with force also the queued and held copies for it (dropped from
+ * the queue, not bounced: the domain is no longer ours to answer for). The
+ * archive keeps its entries for the retention window, and mail the domain's
+ * users sent that is still queued for other domains is still delivered.
+ * counts (may be NULL). */
+int directory_domain_del(struct store *st, const char *domain, int force, struct directory_domain_del_counts *counts,
+                         char *err, size_t errlen);
+/* {"domain","users","aliases","mailbox","dropped_queued","dropped_waiting"}
+ * (a jansson json_t *), what lifeboatctl --json and the API answer; NULL when
+ * out of memory. */
+struct json_t *directory_domain_del_json(const char *domain, const struct directory_domain_del_counts *c);
+/* customer del: refused (DIR_REFUSED) while the customer has domains, or
+ * archived mail or legal holds (kept for the retention window; the customer
+ * can go once `archive purge` has removed them). Deletes the customer and
+ * its password policy. */
+int directory_customer_del(struct store *st, const char *name, char *err, size_t errlen);
+
 #endif

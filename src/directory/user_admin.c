@@ -223,9 +223,8 @@ int directory_user_del(struct store *st, const char *email, char *err, size_t er
     return admin_end(st, rc, err, errlen);
 }
 
-/* The checks of alias add, inside the transaction. */
-static int alias_add_locked(struct store *st, const char *user_email, const char *alias, char *err,
-                            size_t errlen)
+/* The checks of alias add, inside the transaction (admin_internal.h). */
+int admin_alias_add_locked(struct store *st, const char *user_email, const char *alias, char *err, size_t errlen)
 {
     struct store_user u, other;
     struct store_domain user_domain, alias_domain;
@@ -275,7 +274,7 @@ int directory_alias_add(struct store *st, const char *user_email, const char *al
         return -1;
     if (admin_begin(st, err, errlen) != 0)
         return DIR_STORE;
-    int rc = alias_add_locked(st, user_c, alias_c, err, errlen);
+    int rc = admin_alias_add_locked(st, user_c, alias_c, err, errlen);
     return admin_end(st, rc, err, errlen);
 }
 

@@ -603,5 +603,10 @@ void http_h_admin_ldap_put(struct http_request *req, struct http_reply *rep);
 void http_h_admin_ldap_sync(struct http_request *req, struct http_reply *rep);
 void http_h_admin_ldap_test(struct http_request *req, struct http_reply *rep);
 void http_h_admin_readiness(struct http_request *req, struct http_reply *rep);
+/* http_admin_import.c: user import, unlock, domain and customer deletion. */
+void http_h_admin_users_import(struct http_request *req, struct http_reply *rep);
+void http_h_admin_user_unlock(struct http_request *req, struct http_reply *rep);
+void http_h_admin_domain_del(struct http_request *req, struct http_reply *rep);
+void http_h_admin_customer_del(struct http_request *req, struct http_reply *rep);
 
 #endif

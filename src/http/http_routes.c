@@ -69,6 +69,12 @@ const struct http_route http_routes[] = {
     {HTTP_POST, "/api/v1/admin/domains/:s/ldap/sync", http_h_admin_ldap_sync, ROUTE_ADMIN, HTTP_JSON_MAX},
     {HTTP_POST, "/api/v1/admin/domains/:s/ldap/test", http_h_admin_ldap_test, ROUTE_ADMIN, HTTP_JSON_MAX},
     {HTTP_GET, "/api/v1/admin/readiness", http_h_admin_readiness, ROUTE_ADMIN, 0},
+    /* Import, unlock and the operator's deletions (http_admin_import.c). The
+     * import's body is CSV (checked by the handler), up to the import's limit. */
+    {HTTP_POST, "/api/v1/admin/users/import", http_h_admin_users_import, ROUTE_ADMIN, CSV_IMPORT_BYTES_MAX},
+    {HTTP_POST, "/api/v1/admin/users/:s/unlock", http_h_admin_user_unlock, ROUTE_ADMIN, 0},
+    {HTTP_DELETE, "/api/v1/admin/domains/:s", http_h_admin_domain_del, ROUTE_OPERATOR, 0},
+    {HTTP_DELETE, "/api/v1/admin/customers/:s", http_h_admin_customer_del, ROUTE_OPERATOR, 0},
     /* The web app's files (web/, http_static.c): the two pages, the top
      * files, and any plain file of the allow-listed folders js/ and admin/,
      * so a new module needs no change here. Nothing else is served. */

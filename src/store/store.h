@@ -127,6 +127,21 @@ int store_user_del(struct store *st, int64_t id);
 int store_user_list(struct store *st, int64_t domain_id, int (*cb)(const struct store_user *, void *),
                     void *arg);
 
+/* Deleting a domain or a customer (store_directory_del.c); the rules are
+ * directory's. Recipients in the domain still queued (held or not). */
+int store_rcpt_pending_domain(struct store *st, const char *domain, unsigned *count);
+/* Makes them final (RCPT_DELETED, last_reply = reason) and releases the
+ * messages that have nothing pending left. *dropped (may be NULL). */
+int store_rcpt_drop_domain(struct store *st, const char *domain, const char *reason, unsigned *dropped);
+/* Deletes the domain and its event timeline; its users must be gone.
+ * STORE_NOTFOUND: no such domain. */
+int store_domain_del(struct store *st, int64_t id);
+/* Deletes the customer (and its password policy); its domains, archive
+ * entries and holds must be gone. STORE_NOTFOUND: no such customer. */
+int store_customer_del(struct store *st, int64_t id);
+/* The customer's archive entries and the oldest one's received time (0: none). */
+int store_archive_count_customer(struct store *st, int64_t customer_id, uint64_t *count, int64_t *oldest);
+
 /* Aliases map an extra address (any hosted domain) to one user. */
 /* A page of the users of a customer and/or domain (0: any) whose address,
  * name or one of whose aliases contains text (case-insensitive for ASCII; ""
@@ -729,6 +744,8 @@ struct store_user_readiness {
     int ldap_cached;     /* a cached directory password */
     int sync_suspended;
 };
+/* One user's (STORE_NOTFOUND if none). */
+int store_user_readiness_get(struct store *st, int64_t user_id, struct store_user_readiness *out);
 /* Users of a domain (domain_id), else of a customer (customer_id), else all;
  * by address. */
 int store_user_readiness_list(struct store *st, int64_t domain_id, int64_t customer_id,

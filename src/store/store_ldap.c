@@ -318,14 +318,35 @@ static int readiness_each(sqlite3_stmt *s, void *ctx)
     return e->cb(&r, e->arg);
 }
 
-int store_user_readiness_list(struct store *st, int64_t domain_id, int64_t customer_id,
-                              int (*cb)(const struct store_user_readiness *, void *), void *arg)
-{
-    /* Only whether a hash is there leaves the database, never the hash. */
+/* Only whether a hash is there leaves the database, never the hash. */
 #define READINESS_SELECT                                                                                     \
     "SELECT u.id, u.domain_id, u.email, u.pw_hash <> '', u.active, u.suspended, u.last_login,"               \
     " l.user_id IS NOT NULL, coalesce(l.pw_cache, '') <> '', coalesce(l.sync_suspended, 0)"                   \
     " FROM users u LEFT JOIN ldap_users l ON l.user_id = u.id"
+
+static int readiness_copy(const struct store_user_readiness *r, void *arg)
+{
+    *(struct store_user_readiness *)arg = *r;
+    return 0;
+}
+
+int store_user_readiness_get(struct store *st, int64_t user_id, struct store_user_readiness *out)
+{
+    static const char sql[] = READINESS_SELECT " WHERE u.id = ?1";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, user_id);
+    memset(out, 0, sizeof *out);
+    out->user_id = -1;
+    struct readiness_each e = {readiness_copy, out};
+    int rc = stmt_each(st, sql, s, readiness_each, &e, "user readiness");
+    return rc == STORE_OK && out->user_id != user_id ? STORE_NOTFOUND : rc;
+}
+
+int store_user_readiness_list(struct store *st, int64_t domain_id, int64_t customer_id,
+                              int (*cb)(const struct store_user_readiness *, void *), void *arg)
+{
     static const char sql_domain[] = READINESS_SELECT " WHERE u.domain_id = ?1 ORDER BY u.email";
     static const char sql_customer[] = READINESS_SELECT
         " JOIN domains d ON d.id = u.domain_id WHERE d.customer_id = ?1 ORDER BY u.email";

@@ -48,6 +48,8 @@ ROUTES = [
     ("PATCH", "users/{user}", {"name": "Walked"}),
     ("POST", "users/{user}/aliases", {"alias": "al-{tag}@{domain}"}),
     ("DELETE", "users/{user}/aliases/{alias}", None),
+    ("POST", "users/import?domain={domain}", "email,name\nimported-{tag}@{domain},Imported\n"),  # text/csv
+    ("POST", "users/{user}/unlock", None),
     ("GET", "policy", None),
     ("PUT", "policy", {"min_length": 8}),
     ("GET", "archive/holds", None),
@@ -55,12 +57,15 @@ ROUTES = [
     ("DELETE", "archive/holds?user={user}", None),
     ("GET", "audit", None),
     ("DELETE", "users/{user}", None),
+    ("DELETE", "domains/{newdomain}", None),
+    ("DELETE", "customers/{customer}", None),
 ]
 
 # Routes that name an object of the customer in their path (another customer's admin: 404).
 NAMES_OBJECT = re.compile(r"\{(customer|domain|user|alias)\}")
 OPERATOR_ONLY = {("POST", "customers"), ("POST", "customers/{customer}/subscription"),
-                 ("DELETE", "customers/{customer}/subscription"), ("POST", "domains")}
+                 ("DELETE", "customers/{customer}/subscription"), ("POST", "domains"),
+                 ("DELETE", "domains/{newdomain}"), ("DELETE", "customers/{customer}")}
 
 
 def route_table():
@@ -116,16 +121,21 @@ def fill(value, names):
 
 def call(c, method, pattern, body, names):
     path = A + "/" + pattern.format(**{k: quote(v, safe="@") for k, v in names.items()})
+    if isinstance(body, str):  # a CSV upload
+        return c.request(method, path, raw_body=fill(body, names).encode(), headers={"Content-Type": "text/csv"})
     return c.request(method, path, fill(body, names) if body is not None else None)
 
 
 ACME = {"customer": "acme", "domain": "acme.test", "user": "bob@acme.test", "alias": "sales@acme.test",
-        "tag": "x"}
+        "tag": "x", "newdomain": "acme.test"}
 
 
 def acme_state(lb):
     """What the walks of the roles that may not touch acme must leave as it was."""
-    return (lb.ctl_json("user", "list", "--domain", "acme.test"), lb.ctl_json("domain", "list"),
+    # (logging in to try the routes moves last_login and readiness: not a change by the routes)
+    users = [{k: v for k, v in u.items() if k not in ("last_login", "ready", "not_ready")}
+             for u in lb.ctl_json("user", "list", "--domain", "acme.test")]
+    return (users, lb.ctl_json("domain", "list"),
             lb.ctl_json("customer", "list"), lb.ctl_json("policy", "show", "acme"),
             lb.ctl_json("archive", "holds"))
 
@@ -168,7 +178,7 @@ def test_this_customers_admin_and_an_operator_are_allowed(lb, who):
     lb.ctl_ok("user", "add", f"walk-{tag}@acme.test", "--activate")
     lb.ctl_ok("alias", "add", f"walk-{tag}@acme.test", f"walk-alias-{tag}@acme.test")
     names = {"customer": f"walk-{tag}", "domain": "acme.test", "user": f"walk-{tag}@acme.test",
-             "alias": f"walk-alias-{tag}@acme.test", "tag": tag}
+             "alias": f"walk-alias-{tag}@acme.test", "tag": tag, "newdomain": f"{tag}.walk.test"}
     c = login(lb, who)
     operator = who.startswith("oscar")
     for method, pattern, body in ROUTES:
@@ -213,8 +223,12 @@ def test_users_crud_with_the_directorys_rules(lb):
         ("dora@acme.test", "Dora", "user", True, "dora@home.example", True)
     assert "pw_hash" not in r.body.decode() and "argon2" not in r.body.decode()
     assert ann.request("POST", f"{A}/users", {"email": "dora@acme.test"}).json["code"] == "exists"
-    # she can log in with it
+    assert (u["source"], u["last_login"], u["ready"], u["not_ready"]) == \
+        ("local", None, False, ["never_logged_in"])
+    # she can log in with it, and then she is ready for an outage
     assert Client(lb.http_port).login("dora@acme.test", "long enough 1").status == 200
+    u = ann.request("GET", f"{A}/users/dora@acme.test").json
+    assert u["last_login"] and u["ready"] is True and u["not_ready"] == []
     # an address outside the admin's domains: as unknown
     r = ann.request("POST", f"{A}/users", {"email": "x@globex.test"})
     assert r.status == 404
