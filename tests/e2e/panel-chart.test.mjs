@@ -40,10 +40,16 @@ test('sparse minutes are zero-filled on a grid that ends with the current minute
 });
 
 test('the server\'s "from" decides the grid; unix minutes are read as minutes', () => {
-  const from = LAST - 3 * 3600;
-  const s = minuteSeries({ from, minutes: [{ t: from / 60 + 5, redelivered: 4 }] }, { hours: 24, now: 0 });
-  assert.equal(s.start, from);
-  assert.equal(s.counts.redelivered[5], 4);
+  // The server's window starts 24 hours before its current minute, which ends the grid.
+  const from = LAST - 24 * 3600;
+  const s = minuteSeries({
+    from,
+    minutes: [{ t: from / 60 + 5, redelivered: 4 }, { t: LAST, diverted: 1 }, { t: from, accepted: 7 }],
+  }, { hours: 24, now: 0 });
+  assert.equal(s.start, from + 60);
+  assert.equal(s.counts.redelivered[4], 4);
+  assert.equal(s.counts.diverted[1439], 1, 'the current minute is the last');
+  assert.equal(s.totals.accepted, 0, 'the minute a day before is outside the last 24 hours');
   assert.equal(toSeconds(29_000_000), 29_000_000 * 60);
   assert.equal(toSeconds(LAST), LAST);
   assert.ok(Number.isNaN(toSeconds('x')));
@@ -76,8 +82,8 @@ test('hour marks every six hours, and sums per hour', () => {
   const marks = ticks(start, 1440, 720);
   assert.deepEqual(marks.map((m) => m.t - start), [3600, 3600 + 21600, 3600 + 43200, 3600 + 64800]);
   assert.equal(marks[0].x, 30);
-  const s = minuteSeries({ from: start, minutes: [{ t: start + 60, diverted: 2 }, { t: start + 3600 * 2 + 59 * 60, diverted: 1 }] },
-    { hours: 24 });
+  const s = minuteSeries({ minutes: [{ t: start + 60, diverted: 2 }, { t: start + 3600 * 2 + 59 * 60, diverted: 1 }] },
+    { hours: 24, now: start + 1439 * 60 + 30 });
   const rows = hourly(s);
   assert.equal(rows.length, 24);
   assert.deepEqual(rows.slice(0, 3).map((r) => r.diverted), [2, 0, 1]);

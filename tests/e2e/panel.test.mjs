@@ -245,7 +245,7 @@ describe('the control panel of issue 11', () => {
     const row = page.locator(`#page-queue tr[data-id="${qid}"]`);
     await row.waitFor();
     assert.match(await row.textContent(), /nobody@acme\.test/);
-    assert.match(await row.locator('.reply').textContent(), /^4\d\d/);
+    assert.match(await row.locator('.reply').textContent(), /451 4\.3\.0/);
     await clickSaid(row.getByRole('button', { name: `Hold message ${qid}` }), `Message ${qid} held.`);
     await row.getByText('Held').waitFor();
     assert.equal(lb.ctlJson(['queue', 'list']).find((m) => m.id === qid).held, true);

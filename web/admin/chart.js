@@ -23,16 +23,19 @@ export function toSeconds(t) {
 
 /**
  * The per-minute counts of stats ({"from", "minutes": [{"t", accepted, ...}]})
- * on a grid of hours*60 minutes: from stats.from when the server gives it
- * (its clock decides), else the hours before now (unix seconds).
+ * on a grid of hours*60 minutes that ends with the current minute: the
+ * server's clock decides when it names its window's start ("from", the
+ * minute `hours` before its current one: the grid ends `hours` after it),
+ * else the browser's (now, unix seconds).
  * Returns {start, minutes, counts: {key: number[]}, totals: {key: n}, max}.
  */
 export function minuteSeries(stats, { hours = 24, now = Date.now() / 1000, keys = SERIES.map((s) => s.key) } = {}) {
   const minutes = hours * 60;
   const from = toSeconds(stats?.from);
-  const start = Number.isFinite(from) && from > 0
-    ? Math.floor(from / 60) * 60
-    : Math.floor(now / 60) * 60 - (minutes - 1) * 60;
+  const last = Number.isFinite(from) && from > 0
+    ? Math.floor(from / 60) * 60 + hours * 3600
+    : Math.floor(now / 60) * 60;
+  const start = last - (minutes - 1) * 60;
   const counts = {};
   const totals = {};
   for (const k of keys) {
