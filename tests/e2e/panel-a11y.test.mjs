@@ -209,6 +209,7 @@ describe('the control panel: accessibility and phone-sized screens', () => {
     // The dashboard's chart fits, and axe is as happy on the small screen.
     await menu.click();
     await nav().getByRole('link', { name: 'Outage dashboard', exact: true }).click();
+    await page.locator('#page-dashboard svg.chart').waitFor();
     const box = await page.locator('#page-dashboard svg.chart').boundingBox();
     assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `the chart fits (${JSON.stringify(box)})`);
     assert.deepEqual(await axeProblems('phone dashboard'), []);

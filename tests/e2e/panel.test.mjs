@@ -250,7 +250,9 @@ describe('the control panel of issue 11', () => {
     await row.getByText('Held').waitFor();
     assert.equal(lb.ctlJson(['queue', 'list']).find((m) => m.id === qid).held, true);
     await clickSaid(row.getByRole('button', { name: `Release message ${qid}` }), `Message ${qid} released.`);
-    await clickSaid(page.getByRole('button', { name: 'Flush' }), 'Delivery of the queued mail is being tried now.');
+    await page.locator('#page-queue').getByLabel('Domain').selectOption('acme.test');
+    await row.waitFor();
+    await clickSaid(page.getByRole('button', { name: 'Flush' }), 'Delivery of the mail for acme.test is being tried now.');
     await clickSaid(row.getByRole('button', { name: `Delete message ${qid}` }), `Message ${qid} deleted.`);
     assert.match(dialogs.at(-1), new RegExp(`^Delete message ${qid}`));
     await row.waitFor({ state: 'detached' });
