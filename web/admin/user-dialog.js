@@ -13,7 +13,7 @@ import {
   alertBox, check, describePolicy, field, h, uid,
 } from './dom.js';
 import { adminApi, enc, errorText, fail, isOperator, say } from './ctx.js';
-import { lastLogin, statusText } from './user-status.js';
+import { lastLogin, readyText, statusText } from './user-status.js';
 
 const ui = {};
 let user = null; // the user being edited; null while adding
@@ -82,7 +82,7 @@ function fill(u) {
     h('dt', {}, 'Source'), h('dd', {}, u.source === 'ldap' ? 'LDAP directory' : 'Local'),
     h('dt', {}, 'Password'), h('dd', {}, u.password === undefined ? '—' : u.password ? 'Set' : 'None yet'),
     h('dt', {}, 'Last sign-in'), h('dd', {}, lastLogin(u)),
-    h('dt', {}, 'Ready for an outage'), h('dd', {}, u.ready === undefined ? '—' : u.ready ? 'Yes' : 'No'),
+    h('dt', {}, 'Ready for an outage'), h('dd', {}, readyText(u)),
   ]));
   if (!adding) ui.toggle.textContent = u.active ? 'Suspend' : 'Activate';
   ui.newPw.value = '';
