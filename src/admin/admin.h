@@ -6,7 +6,8 @@
  * Each view reads the store through the caller's connection and never shows
  * a secret: password hashes and bind passwords appear only as "is there one".
  * Views take the customer a caller may see (0: all, an operator's); the
- * rules that change things are directory.h's, not here.
+ * rules that change things are directory.h's (and the queue's store.h's),
+ * not here.
  */
 #ifndef LB_ADMIN_ADMIN_H
 #define LB_ADMIN_ADMIN_H
@@ -68,5 +69,58 @@ json_t *admin_ldap_list(struct store *st, int64_t customer_id);
 json_t *admin_readiness_user_json(const struct store_user_readiness *u, unsigned reasons);
 /* {"total","ready","users":[...]} of the domain, else the customer, else all. */
 json_t *admin_readiness(struct store *st, int64_t domain_id, int64_t customer_id);
+
+/* ---------------------------------------------------------------- continuity, statistics, queue (views_*.c) */
+
+/*
+ * The outage dashboard's and the queue page's views. Each builder returns
+ * STORE_OK with *out (a new reference the caller releases), or STORE_ERR (a
+ * store error or out of memory, logged) with *out NULL. Of the queue a
+ * customer sees the messages with a recipient in its share (store.h: its
+ * recipient domains, or everything it sent). Where lifeboatctl has always
+ * shown ISO 8601 ("since", "at") the epoch seconds stand beside it
+ * ("since_epoch", "at_epoch"); the statistics are in unix seconds.
+ */
+
+/* Hours a statistics view may cover (the store keeps STATS_RETENTION). */
+#define ADMIN_STATS_HOURS_DEFAULT 24
+#define ADMIN_STATS_HOURS_MAX (STATS_RETENTION / 3600)
+
+/* Continuity status, one row per domain (SPEC.md `continuity status --json`):
+ *   [{"domain","state","since","since_epoch","cause","held","waiting",
+ *     "redelivered","deleted","continuity","continuity_since",
+ *     "outgoing_to_own_server"}]
+ * state: normal|outage|recovering; since, continuity_since: ISO 8601 UTC or
+ * null. Of `only` (the caller checked it is in the scope) or of every domain
+ * in the scope, by name. */
+int admin_continuity_view(struct store *st, int64_t customer_id, const struct store_domain *only, json_t **out);
+
+/* The timeline, newest first, at most limit (0: all):
+ *   [{"id","domain","at","at_epoch","state","from","to","cause"}]
+ * state is the state entered (= to). Of one domain (domain_id, checked by the
+ * caller) or of every domain in the scope. */
+int admin_events_view(struct store *st, int64_t customer_id, int64_t domain_id, size_t limit, json_t **out);
+
+/* Mail per minute over the last `hours` before now (1..ADMIN_STATS_HOURS_MAX):
+ *   {"domain":NAME|null,"hours":H,"from":UNIX,
+ *    "minutes":[{"t":UNIX_MINUTE_START,"accepted","delivered","diverted",
+ *                "redelivered","deferred","bounced"}]}
+ * Sparse: only minutes in which something happened, oldest first; from is the
+ * first minute covered. Of `only`, or the scope's domains summed. What each
+ * counter counts: store.h, "statistics". */
+int admin_stats_view(struct store *st, int64_t customer_id, const struct store_domain *only, unsigned hours,
+                     int64_t now, json_t **out);
+
+/* The queue, oldest first (SPEC.md `queue list --json`):
+ *   [{"id","sender","recipients":[...],"attempts","next_attempt","last_reply",
+ *     "held","size","received","direction"}]
+ * recipients: the queued ones in the scope's share; attempts, next_attempt and
+ * last_reply summarise them (the most tried one's reply, the soonest next
+ * attempt); held: true when one of them is on hold; direction:
+ * inbound|outbound. */
+int admin_queue_view(struct store *st, int64_t customer_id, json_t **out);
+
+/* The names of the counters in the statistics (enum store_stat order). */
+const char *admin_stat_name(int counter);
 
 #endif

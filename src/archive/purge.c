@@ -10,6 +10,9 @@
  * short, so the SMTP sessions' commits that share the writer never wait long;
  * between batches other groups get their turn. The cut-off is fixed at the
  * start of a pass and logged at its end.
+ *
+ * The first batch of a pass also drops the per-minute statistics older than
+ * STATS_RETENTION (store.h): the one daily housekeeping pass serves both.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,7 @@ struct archive_purger {
     unsigned retention;  /* seconds; from the config, changed by reload */
     /* the pass in progress */
     int running;
+    int64_t now;         /* when the pass started */
     int64_t before;      /* entries received before this go */
     uint64_t batch_purged; /* written by the job (writer thread), read in done (loop) */
     uint64_t total;
@@ -49,6 +53,11 @@ static int purge_job(struct store *st, struct blobstore *bs, void *arg)
 {
     (void)bs;
     struct archive_purger *p = arg;
+    if (p->total == 0) { /* the pass's first batch (a pass goes on only after a full one) */
+        int rc = store_stats_purge(st, p->now - STATS_RETENTION, NULL);
+        if (rc != STORE_OK)
+            return rc;
+    }
     return store_archive_purge(st, p->before, ARCHIVE_PURGE_BATCH, &p->batch_purged);
 }
 
@@ -95,7 +104,8 @@ static void pass_start(evutil_socket_t fd, short what, void *arg)
     p->failed = 0;
     p->total = 0;
     p->batch_purged = 0;
-    p->before = time_now() - (int64_t)p->retention;
+    p->now = time_now();
+    p->before = p->now - (int64_t)p->retention;
     if (store_writer_submit(p->w, purge_job, batch_done, p) != 0)
         p->running = 0;
 }

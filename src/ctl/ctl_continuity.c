@@ -6,8 +6,11 @@
  * The daemon's continuity engine owns the state machine; these commands only
  * change the settings (through the directory's rules) and read what the engine
  * recorded in the store, so they work with or without a running lifeboatd.
+ * The --json shapes of status, events and stats are admin.h's views, the same
+ * the control panel's API returns.
  * Times are shown as ISO 8601 UTC, with the epoch seconds beside them in JSON.
  */
+#include "admin/admin.h"
 #include "ctl/ctl.h"
 #include "directory/directory.h"
 #include "util/timeutil.h"
@@ -88,61 +91,6 @@ int ctl_continuity_disable(struct ctl *c, int argc, char **argv)
 
 /* ---------------------------------------------------------------- status */
 
-/* The domains a listing covers, copied out of the store's callback so that
- * the counts can be asked for afterwards. */
-struct domains {
-    struct store_domain *d;
-    size_t n, cap;
-    int failed;
-};
-
-static int domain_collect(const struct store_domain *d, void *arg)
-{
-    struct domains *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        struct store_domain *p = realloc(l->d, cap * sizeof *p);
-        if (!p) {
-            l->failed = 1;
-            return 1;
-        }
-        l->d = p;
-        l->cap = cap;
-    }
-    l->d[l->n++] = *d;
-    return 0;
-}
-
-/* One domain, or all of them when name is NULL. CTL_OK or CTL_FAIL (said). */
-static int domains_get(struct store *st, const char *name, struct domains *out)
-{
-    memset(out, 0, sizeof *out);
-    if (name) {
-        struct store_domain d;
-        if (ctl_domain_arg(st, name, &d) != CTL_OK)
-            return CTL_FAIL;
-        domain_collect(&d, out);
-    } else if (store_domain_list(st, domain_collect, out) != STORE_OK) {
-        free(out->d);
-        return ctl_fail("cannot list domains: %s", out->failed ? "out of memory" : "store error");
-    }
-    if (out->failed) {
-        free(out->d);
-        return ctl_fail("out of memory");
-    }
-    return CTL_OK;
-}
-
-static json_t *status_json(const struct store_domain *d, const struct store_continuity_counts *k)
-{
-    return json_pack("{s:o, s:s, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:b, s:o, s:b}", "domain", ctl_jstr(d->name),
-                     "state", directory_state_name(d->state), "since", jiso(d->state_since), "since_epoch",
-                     (json_int_t)d->state_since, "cause", ctl_jstr(d->state_cause), "held", (json_int_t)k->held,
-                     "waiting", (json_int_t)k->waiting, "redelivered", (json_int_t)k->redelivered, "deleted",
-                     (json_int_t)k->deleted, "continuity", d->continuity, "continuity_since",
-                     jiso(d->continuity_since), "outgoing_to_own_server", d->outgoing_to_own);
-}
-
 static void status_print(json_t *rows)
 {
     size_t i, width = strlen("DOMAIN");
@@ -184,23 +132,12 @@ int ctl_continuity_status(struct ctl *c, int argc, char **argv)
     int rc = ctl_getopt_store(c, argc, argv, opts, pos, 0, 1, &n, &st);
     if (rc != CTL_OK)
         return rc;
-    struct domains l;
-    if (domains_get(st, n ? pos[0] : NULL, &l) != CTL_OK)
+    struct store_domain d;
+    if (n && ctl_domain_arg(st, pos[0], &d) != CTL_OK)
         return CTL_FAIL;
-    json_t *rows = json_array();
-    rc = rows ? CTL_OK : ctl_fail("out of memory");
-    for (size_t i = 0; rc == CTL_OK && i < l.n; i++) {
-        struct store_continuity_counts k;
-        if (store_continuity_counts(st, l.d[i].id, &k) != STORE_OK)
-            rc = ctl_fail("domain %s: cannot read the continuity counts (store error)", l.d[i].name);
-        else if (json_array_append_new(rows, status_json(&l.d[i], &k)) != 0)
-            rc = ctl_fail("out of memory");
-    }
-    free(l.d);
-    if (rc != CTL_OK) {
-        json_decref(rows);
-        return rc;
-    }
+    json_t *rows;
+    if (admin_continuity_view(st, 0, n ? &d : NULL, &rows) != STORE_OK)
+        return ctl_fail("cannot read the continuity status (store error)");
     if (json)
         return ctl_json_print(rows);
     status_print(rows);
@@ -209,15 +146,6 @@ int ctl_continuity_status(struct ctl *c, int argc, char **argv)
 }
 
 /* ---------------------------------------------------------------- events */
-
-static int event_to_json(const struct store_event *e, void *arg)
-{
-    struct ctl_list *l = arg;
-    return ctl_list_add(l, json_pack("{s:I, s:O, s:o, s:I, s:s, s:s, s:o}", "id", (json_int_t)e->id, "domain",
-                                     ctl_list_lookup(l, e->domain_id), "at", jiso(e->at), "at_epoch",
-                                     (json_int_t)e->at, "from", directory_state_name(e->from_state), "to",
-                                     directory_state_name(e->to_state), "cause", ctl_jstr(e->cause)));
-}
 
 /* A positive whole number, or -1. */
 static long positive(const char *s)
@@ -245,13 +173,9 @@ int ctl_continuity_events(struct ctl *c, int argc, char **argv)
     struct store_domain d = {0};
     if (n && ctl_domain_arg(st, pos[0], &d) != CTL_OK)
         return CTL_FAIL;
-    struct ctl_list l = {json_array(), json_object(), 0};
-    int rc = store_domain_list(st, ctl_map_domain_name, &l);
-    if (rc == STORE_OK)
-        rc = store_event_list(st, d.id, (size_t)limit, event_to_json, &l);
-    json_t *rows = ctl_list_rows(&l, rc, "continuity events");
-    if (!rows)
-        return CTL_FAIL;
+    json_t *rows;
+    if (admin_events_view(st, 0, d.id, (size_t)limit, &rows) != STORE_OK)
+        return ctl_fail("cannot list continuity events (store error)");
     if (json)
         return ctl_json_print(rows);
     if (json_array_size(rows) == 0)
@@ -269,6 +193,66 @@ int ctl_continuity_events(struct ctl *c, int argc, char **argv)
         printf("\n");
     }
     json_decref(rows);
+    return CTL_OK;
+}
+
+/* ---------------------------------------------------------------- stats */
+
+/* Mail per minute (admin.h): the minutes in which something happened, and the totals. */
+static void stats_print(json_t *view)
+{
+    json_t *minutes = json_object_get(view, "minutes"), *o;
+    json_t *domain = json_object_get(view, "domain");
+    uint64_t total[STAT_NCOUNTERS] = {0};
+    char t[32];
+    printf("mail per minute, %s, the last %lld hour(s) (since %s)\n",
+           json_is_string(domain) ? json_string_value(domain) : "all domains",
+           (long long)json_integer_value(json_object_get(view, "hours")),
+           iso(json_integer_value(json_object_get(view, "from")), t));
+    printf("%-20s", "MINUTE");
+    for (int k = 0; k < STAT_NCOUNTERS; k++)
+        printf("  %11s", admin_stat_name(k));
+    printf("\n");
+    size_t i;
+    json_array_foreach(minutes, i, o) {
+        printf("%-20s", iso(json_integer_value(json_object_get(o, "t")), t));
+        for (int k = 0; k < STAT_NCOUNTERS; k++) {
+            json_int_t v = json_integer_value(json_object_get(o, admin_stat_name(k)));
+            total[k] += (uint64_t)v;
+            printf("  %11lld", (long long)v);
+        }
+        printf("\n");
+    }
+    printf("%-20s", "TOTAL");
+    for (int k = 0; k < STAT_NCOUNTERS; k++)
+        printf("  %11llu", (unsigned long long)total[k]);
+    printf("\n");
+}
+
+int ctl_continuity_stats(struct ctl *c, int argc, char **argv)
+{
+    const char *pos[1] = {NULL}, *hours_arg = NULL;
+    int json = c->json, n;
+    const struct ctl_opt opts[] = {{"json", NULL, &json}, {"hours", &hours_arg, NULL}, {0}};
+    if (ctl_getopt(argc, argv, opts, pos, 0, 1, &n) != CTL_OK)
+        return CTL_USAGE;
+    long hours = ADMIN_STATS_HOURS_DEFAULT;
+    if (hours_arg && ((hours = positive(hours_arg)) < 0 || hours > ADMIN_STATS_HOURS_MAX))
+        return ctl_usage_error("--hours takes a number from 1 to %d, not \"%.40s\"", ADMIN_STATS_HOURS_MAX,
+                               hours_arg);
+    struct store *st = ctl_store(c);
+    if (!st)
+        return CTL_FAIL;
+    struct store_domain d;
+    if (n && ctl_domain_arg(st, pos[0], &d) != CTL_OK)
+        return CTL_FAIL;
+    json_t *view;
+    if (admin_stats_view(st, 0, n ? &d : NULL, (unsigned)hours, time_now(), &view) != STORE_OK)
+        return ctl_fail("cannot read the statistics (store error)");
+    if (json)
+        return ctl_json_print(view);
+    stats_print(view);
+    json_decref(view);
     return CTL_OK;
 }
 

@@ -1,11 +1,17 @@
 /*
- * ctl_queue.c — lifeboatctl's queue commands: list, show, flush, delete.
+ * ctl_queue.c — lifeboatctl's queue commands: list, show, flush, hold,
+ * release, delete.
  *
  * They work on the store directly while lifeboatd runs: `flush` only makes
- * every queued recipient due now and the daemon's queue runner, which polls the
- * store, picks them up; `delete` removes the rows and drops the blob reference,
- * and the daemon unlinks blobs nobody references.
+ * queued recipients (all, or one domain's) due now and the daemon's queue
+ * runner, which polls the store, picks them up; `hold` marks a message's
+ * queued recipients so that the runner passes them over until `release`;
+ * `delete` removes the rows and drops the blob reference, and the daemon
+ * unlinks blobs nobody references. lifeboatctl is the operator's tool: it sees
+ * every customer's mail (customer scope 0). `list --json` is admin.h's queue
+ * view, the one the control panel's API returns.
  */
+#include "admin/admin.h"
 #include "ctl/ctl.h"
 #include "store/blob.h"
 #include "util/queueid.h"
@@ -61,47 +67,6 @@ static int msg_store_rc(int rc, const char *id)
 
 /* ---------------------------------------------------------------- list */
 
-static int msg_to_json(const struct store_msg *m, void *arg)
-{
-    /* SPEC.md's fields first; recipients and their summary are filled in by
-     * rcpt_into_summary. */
-    return ctl_list_add(arg, json_pack("{s:s, s:o, s:o, s:I, s:I, s:o, s:I, s:I, s:s}", "id", m->id, "sender",
-                                       ctl_jstr(m->sender), "recipients", json_array(), "attempts",
-                                       (json_int_t)0, "next_attempt", (json_int_t)0, "last_reply",
-                                       ctl_jstr(""), "size", (json_int_t)m->size, "received",
-                                       (json_int_t)m->received, "direction", direction_name(m->direction)));
-}
-
-struct summary {
-    json_t *msg;
-    int failed;
-};
-
-/* Folds the recipients still waiting into the message's summary: the most
- * attempts made, the soonest next attempt, and the last reply of the recipient
- * that was tried most. */
-static int rcpt_into_summary(const struct store_rcpt *r, void *arg)
-{
-    struct summary *sum = arg;
-    json_t *o = sum->msg;
-    if (r->state != RCPT_QUEUED)
-        return 0;
-    if (json_array_append_new(json_object_get(o, "recipients"), ctl_jstr(r->rcpt)) != 0) {
-        sum->failed = 1;
-        return 1;
-    }
-    json_int_t attempts = json_integer_value(json_object_get(o, "attempts"));
-    json_int_t next = json_integer_value(json_object_get(o, "next_attempt"));
-    if (next == 0 || r->next_attempt < next)
-        json_object_set_new(o, "next_attempt", json_integer(r->next_attempt));
-    if ((json_int_t)r->attempts > attempts ||
-        ((json_int_t)r->attempts == attempts && !*json_string_value(json_object_get(o, "last_reply")))) {
-        json_object_set_new(o, "attempts", json_integer(r->attempts));
-        json_object_set_new(o, "last_reply", ctl_jstr(r->last_reply));
-    }
-    return 0;
-}
-
 int ctl_queue_list(struct ctl *c, int argc, char **argv)
 {
     int json = c->json, n;
@@ -110,22 +75,11 @@ int ctl_queue_list(struct ctl *c, int argc, char **argv)
     int rc = ctl_getopt_store(c, argc, argv, opts, NULL, 0, 0, &n, &st);
     if (rc != CTL_OK)
         return rc;
-    /* Messages first, recipients after: no store call runs inside another's callback. */
-    struct ctl_list l = {json_array(), NULL, 0};
-    json_t *list = ctl_list_rows(&l, store_queue_list(st, msg_to_json, &l), "the queue");
-    if (!list)
-        return CTL_FAIL;
+    json_t *list;
+    if (admin_queue_view(st, 0, &list) != STORE_OK)
+        return ctl_fail("cannot list the queue (store error)");
     size_t i;
     json_t *o;
-    json_array_foreach(list, i, o) {
-        struct summary sum = {o, 0};
-        if (store_rcpt_list(st, json_string_value(json_object_get(o, "id")), rcpt_into_summary, &sum) !=
-                STORE_OK ||
-            sum.failed) {
-            json_decref(list);
-            return ctl_fail("cannot list the queue: %s", sum.failed ? "out of memory" : "store error");
-        }
-    }
     if (json)
         return ctl_json_print(list);
     if (json_array_size(list) == 0)
@@ -145,8 +99,9 @@ int ctl_queue_list(struct ctl *c, int argc, char **argv)
             ctl_put_safe(stdout, json_string_value(r));
             printf(">\n");
         }
-        printf("    attempts=%lld  next=%s", (long long)json_integer_value(json_object_get(o, "attempts")),
-               ctl_time(json_integer_value(json_object_get(o, "next_attempt")), t2));
+        printf("    attempts=%lld  next=%s%s", (long long)json_integer_value(json_object_get(o, "attempts")),
+               ctl_time(json_integer_value(json_object_get(o, "next_attempt")), t2),
+               json_is_true(json_object_get(o, "held")) ? "  HELD" : "");
         const char *reply = json_string_value(json_object_get(o, "last_reply"));
         if (reply && *reply) {
             printf("  (");
@@ -163,10 +118,10 @@ int ctl_queue_list(struct ctl *c, int argc, char **argv)
 
 static int rcpt_to_json(const struct store_rcpt *r, void *arg)
 {
-    return ctl_list_add(arg, json_pack("{s:o, s:s, s:I, s:I, s:o, s:o}", "rcpt", ctl_jstr(r->rcpt), "state",
+    return ctl_list_add(arg, json_pack("{s:o, s:s, s:I, s:I, s:o, s:o, s:b}", "rcpt", ctl_jstr(r->rcpt), "state",
                           state_name(r->state), "attempts", (json_int_t)r->attempts, "next_attempt",
                           (json_int_t)r->next_attempt, "last_reply", ctl_jstr(r->last_reply), "mailbox_entry",
-                          r->mailbox_entry_id ? json_integer(r->mailbox_entry_id) : json_null()));
+                          r->mailbox_entry_id ? json_integer(r->mailbox_entry_id) : json_null(), "held", r->held));
 }
 
 /* The header section of a message: the prefix lifeboat adds on delivery and
@@ -242,7 +197,8 @@ static void print_message(json_t *o)
     json_array_foreach(json_object_get(o, "recipients"), i, r) {
         printf("  <");
         ctl_put_safe(stdout, json_string_value(json_object_get(r, "rcpt")));
-        printf(">  %s  attempts=%lld", json_string_value(json_object_get(r, "state")),
+        printf(">  %s%s  attempts=%lld", json_string_value(json_object_get(r, "state")),
+               json_is_true(json_object_get(r, "held")) ? " (held)" : "",
                (long long)json_integer_value(json_object_get(r, "attempts")));
         if (!strcmp(json_string_value(json_object_get(r, "state")), "queued"))
             printf("  next=%s", ctl_time(json_integer_value(json_object_get(r, "next_attempt")), t));
@@ -314,19 +270,58 @@ int ctl_queue_show(struct ctl *c, int argc, char **argv)
     return out;
 }
 
-/* ---------------------------------------------------------------- flush, delete */
+/* ---------------------------------------------------------------- flush, hold, release, delete */
 
 int ctl_queue_flush(struct ctl *c, int argc, char **argv)
 {
+    const char *pos[1] = {NULL};
     int n;
     struct store *st;
-    int rc = ctl_getopt_store(c, argc, argv, NULL, NULL, 0, 0, &n, &st);
+    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 0, 1, &n, &st);
     if (rc != CTL_OK)
         return rc;
-    if (store_queue_flush(st) != STORE_OK)
+    struct store_domain d;
+    if (n && ctl_domain_arg(st, pos[0], &d) != CTL_OK)
+        return CTL_FAIL;
+    unsigned flushed = 0;
+    if (store_queue_flush_scoped(st, 0, n ? d.name : NULL, &flushed) != STORE_OK)
         return ctl_fail("cannot flush the queue: store error");
-    printf("queue flushed: every queued recipient is due now\n");
+    printf("queue flushed: %u recipient(s)%s%s due now (held mail stays held)\n", flushed, n ? " of " : "",
+           n ? d.name : "");
     return CTL_OK;
+}
+
+/* hold (1) or release (0) the message named by the one argument. */
+static int hold_or_release(struct ctl *c, int argc, char **argv, int hold)
+{
+    const char *pos[1];
+    int n;
+    if (ctl_getopt(argc, argv, NULL, pos, 1, 1, &n) != CTL_OK)
+        return CTL_USAGE;
+    char id[QUEUEID_SIZE];
+    if (queue_id_arg(pos[0], id) != CTL_OK)
+        return CTL_FAIL;
+    struct store *st = ctl_store(c);
+    if (!st)
+        return CTL_FAIL;
+    unsigned changed = 0;
+    if (msg_store_rc(store_queue_hold(st, id, 0, hold, &changed), id) != CTL_OK)
+        return CTL_FAIL;
+    if (hold)
+        printf("%s: %u recipient(s) put on hold; not tried until released\n", id, changed);
+    else
+        printf("%s: %u recipient(s) released; tried at their next attempt (queue flush: now)\n", id, changed);
+    return CTL_OK;
+}
+
+int ctl_queue_hold(struct ctl *c, int argc, char **argv)
+{
+    return hold_or_release(c, argc, argv, 1);
+}
+
+int ctl_queue_release(struct ctl *c, int argc, char **argv)
+{
+    return hold_or_release(c, argc, argv, 0);
 }
 
 int ctl_queue_delete(struct ctl *c, int argc, char **argv)
@@ -341,7 +336,7 @@ int ctl_queue_delete(struct ctl *c, int argc, char **argv)
     struct store *st = ctl_store(c);
     if (!st)
         return CTL_FAIL;
-    if (msg_store_rc(store_message_delete(st, id), id) != CTL_OK)
+    if (msg_store_rc(store_queue_delete(st, id, 0), id) != CTL_OK)
         return CTL_FAIL;
     printf("%s: deleted\n", id);
     return CTL_OK;

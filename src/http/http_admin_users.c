@@ -33,17 +33,6 @@ static void reply_user(struct http_request *req, struct http_reply *rep, int sta
         http_reply_json(rep, status, view);
 }
 
-/* A non-negative decimal query argument, or def when absent. -1 if bad. */
-static long query_count(struct http_request *req, const char *key, long def, long max)
-{
-    const char *v = http_query(req, key);
-    if (!v || !*v)
-        return def;
-    char *end;
-    long n = strtol(v, &end, 10);
-    return *end || n < 0 || n > max ? -1 : n;
-}
-
 void http_h_admin_users(struct http_request *req, struct http_reply *rep)
 {
     struct http_admin_scope s;
@@ -57,12 +46,10 @@ void http_h_admin_users(struct http_request *req, struct http_reply *rep)
             return;
         q.domain_id = d.id;
     }
-    long offset = query_count(req, "offset", 0, 10000000), limit = query_count(req, "limit", USERS_PAGE_DEFAULT,
-                                                                             USERS_PAGE_MAX);
-    if (offset < 0 || limit < 0) {
-        http_reply_error_code(rep, 400, "invalid", "offset and limit must be whole numbers (limit at most 500)");
+    long long offset, limit;
+    if (http_query_number(req, "offset", 0, 0, INT32_MAX, &offset, rep) != 0 ||
+        http_query_number(req, "limit", USERS_PAGE_DEFAULT, 1, USERS_PAGE_MAX, &limit, rep) != 0)
         return;
-    }
     if (q.text && strlen(q.text) > 200) {
         http_reply_error_code(rep, 400, "invalid", "q is too long");
         return;

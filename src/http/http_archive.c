@@ -176,27 +176,8 @@ static int scoped_entry(struct http_request *req, const struct http_archive_scop
 
 /* ------------------------------------------------------------------ query parameters */
 
-static int digits(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
 
 /* A non-negative decimal no larger than max; def when absent; -1 if bad. */
-static int64_t query_number(const struct http_request *req, const char *key, int64_t def, int64_t max)
-{
-    const char *s = http_query(req, key);
-    if (!s || !*s)
-        return def;
-    size_t n = strlen(s);
-    if (n > 18 || !digits(s, n))
-        return -1;
-    long long v = strtoll(s, NULL, 10);
-    return v > max ? -1 : v;
-}
-
 static int bad_param(struct http_reply *rep, const char *key, const char *what)
 {
     char msg[160];
@@ -259,12 +240,10 @@ static int query_parse(struct http_request *req, const struct http_archive_scope
         else
             return bad_param(rep, "has_attachment", "true or false (1 or 0)");
     }
-    int64_t offset = query_number(req, "offset", 0, INT32_MAX);
-    if (offset < 0)
-        return bad_param(rep, "offset", "a number from 0");
-    int64_t limit = query_number(req, "limit", ARCHIVE_PAGE_DEFAULT, HTTP_LIST_LIMIT_MAX);
-    if (limit <= 0)
-        return bad_param(rep, "limit", "a number from 1 to 200");
+    long long offset, limit;
+    if (http_query_number(req, "offset", 0, 0, INT32_MAX, &offset, rep) != 0 ||
+        http_query_number(req, "limit", ARCHIVE_PAGE_DEFAULT, 1, HTTP_LIST_LIMIT_MAX, &limit, rep) != 0)
+        return -1;
     q->offset = (uint64_t)offset;
     q->limit = (unsigned)limit;
     return 0;

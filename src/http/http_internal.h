@@ -228,6 +228,11 @@ struct http_request {
 
 /* A query argument (decoded) or a request header, NULL when absent. */
 const char *http_query(const struct http_request *req, const char *key);
+/* A whole number from min to max (digits only) in the query argument key;
+ * absent or empty: dflt. 0, or -1 with a 400 (code "invalid") naming it. */
+struct http_reply;
+int http_query_number(const struct http_request *req, const char *key, long long dflt, long long min,
+                      long long max, long long *out, struct http_reply *rep);
 const char *http_header(const struct http_request *req, const char *name);
 
 struct http_reply {
@@ -608,5 +613,14 @@ void http_h_admin_users_import(struct http_request *req, struct http_reply *rep)
 void http_h_admin_user_unlock(struct http_request *req, struct http_reply *rep);
 void http_h_admin_domain_del(struct http_request *req, struct http_reply *rep);
 void http_h_admin_customer_del(struct http_request *req, struct http_reply *rep);
+/* http_admin_ops.c: the outage dashboard and the queue page (admin.h's views). */
+void http_h_admin_continuity(struct http_request *req, struct http_reply *rep);
+void http_h_admin_events(struct http_request *req, struct http_reply *rep);
+void http_h_admin_stats(struct http_request *req, struct http_reply *rep);
+void http_h_admin_queue(struct http_request *req, struct http_reply *rep);
+void http_h_admin_queue_flush(struct http_request *req, struct http_reply *rep);
+void http_h_admin_queue_hold(struct http_request *req, struct http_reply *rep);
+void http_h_admin_queue_release(struct http_request *req, struct http_reply *rep);
+void http_h_admin_queue_delete(struct http_request *req, struct http_reply *rep);
 
 #endif

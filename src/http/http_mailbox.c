@@ -21,7 +21,6 @@
  * http_reply_message_raw, http_reply_attachment work on a blob, whoever's it is.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,19 +98,6 @@ void http_h_folders(struct http_request *req, struct http_reply *rep)
 /* ------------------------------------------------------------------ listing */
 
 /* A non-negative decimal no larger than max; def when absent. -1 if bad. */
-static int64_t query_number(const struct http_request *req, const char *key, int64_t def, int64_t max)
-{
-    const char *s = http_query(req, key);
-    if (!s || !*s)
-        return def;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < 0 || v > max || s[0] == '-' || s[0] == '+' || s[0] == ' ')
-        return -1;
-    return v;
-}
-
 /* Case-insensitive (ASCII) substring search. */
 static int contains(const char *hay, const char *needle)
 {
@@ -157,12 +143,10 @@ void http_h_messages(struct http_request *req, struct http_reply *rep)
         http_reply_error(rep, 400, "unknown folder");
         return;
     }
-    int64_t offset = query_number(req, "offset", 0, INT32_MAX);
-    int64_t limit = query_number(req, "limit", 50, HTTP_LIST_LIMIT_MAX);
-    if (offset < 0 || limit <= 0) {
-        http_reply_error(rep, 400, "offset and limit must be numbers (limit 1 to 200)");
+    long long offset, limit;
+    if (http_query_number(req, "offset", 0, 0, INT32_MAX, &offset, rep) != 0 ||
+        http_query_number(req, "limit", 50, 1, HTTP_LIST_LIMIT_MAX, &limit, rep) != 0)
         return;
-    }
     const char *q = http_query(req, "q");
     if (q && strlen(q) > SEARCH_MAX) {
         http_reply_error(rep, 400, "search text too long");

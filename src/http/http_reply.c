@@ -97,3 +97,23 @@ const char *http_folder_name(int folder)
     return folder >= 0 && folder < (int)(sizeof folder_names / sizeof folder_names[0]) ? folder_names[folder]
                                                                                         : "INBOX";
 }
+
+int http_query_number(const struct http_request *req, const char *key, long long dflt, long long min,
+                      long long max, long long *out, struct http_reply *rep)
+{
+    const char *v = http_query(req, key);
+    *out = dflt;
+    if (!v || !*v)
+        return 0;
+    /* Digits only: no sign, no space, no hex, nothing after. */
+    size_t n = strspn(v, "0123456789");
+    long long x = n && n <= 18 && !v[n] ? strtoll(v, NULL, 10) : -1;
+    if (x < min || x > max) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s: a whole number from %lld to %lld", key, min, max);
+        http_reply_error_code(rep, 400, "invalid", msg);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}

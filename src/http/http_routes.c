@@ -75,6 +75,15 @@ const struct http_route http_routes[] = {
     {HTTP_POST, "/api/v1/admin/users/:s/unlock", http_h_admin_user_unlock, ROUTE_ADMIN, 0},
     {HTTP_DELETE, "/api/v1/admin/domains/:s", http_h_admin_domain_del, ROUTE_OPERATOR, 0},
     {HTTP_DELETE, "/api/v1/admin/customers/:s", http_h_admin_customer_del, ROUTE_OPERATOR, 0},
+    /* The outage dashboard and the queue page (http_admin_ops.c). */
+    {HTTP_GET, "/api/v1/admin/continuity", http_h_admin_continuity, ROUTE_ADMIN, 0},
+    {HTTP_GET, "/api/v1/admin/events", http_h_admin_events, ROUTE_ADMIN, 0},
+    {HTTP_GET, "/api/v1/admin/stats", http_h_admin_stats, ROUTE_ADMIN, 0},
+    {HTTP_GET, "/api/v1/admin/queue", http_h_admin_queue, ROUTE_ADMIN, 0},
+    {HTTP_POST, "/api/v1/admin/queue/flush", http_h_admin_queue_flush, ROUTE_ADMIN | ROUTE_JSON, HTTP_JSON_MAX},
+    {HTTP_POST, "/api/v1/admin/queue/:s/hold", http_h_admin_queue_hold, ROUTE_ADMIN, 0},
+    {HTTP_POST, "/api/v1/admin/queue/:s/release", http_h_admin_queue_release, ROUTE_ADMIN, 0},
+    {HTTP_DELETE, "/api/v1/admin/queue/:s", http_h_admin_queue_delete, ROUTE_ADMIN, 0},
     /* The web app's files (web/, http_static.c): the two pages, the top
      * files, and any plain file of the allow-listed folders js/ and admin/,
      * so a new module needs no change here. Nothing else is served. */

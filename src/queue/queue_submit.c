@@ -75,18 +75,25 @@ static int add_sent_copy(struct store *st, const struct queue_message *m, const 
     return store_mailbox_add(st, &e, stored, &c->entry_id);
 }
 
-/* The archive's copies, in the same transaction: an accepted message is
- * archived exactly when it is queued, at no cost of its own in fsyncs. */
-static int archive_message(struct store *st, const struct queue_message *m, const struct store_msg_new *row)
+/* The customer sending the message: the relaying client's (the caller's), or
+ * the user's for a Sent copy; 0 for none. STORE_OK or STORE_ERR. */
+static int sender_customer(struct store *st, const struct queue_message *m, int64_t *out)
 {
-    int64_t sender_customer = m->sender_customer_id;
-    if (!sender_customer && m->sent_copy && m->direction == DIR_OUTBOUND) {
+    *out = m->sender_customer_id;
+    if (!*out && m->sent_copy && m->direction == DIR_OUTBOUND) {
         struct store_domain d;
         int rc = store_domain_get_by_id(st, m->sent_copy->domain_id, &d);
         if (rc == STORE_ERR)
             return rc;
-        sender_customer = rc == STORE_OK ? d.customer_id : 0;
+        *out = rc == STORE_OK ? d.customer_id : 0;
     }
+    return STORE_OK;
+}
+
+/* The archive's copies, in the same transaction: an accepted message is
+ * archived exactly when it is queued, at no cost of its own in fsyncs. */
+static int archive_message(struct store *st, const struct queue_message *m, const struct store_msg_new *row)
+{
     struct archive_message a = {
         .queue_id = m->id,
         .blob = row->blob,
@@ -97,7 +104,7 @@ static int archive_message(struct store *st, const struct queue_message *m, cons
         .size = m->body_len,
         .received = row->received,
         .direction = m->direction,
-        .sender_customer_id = sender_customer,
+        .sender_customer_id = row->sender_customer_id,
     };
     return archive_ingest(st, &a, NULL);
 }
@@ -124,7 +131,10 @@ int queue_submit_run(struct store *st, struct blobstore *bs, const struct queue_
                 strerror(errno));
         return STORE_ERR;
     }
-    int rc = store_blob_add(st, row.blob, m->body_len, stored);
+    /* The queue keeps the sending customer too: its admin manages the queued mail. */
+    int rc = sender_customer(st, m, &row.sender_customer_id);
+    if (rc == STORE_OK)
+        rc = store_blob_add(st, row.blob, m->body_len, stored);
     if (rc == STORE_OK)
         rc = store_message_insert(st, &row);
     if (rc == STORE_OK && m->sent_copy)

@@ -187,6 +187,7 @@ struct store_msg_new {
     const char *helo;
     int direction;            /* enum store_direction */
     int is_bounce;            /* a DSN we generated: never bounce it again */
+    int64_t sender_customer_id; /* outbound: the customer sending it (queue.h), 0: none */
     size_t nrcpt;
     const char *const *rcpts; /* canonical addresses */
 };
@@ -202,6 +203,7 @@ struct store_msg {
     char helo[256];
     int direction;
     int is_bounce;
+    int64_t sender_customer_id; /* 0: none (inbound, system mail, or queued before migration 8) */
 };
 
 struct store_rcpt {
@@ -217,29 +219,34 @@ struct store_rcpt {
     int64_t mailbox_entry_id; /* RCPT_CONTINUITY and after: the entry holding the copy, 0: none */
     int pre_continuity;       /* 1: queued already when continuity was enabled for its domain:
                                * stays in the ordinary queue (store_rcpt_mark_pre_continuity) */
+    int held;                 /* 1: on hold (store_queue_hold): not tried until released */
 };
 
 /* Inserts the message and its recipients (state queued, next_attempt = received)
  * and takes one reference on the blob, which must be recorded already
  * (store_blob_add; STORE_NOTFOUND otherwise). Recipients are stored lower-case.
+ * Counts the recipients of hosted domains as accepted (statistics, below).
  * STORE_EXISTS if the queue ID is taken. Call inside a transaction. */
 int store_message_insert(struct store *st, const struct store_msg_new *m);
 int store_message_get(struct store *st, const char *id, struct store_msg *out);
 
-/* Recipients in state queued with next_attempt <= now, soonest first, at most
- * limit of them (0: no limit). The callback returns non-zero to stop early. */
+/* Recipients in state queued and not held with next_attempt <= now, soonest
+ * first, at most limit of them (0: no limit). The callback returns non-zero to
+ * stop early. */
 int store_rcpt_due(struct store *st, int64_t now, size_t limit,
                    int (*cb)(const struct store_rcpt *, void *), void *arg);
-/* Earliest next_attempt among queued recipients; STORE_NOTFOUND when none. */
+/* Earliest next_attempt among queued recipients not held; STORE_NOTFOUND when none. */
 int store_rcpt_next_due(struct store *st, int64_t *when_out);
 int store_rcpt_get(struct store *st, int64_t id, struct store_rcpt *out);
-/* Records an attempt's outcome: one transition, one statement. */
+/* Records an attempt's outcome: one transition. RCPT_SENT, RCPT_QUEUED (a
+ * deferral) and RCPT_BOUNCED are counted as delivered, deferred and bounced in
+ * the statistics of the recipient's domain when we host it (its own server). */
 int store_rcpt_update(struct store *st, int64_t id, int state, unsigned attempts, int64_t next_attempt,
                       const char *last_reply);
 /* All recipients of one message. */
 int store_rcpt_list(struct store *st, const char *msg_id, int (*cb)(const struct store_rcpt *, void *),
                     void *arg);
-/* Makes every queued recipient due now (lifeboatctl queue flush). */
+/* Makes every queued recipient that is not held due now (lifeboatctl queue flush). */
 int store_queue_flush(struct store *st);
 /* Marks every queued recipient of the domain (recipient address's domain)
  * pre_continuity, for directory_continuity_enable in its transaction: mail
@@ -258,6 +265,36 @@ int store_message_delete(struct store *st, const char *id);
 
 /* Messages that still have queued recipients, oldest first (queue list). */
 int store_queue_list(struct store *st, int (*cb)(const struct store_msg *, void *), void *arg);
+
+/*
+ * The queue as one customer's administrator sees and manages it. A message's
+ * share for customer_id is its recipients in that customer's domains, and all
+ * of its recipients when that customer sent it (sender_customer_id); for
+ * customer_id 0 (an operator) it is every recipient. A message without a
+ * recipient in the share is not there for that customer: STORE_NOTFOUND, as
+ * for a missing one. A message addressed to two customers is held, released
+ * or deleted only in the asking customer's share.
+ */
+/* Messages with a queued recipient in the share, oldest first. */
+int store_queue_list_scoped(struct store *st, int64_t customer_id, int (*cb)(const struct store_msg *, void *),
+                            void *arg);
+/* The message's recipients in the share (any state), in insertion order. */
+int store_queue_rcpts(struct store *st, const char *msg_id, int64_t customer_id,
+                      int (*cb)(const struct store_rcpt *, void *), void *arg);
+/* Holds (hold = 1) or releases (0) the queued recipients in the share. A held
+ * recipient is not tried (store_rcpt_due skips it), not made due by a flush,
+ * and does not expire while held (what Postfix's hold queue does): a release
+ * makes it due now, and one past queue_lifetime then bounces at its next
+ * temporary failure. *changed (may be NULL) gets how many changed. */
+int store_queue_hold(struct store *st, const char *msg_id, int64_t customer_id, int hold, unsigned *changed);
+/* Deletes the message from the queue: all of it (as store_message_delete)
+ * when the share is every recipient, else the share's queued recipients (the
+ * message goes when nothing is left pending). */
+int store_queue_delete(struct store *st, const char *msg_id, int64_t customer_id);
+/* Makes the queued, not held recipients in customer_id's share due now; only
+ * those of recipient domain `domain` when it is not NULL. *flushed (may be
+ * NULL) gets how many. */
+int store_queue_flush_scoped(struct store *st, int64_t customer_id, const char *domain, unsigned *flushed);
 
 /* The queue's size for /metrics: messages in the queue, recipients waiting
  * (RCPT_QUEUED), of those the ones that failed at least once, and recipients
@@ -320,6 +357,9 @@ int store_domain_set_state(struct store *st, int64_t domain_id, int state, const
 /* Newest first, at most limit (0: all); domain_id 0: all domains. */
 int store_event_list(struct store *st, int64_t domain_id, size_t limit,
                      int (*cb)(const struct store_event *, void *), void *arg);
+/* The same within one customer's domains (customer_id 0: all customers). */
+int store_event_list_scoped(struct store *st, int64_t customer_id, int64_t domain_id, size_t limit,
+                            int (*cb)(const struct store_event *, void *), void *arg);
 
 enum mailbox_folder { FOLDER_INBOX = 0, FOLDER_SENT = 1, FOLDER_TRASH = 2 };
 
@@ -418,6 +458,55 @@ struct store_continuity_counts {
 };
 /* STORE_NOTFOUND for an unknown domain. */
 int store_continuity_counts(struct store *st, int64_t domain_id, struct store_continuity_counts *out);
+
+/* --------------------------------------------------------------- statistics */
+
+/*
+ * Per-minute counters per hosted domain (store_stats.c, migration 8), for the
+ * outage dashboard. Every counter counts recipients (copies: a message to
+ * three users of a domain is three), because every change of the queue is per
+ * recipient. Each is moved by the store call that makes the change, inside its
+ * transaction, so the counts are exact and survive a crash:
+ *   accepted     store_message_insert: a recipient in a hosted domain queued
+ *                (SMTP, webmail, submission, our DSNs, a release from the archive)
+ *   delivered    store_rcpt_update to RCPT_SENT: handed to the domain's own server
+ *   deferred     store_rcpt_update to RCPT_QUEUED: a temporary failure, each attempt
+ *   bounced      store_rcpt_update to RCPT_BOUNCED (refused, or expired)
+ *   diverted     store_mailbox_divert: a recipient moved into a continuity mailbox
+ *   redelivered  store_mailbox_redelivered: the addresses of a mailbox entry the
+ *                drain handed back to the customer's server
+ * All under the recipient's domain; redelivered under the entry's domain, whose
+ * server took it. Mail to domains we do not host (outbound mail to the
+ * internet) is not counted: the chart is about the customers' own servers.
+ */
+enum store_stat {
+    STAT_ACCEPTED = 0,
+    STAT_DELIVERED,
+    STAT_DIVERTED,
+    STAT_REDELIVERED,
+    STAT_DEFERRED,
+    STAT_BOUNCED,
+    STAT_NCOUNTERS
+};
+
+/* How long minutes are kept (the daemon's daily retention pass purges older ones). */
+#define STATS_RETENTION (48 * 3600)
+
+struct store_stats_minute {
+    int64_t minute;                /* the minute's first second (unix time) */
+    uint64_t n[STAT_NCOUNTERS];    /* by enum store_stat */
+};
+
+/* Adds n to a counter of the domain for the minute of at (tests, tools). */
+int store_stats_add(struct store *st, int64_t domain_id, int counter, int64_t at, uint64_t n);
+/* The minutes from the one holding `from` on, oldest first, only those in
+ * which something was counted: one domain's (domain_id != 0; the caller checked
+ * that it is the customer's), else one customer's domains summed (customer_id
+ * != 0), else all domains summed. */
+int store_stats_list(struct store *st, int64_t customer_id, int64_t domain_id, int64_t from,
+                     int (*cb)(const struct store_stats_minute *, void *), void *arg);
+/* Deletes the minutes before `before`; *purged (may be NULL) gets the count. */
+int store_stats_purge(struct store *st, int64_t before, unsigned *purged);
 
 /* ------------------------------------------------------------------ archive */
 

@@ -123,17 +123,29 @@ static int event_each(sqlite3_stmt *s, void *ctx)
 int store_event_list(struct store *st, int64_t domain_id, size_t limit,
                      int (*cb)(const struct store_event *, void *), void *arg)
 {
-    static const char sql_all[] = "SELECT id, domain_id, at, from_state, to_state, cause FROM domain_events "
-                                  "ORDER BY id DESC LIMIT ?2";
-    static const char sql_dom[] = "SELECT id, domain_id, at, from_state, to_state, cause FROM domain_events "
-                                  "WHERE domain_id = ?1 ORDER BY id DESC LIMIT ?2";
-    const char *sql = domain_id ? sql_dom : sql_all;
+    return store_event_list_scoped(st, 0, domain_id, limit, cb, arg);
+}
+
+int store_event_list_scoped(struct store *st, int64_t customer_id, int64_t domain_id, size_t limit,
+                            int (*cb)(const struct store_event *, void *), void *arg)
+{
+#define EVENT_SELECT "SELECT id, domain_id, at, from_state, to_state, cause FROM domain_events "
+    static const char sql_all[] = EVENT_SELECT "WHERE ?1 = 0 ORDER BY id DESC LIMIT ?2";
+    static const char sql_dom[] = EVENT_SELECT "WHERE domain_id = ?1 ORDER BY id DESC LIMIT ?2";
+    static const char sql_customer[] = EVENT_SELECT "WHERE domain_id IN (SELECT id FROM domains "
+                                                    "WHERE customer_id = ?1) ORDER BY id DESC LIMIT ?2";
+    /* A domain outside the customer is no domain of theirs: nothing. */
+    static const char sql_both[] = EVENT_SELECT "WHERE domain_id = ?1 AND ?3 = (SELECT customer_id FROM "
+                                                "domains WHERE id = ?1) ORDER BY id DESC LIMIT ?2";
+#undef EVENT_SELECT
+    const char *sql = domain_id && customer_id ? sql_both : domain_id ? sql_dom : customer_id ? sql_customer : sql_all;
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    if (domain_id)
-        sqlite3_bind_int64(s, 1, domain_id);
+    sqlite3_bind_int64(s, 1, domain_id ? domain_id : customer_id);
     sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
+    if (domain_id && customer_id)
+        sqlite3_bind_int64(s, 3, customer_id);
     struct event_each e = {cb, arg};
     return stmt_each(st, sql, s, event_each, &e, "event list");
 }

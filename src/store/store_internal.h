@@ -1,7 +1,7 @@
 /*
  * store_internal.h — shared by the files of the SQLite backend of store.h
  * (store_sqlite.c, store_schema.c, store_directory.c, store_queue.c,
- * store_mailbox.c, store_domain_state.c), private to
+ * store_mailbox.c, store_domain_state.c, store_stats.c), private to
  * src/store.
  *
  * A struct store wraps one sqlite3 connection and its cache of prepared
@@ -91,6 +91,14 @@ int op_end(struct store *st, struct store_op *op, int rc);
  * store_mailbox_delete does) and then their tombstones, for store_user_del.
  * Call inside an operation. */
 int store_mailbox_drop_user(struct store *st, int64_t user_id);
+
+/* store_stats.c: the UPSERTs that move a per-minute counter (enum
+ * store_stat) by n at time at, inside the caller's unit of work. The domain is
+ * found by name (a domain we do not host: nothing is written), by a recipient
+ * row's domain, or by a mailbox entry's domain. */
+int stats_count_domain(struct store *st, const char *domain, int counter, int64_t at, uint64_t n);
+int stats_count_rcpt(struct store *st, int64_t rcpt_id, int counter, int64_t at);
+int stats_count_entry(struct store *st, int64_t entry_id, int counter, int64_t at, uint64_t n);
 
 /* Creates data_dir (mode 0700) with its blobs/ and tmp/ folders as needed. 0 or -1 with err. */
 int store_prepare_data_dir(const char *data_dir, char *err, size_t errlen);

@@ -25,6 +25,7 @@
 
 #include "store/store_internal.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 _Static_assert(REDELIVER_WAITING == 1 && REDELIVER_DONE == 2 && REDELIVER_DELETED == 3,
                "the SQL below spells redeliver states as numbers");
@@ -141,6 +142,15 @@ static int msg_release(struct store *st, const char *msg_id)
 }
 
 /* 1 if addr is one of the comma-separated addresses of list. */
+/* The number of addresses in a comma-separated list. */
+static uint64_t list_count(const char *list)
+{
+    uint64_t n = *list ? 1 : 0;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    return n;
+}
+
 static int list_has(const char *list, const char *addr)
 {
     size_t n = strlen(addr);
@@ -325,6 +335,8 @@ static int divert(struct store *st, int64_t rcpt_id, int64_t user_id, int64_t ou
     }
     if (rc == STORE_OK)
         rc = rcpt_link(st, rcpt_id, state, *entry_id);
+    if (rc == STORE_OK && state == RCPT_CONTINUITY)
+        rc = stats_count_rcpt(st, rcpt_id, STAT_DIVERTED, now);
     if (rc == STORE_OK && state == RCPT_DELETED)
         rc = msg_release(st, r.msg_id);
     return rc;
@@ -516,6 +528,8 @@ static int redelivered(struct store *st, int64_t entry_id)
     int changed = 0;
     if ((rc = entry_exec(st, sql_done, entry_id, NULL, "mailbox entry redelivered")) == STORE_OK)
         rc = entry_rcpts_move(st, entry_id, RCPT_CONTINUITY, RCPT_REDELIVERED, &changed);
+    if (rc == STORE_OK) /* the drain sent it to each address of its list */
+        rc = stats_count_entry(st, entry_id, STAT_REDELIVERED, time_now(), list_count(e.rcpts));
     if (rc == STORE_OK && changed)
         rc = msg_release(st, e.msg_id);
     return rc;

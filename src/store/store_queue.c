@@ -11,6 +11,7 @@
  * savepoint inside the caller's transaction, or its own transaction when
  * lifeboatctl calls it outside one.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "store/store_internal.h"
@@ -133,7 +134,7 @@ int store_blob_known(struct store *st, const char *blob_id)
 
 #define MSG_COLS                                                                                    \
     "m.id, m.blob, m.size, m.sender, m.prefix, m.received, m.client_addr, m.helo, m.direction, "   \
-    "m.is_bounce"
+    "m.is_bounce, m.sender_customer_id"
 
 static void read_msg(sqlite3_stmt *s, void *out)
 {
@@ -149,6 +150,7 @@ static void read_msg(sqlite3_stmt *s, void *out)
     col_text(s, 7, m->helo, sizeof m->helo);
     m->direction = sqlite3_column_int(s, 8);
     m->is_bounce = sqlite3_column_int(s, 9);
+    m->sender_customer_id = sqlite3_column_int64(s, 10);
 }
 
 /* Binds s truncated to what a struct store_msg field of fieldsize can give back. */
@@ -180,12 +182,10 @@ static int msg_new_valid(const struct store_msg_new *m)
     return !why;
 }
 
-static int insert_rcpt(struct store *st, const struct store_msg_new *m, const char *rcpt)
+static int insert_rcpt(struct store *st, const struct store_msg_new *m, const char *canon)
 {
     static const char sql[] = "INSERT INTO recipients (msg_id, rcpt, domain, state, attempts, "
                               "next_attempt, last_reply) VALUES (?1, ?2, ?3, 0, 0, ?4, '')";
-    char canon[ADDR_MAX + 1];
-    addr_canonical(rcpt, canon, sizeof canon); /* fits: checked by msg_new_valid */
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
@@ -196,11 +196,37 @@ static int insert_rcpt(struct store *st, const struct store_msg_new *m, const ch
     return stmt_run(st, sql, s, "recipient insert");
 }
 
+/* Inserts the recipients and counts them as accepted, one UPSERT per run of
+ * recipients in the same domain (usually one for the whole message). */
+static int insert_rcpts(struct store *st, const struct store_msg_new *m)
+{
+    char canon[ADDR_MAX + 1], run[DOMAIN_MAX + 1] = "";
+    uint64_t nrun = 0;
+    int rc = STORE_OK;
+    for (size_t i = 0; rc == STORE_OK && i < m->nrcpt; i++) {
+        addr_canonical(m->rcpts[i], canon, sizeof canon); /* fits: checked by msg_new_valid */
+        if ((rc = insert_rcpt(st, m, canon)) != STORE_OK)
+            break;
+        const char *domain = addr_domain(canon);
+        if (strcmp(domain, run) == 0) {
+            nrun++;
+            continue;
+        }
+        if (nrun)
+            rc = stats_count_domain(st, run, STAT_ACCEPTED, m->received, nrun);
+        snprintf(run, sizeof run, "%s", domain);
+        nrun = 1;
+    }
+    if (rc == STORE_OK && nrun)
+        rc = stats_count_domain(st, run, STAT_ACCEPTED, m->received, nrun);
+    return rc;
+}
+
 static int insert_msg(struct store *st, const struct store_msg_new *m)
 {
     static const char sql[] = "INSERT INTO messages (id, blob, size, sender, prefix, received, "
-                              "client_addr, helo, direction, is_bounce) "
-                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+                              "client_addr, helo, direction, is_bounce, sender_customer_id) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
     const struct store_msg *none = NULL;
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
@@ -215,6 +241,7 @@ static int insert_msg(struct store *st, const struct store_msg_new *m)
     bind_text_max(s, 8, m->helo, sizeof none->helo);
     sqlite3_bind_int(s, 9, m->direction);
     sqlite3_bind_int(s, 10, m->is_bounce ? 1 : 0);
+    sqlite3_bind_int64(s, 11, m->sender_customer_id);
     return stmt_run(st, sql, s, "message insert");
 }
 
@@ -229,8 +256,8 @@ int store_message_insert(struct store *st, const struct store_msg_new *m)
     rc = blob_refs_add(st, m->blob, +1);
     if (rc == STORE_OK && (rc = insert_msg(st, m)) == STORE_EXISTS)
         log_err("%s: store: queue ID already in use", m->id);
-    for (size_t i = 0; rc == STORE_OK && i < m->nrcpt; i++)
-        rc = insert_rcpt(st, m, m->rcpts[i]);
+    if (rc == STORE_OK)
+        rc = insert_rcpts(st, m);
     return op_end(st, &op, rc);
 }
 
@@ -259,14 +286,7 @@ static int msg_each(sqlite3_stmt *s, void *ctx)
 
 int store_queue_list(struct store *st, int (*cb)(const struct store_msg *, void *), void *arg)
 {
-    static const char sql[] = "SELECT " MSG_COLS " FROM messages m WHERE EXISTS "
-                              "(SELECT 1 FROM recipients r WHERE r.msg_id = m.id AND r.state = 0) "
-                              "ORDER BY m.received, m.id";
-    sqlite3_stmt *s = stmt_get(st, sql);
-    if (!s)
-        return STORE_ERR;
-    struct msg_each e = {cb, arg};
-    return stmt_each(st, sql, s, msg_each, &e, "queue list");
+    return store_queue_list_scoped(st, 0, cb, arg);
 }
 
 static void read_queue_stats(sqlite3_stmt *s, void *out)
@@ -364,7 +384,7 @@ int store_message_delete(struct store *st, const char *id)
 
 #define RCPT_COLS                                                                                   \
     "r.id, r.msg_id, r.rcpt, r.domain, r.state, r.attempts, r.next_attempt, m.received, "          \
-    "r.last_reply, r.mailbox_entry_id, r.pre_continuity FROM recipients r JOIN messages m ON m.id = r.msg_id"
+    "r.last_reply, r.mailbox_entry_id, r.pre_continuity, r.held FROM recipients r JOIN messages m ON m.id = r.msg_id"
 
 static void read_rcpt(sqlite3_stmt *s, void *out)
 {
@@ -381,6 +401,7 @@ static void read_rcpt(sqlite3_stmt *s, void *out)
     col_text(s, 8, r->last_reply, sizeof r->last_reply);
     r->mailbox_entry_id = sqlite3_column_int64(s, 9); /* NULL reads as 0 */
     r->pre_continuity = sqlite3_column_int(s, 10);
+    r->held = sqlite3_column_int(s, 11);
 }
 
 struct rcpt_each {
@@ -400,8 +421,10 @@ int store_rcpt_due(struct store *st, int64_t now, size_t limit,
                    int (*cb)(const struct store_rcpt *, void *), void *arg)
 {
     /* Walks recipients_due in order: no sort, stops after limit rows. */
+    /* A held recipient is passed over here (a residual test on the row the
+     * index gave), so held mail costs the runner a little but is never tried. */
     static const char sql[] = "SELECT " RCPT_COLS " WHERE r.state = 0 AND r.next_attempt <= ?1 "
-                              "ORDER BY r.next_attempt, r.id LIMIT ?2";
+                              "AND r.held = 0 ORDER BY r.next_attempt, r.id LIMIT ?2";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
@@ -413,7 +436,7 @@ int store_rcpt_due(struct store *st, int64_t now, size_t limit,
 
 int store_rcpt_next_due(struct store *st, int64_t *when_out)
 {
-    static const char sql[] = "SELECT next_attempt FROM recipients WHERE state = 0 "
+    static const char sql[] = "SELECT next_attempt FROM recipients WHERE state = 0 AND held = 0 "
                               "ORDER BY next_attempt LIMIT 1";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
@@ -437,16 +460,26 @@ int store_rcpt_update(struct store *st, int64_t id, int state, unsigned attempts
     static const char sql[] = "UPDATE recipients SET state = ?2, attempts = ?3, next_attempt = ?4, "
                               "last_reply = ?5 WHERE id = ?1";
     const struct store_rcpt *none = NULL;
+    int counter = state == RCPT_SENT ? STAT_DELIVERED : state == RCPT_QUEUED ? STAT_DEFERRED
+                : state == RCPT_BOUNCED ? STAT_BOUNCED : -1;
+    struct store_op op;
+    int rc = op_begin(st, &op);
+    if (rc != STORE_OK)
+        return rc;
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
-        return STORE_ERR;
+        return op_end(st, &op, STORE_ERR);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int(s, 2, state);
     sqlite3_bind_int64(s, 3, attempts);
     sqlite3_bind_int64(s, 4, next_attempt);
     bind_text_max(s, 5, last_reply, sizeof none->last_reply);
-    int rc = stmt_run(st, sql, s, "recipient update");
-    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+    rc = stmt_run(st, sql, s, "recipient update");
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        rc = STORE_NOTFOUND;
+    if (rc == STORE_OK && counter >= 0)
+        rc = stats_count_rcpt(st, id, counter, time_now());
+    return op_end(st, &op, rc);
 }
 
 int store_rcpt_list(struct store *st, const char *msg_id, int (*cb)(const struct store_rcpt *, void *),
@@ -483,14 +516,171 @@ int store_rcpt_mark_pre_continuity(struct store *st, const char *domain, unsigne
 
 int store_queue_flush(struct store *st)
 {
-    static const char sql[] = "UPDATE recipients SET next_attempt = ?1 "
-                              "WHERE state = 0 AND next_attempt > ?1";
+    return store_queue_flush_scoped(st, 0, NULL, NULL);
+}
+
+/* ------------------------------------------------------- the queue, scoped */
+
+/* Whether a recipient row of message ?2 is in customer ?1's share (store.h):
+ * ?1 = 0 (an operator), a domain of the customer, or the customer sent it.
+ * Unqualified columns are the recipient's. */
+#define IN_SHARE                                                                                         \
+    "(?1 = 0 OR domain IN (SELECT name FROM domains WHERE customer_id = ?1) "                             \
+    "OR (SELECT sender_customer_id FROM messages WHERE id = recipients.msg_id) = ?1)"
+
+int store_queue_list_scoped(struct store *st, int64_t customer_id, int (*cb)(const struct store_msg *, void *),
+                            void *arg)
+{
+    static const char sql[] = "SELECT " MSG_COLS " FROM messages m WHERE EXISTS "
+                              "(SELECT 1 FROM recipients WHERE msg_id = m.id AND state = 0 AND " IN_SHARE ") "
+                              "ORDER BY m.received, m.id";
     sqlite3_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, time_now());
-    int rc = stmt_run(st, sql, s, "queue flush");
+    sqlite3_bind_int64(s, 1, customer_id);
+    struct msg_each e = {cb, arg};
+    return stmt_each(st, sql, s, msg_each, &e, "queue list");
+}
+
+struct rcpt_counted {
+    struct rcpt_each each;
+    unsigned n;
+};
+
+static int rcpt_count_each(sqlite3_stmt *s, void *ctx)
+{
+    struct rcpt_counted *c = ctx;
+    c->n++;
+    return rcpt_each(s, &c->each);
+}
+
+int store_queue_rcpts(struct store *st, const char *msg_id, int64_t customer_id,
+                      int (*cb)(const struct store_rcpt *, void *), void *arg)
+{
+    static const char sql[] = "SELECT " RCPT_COLS " WHERE r.msg_id = ?2 AND (?1 = 0 "
+                              "OR r.domain IN (SELECT name FROM domains WHERE customer_id = ?1) "
+                              "OR m.sender_customer_id = ?1) ORDER BY r.id";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, customer_id);
+    bind_text(s, 2, msg_id);
+    struct rcpt_counted c = {{cb, arg}, 0};
+    int rc = stmt_each(st, sql, s, rcpt_count_each, &c, "queue recipients");
+    return rc == STORE_OK && c.n == 0 ? STORE_NOTFOUND : rc;
+}
+
+struct share_counts {
+    unsigned total, share;
+};
+
+static void read_share_counts(sqlite3_stmt *s, void *out)
+{
+    struct share_counts *c = out;
+    c->total = (unsigned)sqlite3_column_int64(s, 0);
+    c->share = (unsigned)sqlite3_column_int64(s, 1);
+}
+
+/* The message's recipients, and how many of them are in the share:
+ * STORE_NOTFOUND when none are (or there is no such message). */
+static int share_get(struct store *st, const char *msg_id, int64_t customer_id, struct share_counts *out)
+{
+    static const char sql[] = "SELECT count(*), coalesce(sum(" IN_SHARE "), 0) FROM recipients WHERE msg_id = ?2";
+    sqlite3_stmt *s = stmt_get(st, sql);
+    *out = (struct share_counts){0};
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, customer_id);
+    bind_text(s, 2, msg_id);
+    int rc = stmt_fetch_one(st, sql, s, read_share_counts, out, "queue share");
+    return rc == STORE_OK && out->share == 0 ? STORE_NOTFOUND : rc;
+}
+
+/* Runs one of the share's UPDATE/DELETEs of message msg_id; ?3 is arg3, ?4 now. */
+static int share_exec(struct store *st, const char *sql, const char *msg_id, int64_t customer_id, int arg3,
+                      unsigned *changed, const char *what)
+{
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, customer_id);
+    bind_text(s, 2, msg_id);
+    if (sqlite3_bind_parameter_count(s) >= 3)
+        sqlite3_bind_int(s, 3, arg3);
+    if (sqlite3_bind_parameter_count(s) >= 4)
+        sqlite3_bind_int64(s, 4, time_now());
+    int rc = stmt_run(st, sql, s, what);
+    if (rc == STORE_OK && changed)
+        *changed = (unsigned)sqlite3_changes(st->db);
+    return rc;
+}
+
+int store_queue_hold(struct store *st, const char *msg_id, int64_t customer_id, int hold, unsigned *changed)
+{
+    /* A release makes the recipients due now: "release" on the queue page means "send it". */
+    static const char sql[] = "UPDATE recipients SET held = ?3, next_attempt = CASE WHEN ?3 = 0 AND "
+                              "next_attempt > ?4 THEN ?4 ELSE next_attempt END "
+                              "WHERE msg_id = ?2 AND state = 0 AND held != ?3 AND " IN_SHARE;
+    if (changed)
+        *changed = 0;
+    struct store_op op;
+    int rc = op_begin(st, &op);
+    if (rc != STORE_OK)
+        return rc;
+    struct share_counts c;
+    rc = share_get(st, msg_id, customer_id, &c);
     if (rc == STORE_OK)
-        log_info("queue flush: %d recipient(s) made due now", sqlite3_changes(st->db));
+        rc = share_exec(st, sql, msg_id, customer_id, hold ? 1 : 0, changed, hold ? "queue hold" : "queue release");
+    rc = op_end(st, &op, rc);
+    if (rc != STORE_OK && changed)
+        *changed = 0;
+    return rc;
+}
+
+int store_queue_delete(struct store *st, const char *msg_id, int64_t customer_id)
+{
+    static const char sql[] = "DELETE FROM recipients WHERE msg_id = ?2 AND state = 0 AND " IN_SHARE;
+    struct store_op op;
+    int rc = op_begin(st, &op);
+    if (rc != STORE_OK)
+        return rc;
+    struct share_counts c;
+    rc = share_get(st, msg_id, customer_id, &c);
+    if (rc == STORE_OK && c.share == c.total) {
+        rc = store_message_delete(st, msg_id);
+    } else if (rc == STORE_OK) {
+        int released;
+        rc = share_exec(st, sql, msg_id, customer_id, 0, NULL, "queue delete");
+        if (rc == STORE_OK)
+            rc = store_message_release_if_done(st, msg_id, &released);
+    }
+    return op_end(st, &op, rc);
+}
+
+int store_queue_flush_scoped(struct store *st, int64_t customer_id, const char *domain, unsigned *flushed)
+{
+    static const char sql[] = "UPDATE recipients SET next_attempt = ?3 "
+                              "WHERE state = 0 AND held = 0 AND next_attempt > ?3 AND (?2 = '' OR domain = ?2) "
+                              "AND " IN_SHARE;
+    char canon[DOMAIN_MAX + 1] = "";
+    if (flushed)
+        *flushed = 0;
+    if (domain && addr_canonical(domain, canon, sizeof canon) != 0) {
+        log_err("store: queue flush: bad domain");
+        return STORE_ERR;
+    }
+    sqlite3_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, customer_id);
+    bind_text(s, 2, canon);
+    sqlite3_bind_int64(s, 3, time_now());
+    int rc = stmt_run(st, sql, s, "queue flush");
+    if (rc == STORE_OK) {
+        unsigned n = (unsigned)sqlite3_changes(st->db);
+        log_info("queue flush%s%s: %u recipient(s) made due now", canon[0] ? " of " : "", canon, n);
+        if (flushed)
+            *flushed = n;
+    }
     return rc;
 }

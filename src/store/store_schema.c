@@ -15,6 +15,7 @@
  * password reset tokens. 5: the archive (entries, participants, an FTS5
  * index, legal holds) and the audit trail. 6: pending login attempts, operator
  * holds. 7: LDAP settings, sync reports, directory users, last login.
+ * 8: per-minute statistics, queue holds, a queued message's sending customer.
  *
  * Addresses and domain names are stored lower-case and compared with COLLATE
  * NOCASE (ASCII folding, like util/addr.h), so a lookup by any spelling hits the
@@ -342,6 +343,30 @@ static const struct migration migrations[] = {
      "ALTER TABLE aliases ADD COLUMN from_ldap INTEGER NOT NULL DEFAULT 0;"
      /* Every successful login (webmail, submission), for readiness. */
      "ALTER TABLE users ADD COLUMN last_login INTEGER NOT NULL DEFAULT 0;"},
+
+    {8, "per-minute statistics; queue holds; the sending customer of a queued message",
+     /* Counters per hosted domain and minute (store_stats.c), moved by the
+      * transactions that make the state changes they count. Sparse: a row
+      * exists only for a minute in which something happened. Kept about two
+      * days (the daily retention pass purges older minutes). */
+     "CREATE TABLE stats_minute ("
+     "  domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,"
+     "  minute INTEGER NOT NULL,"
+     "  accepted INTEGER NOT NULL DEFAULT 0,"
+     "  delivered INTEGER NOT NULL DEFAULT 0,"
+     "  diverted INTEGER NOT NULL DEFAULT 0,"
+     "  redelivered INTEGER NOT NULL DEFAULT 0,"
+     "  deferred INTEGER NOT NULL DEFAULT 0,"
+     "  bounced INTEGER NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (domain_id, minute)"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX stats_minute_minute ON stats_minute(minute);"
+     /* A held recipient is not tried until it is released (queue hold). */
+     "ALTER TABLE recipients ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+     /* Who sends an outbound message (queue.h's sender_customer_id), so that a
+      * customer's admin sees and manages its queued outbound mail. Mail
+      * queued before this migration has none: only an operator sees it. */
+     "ALTER TABLE messages ADD COLUMN sender_customer_id INTEGER NOT NULL DEFAULT 0;"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -56,13 +56,22 @@ ROUTES = [
     ("POST", "archive/holds", {"user": "{user}"}),
     ("DELETE", "archive/holds?user={user}", None),
     ("GET", "audit", None),
+    # the outage dashboard and the queue page (test_admin_ops.py tests what they do)
+    ("GET", "continuity?domain={domain}", None),
+    ("GET", "events?domain={domain}", None),
+    ("GET", "stats?domain={domain}", None),
+    ("GET", "queue", None),
+    ("POST", "queue/flush", {"domain": "{domain}"}),
+    ("POST", "queue/{message}/hold", None),
+    ("POST", "queue/{message}/release", None),
+    ("DELETE", "queue/{message}", None),
     ("DELETE", "users/{user}", None),
     ("DELETE", "domains/{newdomain}", None),
     ("DELETE", "customers/{customer}", None),
 ]
 
 # Routes that name an object of the customer in their path (another customer's admin: 404).
-NAMES_OBJECT = re.compile(r"\{(customer|domain|user|alias)\}")
+NAMES_OBJECT = re.compile(r"\{(customer|domain|user|alias|message)\}")
 OPERATOR_ONLY = {("POST", "customers"), ("POST", "customers/{customer}/subscription"),
                  ("DELETE", "customers/{customer}/subscription"), ("POST", "domains"),
                  ("DELETE", "domains/{newdomain}"), ("DELETE", "customers/{customer}")}
@@ -97,9 +106,16 @@ def lb(tmp_path_factory):
                        ("oscar@ops.test", "operator")]:
         lb.ctl_ok("user", "add", addr, "--role", role, "--password-stdin", "--activate", input=PASSWORD + "\n")
     lb.ctl_ok("alias", "add", "bob@acme.test", "sales@acme.test")
+    ACME["message"] = queue_message(lb, "nobody@acme.test")
     yield lb
     problems = lbtest.finish([lb])
     assert not problems, "\n\n".join(problems)
+
+
+def queue_message(lb, rcpt):
+    """A message for rcpt (no user: never diverted) that stays queued, its server being dead."""
+    data = lbtest.make_message(lbtest.new_msgid("walk"), to=rcpt, subject="walk")
+    return lbtest.submit(lb.smtp_port, "alice@example.org", [rcpt], data)
 
 
 def login(lb, addr):
@@ -177,8 +193,10 @@ def test_this_customers_admin_and_an_operator_are_allowed(lb, who):
     # Fresh objects of acme's for the walk to change and delete.
     lb.ctl_ok("user", "add", f"walk-{tag}@acme.test", "--activate")
     lb.ctl_ok("alias", "add", f"walk-{tag}@acme.test", f"walk-alias-{tag}@acme.test")
+    lb.ctl_ok("domain", "set", "acme.test", "--recipient-check", "off")  # the walk before turned it on
     names = {"customer": f"walk-{tag}", "domain": "acme.test", "user": f"walk-{tag}@acme.test",
-             "alias": f"walk-alias-{tag}@acme.test", "tag": tag, "newdomain": f"{tag}.walk.test"}
+             "alias": f"walk-alias-{tag}@acme.test", "tag": tag, "newdomain": f"{tag}.walk.test",
+             "message": queue_message(lb, f"walk-q-{tag}@acme.test")}
     c = login(lb, who)
     operator = who.startswith("oscar")
     for method, pattern, body in ROUTES:
@@ -200,6 +218,7 @@ def test_this_customers_admin_and_an_operator_are_allowed(lb, who):
     actions = {e["action"] for e in audit}
     assert {"user.add", "user.set", "alias.add", "alias.del", "user.del", "domain.set", "continuity.disable",
             "policy.set"} <= actions, actions
+    assert {"queue.flush", "queue.hold", "queue.release", "queue.delete"} <= actions, actions
     if operator:
         assert {"customer.add", "subscription.start", "domain.add"} <= actions
     lb.ctl_ok("continuity", "enable", "acme.test")

@@ -127,7 +127,7 @@ def test_full_disk_gets_451_and_nothing_half_written(make_lifeboat, sink):
         first = send_many(lb, 1, "before-full")
         sink.wait_messages(1)
 
-        with open(filler, "wb") as f:
+        with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing left to flush at close on a full disk
             try:
                 while True:
                     f.write(b"\0" * 65536)
