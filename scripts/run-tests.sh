@@ -23,7 +23,7 @@ prc=$?
 # The webmail in headless Chromium (tests/e2e): playwright-core from the lock
 # file, driving the system's /usr/bin/chromium (never a browser download).
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-if [ ! -d node_modules/playwright-core ]; then
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/axe-core ]; then
   npm ci --no-audit --no-fund --loglevel=error || rc=1
 fi
 LIFEBOAT_BUILD="$build" node --test tests/e2e/

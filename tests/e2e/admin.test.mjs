@@ -7,7 +7,8 @@
 // opens bob's message (recorded as a view), exports the search as mbox
 // (recorded), places a hold on bob and one on the whole customer, releases
 // bob's after a confirmation (recorded twice), and goes between the webmail
-// and the panel without signing in again. Run: node --test tests/e2e/
+// and the panel without signing in again. Audit, Legal holds and Archive
+// search are pages of the panel (#/audit ...), reached by its navigation. Run: node --test tests/e2e/
 // (LIFEBOAT_BUILD = the build directory).
 
 import assert from 'node:assert/strict';
@@ -97,15 +98,24 @@ describe('the control panel', () => {
     }));
   }
 
-  /** Refreshes the audit table until its newest rows start with rows (each
-   * compared on as many columns as it gives). */
+  /** Goes to a page of the panel by its link in the navigation. */
+  async function goTo(name) {
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name, exact: true }).click();
+  }
+
+  /** On the Audit page, refreshes the audit table until its newest rows start
+   * with rows (each compared on as many columns as it gives); then back to the
+   * page it came from. */
   async function expectAuditTop(rows, what) {
+    const back = await page.evaluate(() => location.hash);
+    await goTo('Audit');
     let got;
     await waitFor(async () => {
       await page.getByRole('button', { name: 'Refresh' }).click();
       got = (await auditRows()).slice(0, rows.length).map((r, i) => r.slice(0, rows[i]?.length));
       return JSON.stringify(got) === JSON.stringify(rows);
     }, { interval: 250, what: `${what} (got ${JSON.stringify(got)})` });
+    if (back && back !== '#/audit') await page.evaluate((hash) => { location.hash = hash; }, back);
   }
 
   test('a user releases from the Archive (to the server) and is not allowed in the panel', async () => {
@@ -147,6 +157,7 @@ describe('the control panel', () => {
   });
 
   test('searching and opening bob\'s message is recorded as a view', async () => {
+    await goTo('Archive search');
     const search = page.locator('#search-form');
     await search.getByLabel('Sender').fill('alice@example.org');
     await search.getByLabel('Words').fill('gyroscope');
@@ -157,6 +168,7 @@ describe('the control panel', () => {
     assert.equal(await page.locator('#entry-subject').textContent(), 'Invoice 2026-117');
     await page.locator('#entry-body').getByText('Please find the invoice for the gyroscope repair below.').waitFor();
     await expectAuditTop([[ANN, 'archive.view', `archive:${entryId}`, 'view']], 'the view on top');
+    await page.locator('#search').waitFor({ state: 'visible' });
     await page.keyboard.press('Escape');
     await page.locator('#entry').waitFor({ state: 'hidden' });
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Invoice 2026-117');
@@ -176,7 +188,8 @@ describe('the control panel', () => {
   });
 
   test('legal holds: place on a user and on the customer, release one after confirming', async () => {
-    assert.equal(await page.locator('#holds-info').textContent(), 'No legal hold is in place.');
+    await goTo('Legal holds');
+    await page.locator('#holds-info').getByText('No legal hold is in place.').waitFor();
     await page.getByLabel('Hold a user\'s mail').fill(BOB);
     await page.locator('#hold-user-form').getByRole('button', { name: 'Place the hold' }).click();
     await page.locator('#hold-status').getByText(`Hold placed on ${BOB}.`).waitFor();

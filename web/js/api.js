@@ -20,8 +20,18 @@ function csrfToken() {
 }
 
 export async function api(method, path, body) {
+  return request(method, path, body === undefined ? undefined : JSON.stringify(body), 'application/json');
+}
+
+/** A request whose body is text of another type (the control panel's CSV
+ * import: text/csv); the answer and the errors as api()'s. */
+export async function apiText(method, path, text, contentType) {
+  return request(method, path, text, contentType);
+}
+
+async function request(method, path, body, contentType) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (body !== undefined) headers['Content-Type'] = contentType;
   const token = csrfToken();
   if (method !== 'GET' && method !== 'HEAD' && token) headers['X-CSRF-Token'] = token;
   let resp;
@@ -29,7 +39,7 @@ export async function api(method, path, body) {
     resp = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body,
       credentials: 'same-origin',
       cache: 'no-store',
     });
