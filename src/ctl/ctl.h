@@ -62,6 +62,13 @@ int ctl_getopt(int argc, char **argv, const struct ctl_opt *opts, const char **p
 int ctl_getopt_store(struct ctl *c, int argc, char **argv, const struct ctl_opt *opts, const char **pos, int min,
                      int max, int *npos, struct store **st);
 
+/* A command that is one directory call on one positional argument (customer
+ * add and del, user del and unlock, alias del): runs change(st, ARG, err,
+ * errlen) and prints "WHAT ARG DONE" ("user bob@acme.test deleted"), ARG in
+ * its canonical (lower-case) spelling when it is an address. */
+int ctl_run_one(struct ctl *c, int argc, char **argv, int (*change)(struct store *, const char *, char *, size_t),
+                const char *what, const char *done, int address);
+
 /* ---------------------------------------------------------------- output */
 
 /* What the store callbacks of a listing fill: the rows, a lookup table (names

@@ -10,17 +10,7 @@
 
 int ctl_user_unlock(struct ctl *c, int argc, char **argv)
 {
-    const char *pos[1];
-    int n;
-    struct store *st;
-    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
-    if (rc != CTL_OK)
-        return rc;
-    char err[512], canon[ADDR_MAX + 1];
-    if (directory_user_unlock(st, pos[0], err, sizeof err) != 0)
-        return ctl_fail("%s", err);
-    printf("user %s unlocked\n", ctl_canon(pos[0], canon));
-    return CTL_OK;
+    return ctl_run_one(c, argc, argv, directory_user_unlock, "user", "unlocked", 1);
 }
 
 int ctl_domain_del(struct ctl *c, int argc, char **argv)
@@ -49,15 +39,5 @@ int ctl_domain_del(struct ctl *c, int argc, char **argv)
 
 int ctl_customer_del(struct ctl *c, int argc, char **argv)
 {
-    const char *pos[1];
-    int n;
-    struct store *st;
-    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
-    if (rc != CTL_OK)
-        return rc;
-    char err[512];
-    if (directory_customer_del(st, pos[0], err, sizeof err) != 0)
-        return ctl_fail("%s", err);
-    printf("customer %s deleted\n", pos[0]);
-    return CTL_OK;
+    return ctl_run_one(c, argc, argv, directory_customer_del, "customer", "deleted", 0);
 }

@@ -303,3 +303,19 @@ void ctl_password_free(char *pw)
         free(pw);
     }
 }
+
+int ctl_run_one(struct ctl *c, int argc, char **argv, int (*change)(struct store *, const char *, char *, size_t),
+                const char *what, const char *done, int address)
+{
+    const char *pos[1];
+    int n;
+    struct store *st;
+    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
+    if (rc != CTL_OK)
+        return rc;
+    char err[512], canon[ADDR_MAX + 1];
+    if (change(st, pos[0], err, sizeof err) != 0)
+        return ctl_fail("%s", err);
+    printf("%s %s %s\n", what, address ? ctl_canon(pos[0], canon) : pos[0], done);
+    return CTL_OK;
+}

@@ -19,17 +19,7 @@
 
 int ctl_customer_add(struct ctl *c, int argc, char **argv)
 {
-    const char *pos[1];
-    int n;
-    struct store *st;
-    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
-    if (rc != CTL_OK)
-        return rc;
-    char err[512];
-    if (directory_customer_add(st, pos[0], err, sizeof err) != 0)
-        return ctl_fail("%s", err);
-    printf("customer %s added\n", pos[0]);
-    return CTL_OK;
+    return ctl_run_one(c, argc, argv, directory_customer_add, "customer", "added", 0);
 }
 
 

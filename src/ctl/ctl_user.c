@@ -79,17 +79,7 @@ int ctl_user_set(struct ctl *c, int argc, char **argv)
 
 int ctl_user_del(struct ctl *c, int argc, char **argv)
 {
-    const char *pos[1];
-    int n;
-    struct store *st;
-    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
-    if (rc != CTL_OK)
-        return rc;
-    char err[512], canon[ADDR_MAX + 1];
-    if (directory_user_del(st, pos[0], err, sizeof err) != 0)
-        return ctl_fail("%s", err);
-    printf("user %s deleted\n", ctl_canon(pos[0], canon));
-    return CTL_OK;
+    return ctl_run_one(c, argc, argv, directory_user_del, "user", "deleted", 1);
 }
 
 
@@ -159,17 +149,7 @@ int ctl_alias_add(struct ctl *c, int argc, char **argv)
 
 int ctl_alias_del(struct ctl *c, int argc, char **argv)
 {
-    const char *pos[1];
-    int n;
-    struct store *st;
-    int rc = ctl_getopt_store(c, argc, argv, NULL, pos, 1, 1, &n, &st);
-    if (rc != CTL_OK)
-        return rc;
-    char err[512], canon[ADDR_MAX + 1];
-    if (directory_alias_del(st, pos[0], err, sizeof err) != 0)
-        return ctl_fail("%s", err);
-    printf("alias %s deleted\n", ctl_canon(pos[0], canon));
-    return CTL_OK;
+    return ctl_run_one(c, argc, argv, directory_alias_del, "alias", "deleted", 1);
 }
 
 static int alias_to_json(const char *alias, const char *user_email, void *arg)
