@@ -252,10 +252,11 @@ static int poison_job(struct store *st, struct blobstore *bs, void *arg)
                : STORE_ERR;
 }
 
-static sem_t hold;
+static sem_t hold, holding;
 static int hold_job(struct store *st, struct blobstore *bs, void *arg)
 {
     (void)st, (void)bs, (void)arg;
+    sem_post(&holding);
     sem_wait(&hold);
     return STORE_OK;
 }
@@ -265,15 +266,20 @@ static void test_failed_commit_fails_group(void **state)
     struct fixture *f = *state;
     int done = 0;
     sem_init(&hold, 0, 0);
+    sem_init(&holding, 0, 0);
     struct blob_job first = {.done = &done};
     struct blob_job normal = {.body = "innocent body", .done = &done};
     struct blob_job poison = {.body = "poison body", .done = &done};
     assert_int_equal(store_writer_submit(f->w, hold_job, blob_done, &first), 0);
+    /* The writer runs the first group now: the next two wait and form one
+     * group together (submitted before, they could be split between two). */
+    sem_wait(&holding);
     assert_int_equal(store_writer_submit(f->w, blob_job, blob_done, &normal), 0);
     assert_int_equal(store_writer_submit(f->w, poison_job, blob_done, &poison), 0);
     sem_post(&hold);
     run_until(f, &done, 3);
     sem_destroy(&hold);
+    sem_destroy(&holding);
 
     struct store_writer_stats s;
     store_writer_stats(f->w, &s);
