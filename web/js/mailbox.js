@@ -297,6 +297,8 @@ async function showArchive() {
   closeReader();
   $('message-pane').hidden = true;
   $('archive-open').setAttribute('aria-current', 'true');
+  // At once, not when the folders' counts come back: no folder is current now.
+  for (const b of $('folder-list').querySelectorAll('[aria-current]')) b.removeAttribute('aria-current');
   try {
     await Promise.all([loadFolders(), openArchive({
       onSessionEnd: () => state.onSessionEnd?.(),
