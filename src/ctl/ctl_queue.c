@@ -310,7 +310,7 @@ static int hold_or_release(struct ctl *c, int argc, char **argv, int hold)
     if (hold)
         printf("%s: %u recipient(s) put on hold; not tried until released\n", id, changed);
     else
-        printf("%s: %u recipient(s) released; tried at their next attempt (queue flush: now)\n", id, changed);
+        printf("%s: %u recipient(s) released; due now\n", id, changed);
     return CTL_OK;
 }
 
