@@ -230,16 +230,10 @@ void http_h_admin_ldap_test(struct http_request *req, struct http_reply *rep)
 void http_h_admin_readiness(struct http_request *req, struct http_reply *rep)
 {
     struct http_admin_scope s;
-    if (http_admin_scope_load(req, &s, rep) != 0)
+    struct store_domain d;
+    if (http_admin_scope_domain(req, &s, &d, rep) != 0)
         return;
-    const char *domain = http_query(req, "domain");
-    int64_t domain_id = 0;
-    if (domain && *domain) {
-        struct store_domain d;
-        if (http_admin_domain(req, &s, domain, &d, rep) != 0)
-            return;
-        domain_id = d.id;
-    }
+    int64_t domain_id = d.id;
     json_t *o = admin_readiness(req->st, domain_id, domain_id ? 0 : s.customer_id);
     if (!o) {
         http_reply_error(rep, 500, "internal error");

@@ -26,18 +26,6 @@
 #define EVENTS_LIMIT_DEFAULT 100
 #define EVENTS_LIMIT_MAX 1000
 
-/* The scope, and the domain of ?domain= within it when given (*d, *have).
- * 0, or -1 with the reply set (404 for a domain outside the scope). */
-static int scope_and_domain(struct http_request *req, struct http_admin_scope *s, struct store_domain *d, int *have,
-                            struct http_reply *rep)
-{
-    if (http_admin_scope_load(req, s, rep) != 0)
-        return -1;
-    const char *name = http_query(req, "domain");
-    *have = name && *name;
-    return *have ? http_admin_domain(req, s, name, d, rep) : 0;
-}
-
 /* Call with the builder's result already in hand: reply_view(rep, f(..., &v), v)
  * would read v before f sets it (the arguments are unsequenced). */
 static void reply_view(struct http_reply *rep, int rc, json_t *view)
@@ -55,11 +43,10 @@ void http_h_admin_continuity(struct http_request *req, struct http_reply *rep)
 {
     struct http_admin_scope s;
     struct store_domain d;
-    int have;
-    if (scope_and_domain(req, &s, &d, &have, rep) != 0)
+    if (http_admin_scope_domain(req, &s, &d, rep) != 0)
         return;
     json_t *view;
-    int rc = admin_continuity_view(req->st, s.customer_id, have ? &d : NULL, &view);
+    int rc = admin_continuity_view(req->st, s.customer_id, d.id ? &d : NULL, &view);
     reply_view(rep, rc, view);
 }
 
@@ -71,11 +58,10 @@ void http_h_admin_events(struct http_request *req, struct http_reply *rep)
         return;
     struct http_admin_scope s;
     struct store_domain d;
-    int have;
-    if (scope_and_domain(req, &s, &d, &have, rep) != 0)
+    if (http_admin_scope_domain(req, &s, &d, rep) != 0)
         return;
     json_t *view;
-    int rc = admin_events_view(req->st, s.customer_id, have ? d.id : 0, (size_t)limit, &view);
+    int rc = admin_events_view(req->st, s.customer_id, d.id, (size_t)limit, &view);
     reply_view(rep, rc, view);
 }
 
@@ -87,11 +73,10 @@ void http_h_admin_stats(struct http_request *req, struct http_reply *rep)
         return;
     struct http_admin_scope s;
     struct store_domain d;
-    int have;
-    if (scope_and_domain(req, &s, &d, &have, rep) != 0)
+    if (http_admin_scope_domain(req, &s, &d, rep) != 0)
         return;
     json_t *view;
-    int rc = admin_stats_view(req->st, s.customer_id, have ? &d : NULL, (unsigned)hours, req->now, &view);
+    int rc = admin_stats_view(req->st, s.customer_id, d.id ? &d : NULL, (unsigned)hours, req->now, &view);
     reply_view(rep, rc, view);
 }
 

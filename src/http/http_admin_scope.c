@@ -74,6 +74,19 @@ int http_admin_domain(struct http_request *req, const struct http_admin_scope *s
     return 0;
 }
 
+int http_admin_scope_domain(struct http_request *req, struct http_admin_scope *s, struct store_domain *d,
+                            struct http_reply *rep)
+{
+    if (http_admin_scope_load(req, s, rep) != 0)
+        return -1;
+    const char *name = http_query(req, "domain");
+    if (!name || !*name) {
+        memset(d, 0, sizeof *d); /* id 0: every domain of the scope */
+        return 0;
+    }
+    return http_admin_domain(req, s, name, d, rep);
+}
+
 int http_admin_user(struct http_request *req, const struct http_admin_scope *s, const char *email,
                     struct store_user *u, struct http_reply *rep)
 {

@@ -36,16 +36,10 @@ static void reply_user(struct http_request *req, struct http_reply *rep, int sta
 void http_h_admin_users(struct http_request *req, struct http_reply *rep)
 {
     struct http_admin_scope s;
-    if (http_admin_scope_load(req, &s, rep) != 0)
+    struct store_domain d;
+    if (http_admin_scope_domain(req, &s, &d, rep) != 0)
         return;
-    struct store_user_query q = {.customer_id = s.customer_id, .text = http_query(req, "q")};
-    const char *domain = http_query(req, "domain");
-    if (domain && *domain) {
-        struct store_domain d;
-        if (http_admin_domain(req, &s, domain, &d, rep) != 0)
-            return;
-        q.domain_id = d.id;
-    }
+    struct store_user_query q = {.customer_id = s.customer_id, .domain_id = d.id, .text = http_query(req, "q")};
     long long offset, limit;
     if (http_query_number(req, "offset", 0, 0, INT32_MAX, &offset, rep) != 0 ||
         http_query_number(req, "limit", USERS_PAGE_DEFAULT, 1, USERS_PAGE_MAX, &limit, rep) != 0)

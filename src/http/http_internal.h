@@ -508,6 +508,10 @@ int http_admin_customer_visible(const struct http_admin_scope *s, int64_t custom
  * another customer's (the same answer), 500 on a store error. */
 int http_admin_domain(struct http_request *req, const struct http_admin_scope *s, const char *name,
                       struct store_domain *d, struct http_reply *rep);
+/* The scope and the domain of ?domain= within it (d->id 0 when there is
+ * none): 0, or -1 with the reply set (404 for a domain outside the scope). */
+int http_admin_scope_domain(struct http_request *req, struct http_admin_scope *s, struct store_domain *d,
+                            struct http_reply *rep);
 int http_admin_user(struct http_request *req, const struct http_admin_scope *s, const char *email,
                     struct store_user *u, struct http_reply *rep);
 /* The reply for a refused directory call (enum directory_result, or
