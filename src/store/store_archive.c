@@ -46,19 +46,20 @@ static size_t utf8_cut_len(const char *s, size_t max)
 }
 
 /* Binds s cut to what a char[fieldsize] field can give back whole. */
-static int bind_cut(sqlite3_stmt *stmt, int idx, const char *s, size_t fieldsize)
+static int bind_cut(struct db_stmt *stmt, int idx, const char *s, size_t fieldsize)
 {
     s = s ? s : "";
-    return sqlite3_bind_text(stmt, idx, s, (int)utf8_cut_len(s, fieldsize - 1), SQLITE_STATIC);
+    db_bind_textn(stmt, idx, s, utf8_cut_len(s, fieldsize - 1));
+    return 0;
 }
 
 /* Runs sql (binding ?1 = id) and returns its result like stmt_run. */
 static int exec_id(struct store *st, const char *sql, int64_t id, const char *what)
 {
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, id);
+    db_bind_int64(s, 1, id);
     return stmt_run(st, sql, s, what);
 }
 
@@ -68,25 +69,25 @@ static int exec_id(struct store *st, const char *sql, int64_t id, const char *wh
     "a.id, a.customer_id, a.msg_id, a.blob, a.prefix, a.direction, a.sender, a.received, a.size, " \
     "a.indexed, a.date, a.subject, a.from_hdr, a.to_hdr, a.has_attachment"
 
-static void read_entry(sqlite3_stmt *s, void *out)
+static void read_entry(struct db_stmt *s, void *out)
 {
     struct store_archive_entry *e = out;
     memset(e, 0, sizeof *e);
-    e->id = sqlite3_column_int64(s, 0);
-    e->customer_id = sqlite3_column_int64(s, 1);
+    e->id = db_col_int64(s, 0);
+    e->customer_id = db_col_int64(s, 1);
     col_text(s, 2, e->msg_id, sizeof e->msg_id);
     col_text(s, 3, e->blob, sizeof e->blob);
     col_text(s, 4, e->prefix, sizeof e->prefix);
-    e->direction = sqlite3_column_int(s, 5);
+    e->direction = db_col_int(s, 5);
     col_text(s, 6, e->sender, sizeof e->sender);
-    e->received = sqlite3_column_int64(s, 7);
-    e->size = (uint64_t)sqlite3_column_int64(s, 8);
-    e->indexed = sqlite3_column_int(s, 9);
-    e->date = sqlite3_column_int64(s, 10);
+    e->received = db_col_int64(s, 7);
+    e->size = (uint64_t)db_col_int64(s, 8);
+    e->indexed = db_col_int(s, 9);
+    e->date = db_col_int64(s, 10);
     col_text(s, 11, e->subject, sizeof e->subject);
     col_text(s, 12, e->from_hdr, sizeof e->from_hdr);
     col_text(s, 13, e->to_hdr, sizeof e->to_hdr);
-    e->has_attachment = sqlite3_column_int(s, 14);
+    e->has_attachment = db_col_int(s, 14);
 }
 
 /* Refuses what could not be read back whole. */
@@ -108,16 +109,16 @@ static int entry_new_valid(const struct store_archive_entry *e, const char *cons
 
 static int addr_insert(struct store *st, int64_t entry_id, const char *addr, int kind, int pos)
 {
-    /* OR IGNORE: a recipient named twice is one participant. */
-    static const char sql[] = "INSERT OR IGNORE INTO archive_addrs (addr, entry_id, kind, pos) "
-                              "VALUES (?1, ?2, ?3, ?4)";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    /* DO NOTHING: a recipient named twice is one participant. */
+    static const char sql[] = "INSERT INTO archive_addrs (addr, entry_id, kind, pos) "
+                              "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, addr);
-    sqlite3_bind_int64(s, 2, entry_id);
-    sqlite3_bind_int(s, 3, kind);
-    sqlite3_bind_int(s, 4, pos);
+    db_bind_text(s, 1, addr);
+    db_bind_int64(s, 2, entry_id);
+    db_bind_int(s, 3, kind);
+    db_bind_int(s, 4, pos);
     return stmt_run(st, sql, s, "archive participant insert");
 }
 
@@ -125,12 +126,12 @@ static int addr_insert(struct store *st, int64_t entry_id, const char *addr, int
 static int blob_ref_existing(struct store *st, const char *blob)
 {
     static const char sql[] = "UPDATE blobs SET refs = refs + 1 WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, blob);
+    db_bind_text(s, 1, blob);
     int rc = stmt_run(st, sql, s, "archive blob reference");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+    if (rc == STORE_OK && db_changes(st) == 0) {
         log_err("store: archive: blob %s is not recorded", blob);
         return STORE_NOTFOUND;
     }
@@ -141,7 +142,7 @@ int store_archive_add(struct store *st, const struct store_archive_entry *e, con
                       size_t nrcpt, int64_t *id_out)
 {
     static const char sql[] = "INSERT INTO archive (customer_id, msg_id, blob, prefix, direction, sender, "
-                              "received, size, date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7)";
+                              "received, size, date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7) RETURNING id";
     if (!entry_new_valid(e, rcpts, nrcpt))
         return STORE_ERR;
     struct store_op op;
@@ -150,18 +151,17 @@ int store_archive_add(struct store *st, const struct store_archive_entry *e, con
         return rc;
     int64_t id = 0;
     rc = blob_ref_existing(st, e->blob);
-    sqlite3_stmt *s = rc == STORE_OK ? stmt_get(st, sql) : NULL;
+    struct db_stmt *s = rc == STORE_OK ? stmt_get(st, sql) : NULL;
     if (s) {
-        sqlite3_bind_int64(s, 1, e->customer_id);
-        bind_text(s, 2, e->msg_id);
-        bind_text(s, 3, e->blob);
-        bind_text(s, 4, e->prefix);
-        sqlite3_bind_int(s, 5, e->direction);
-        bind_text(s, 6, e->sender);
-        sqlite3_bind_int64(s, 7, e->received);
-        sqlite3_bind_int64(s, 8, (sqlite3_int64)e->size);
-        rc = stmt_run(st, sql, s, "archive entry insert");
-        id = sqlite3_last_insert_rowid(st->db);
+        db_bind_int64(s, 1, e->customer_id);
+        db_bind_text(s, 2, e->msg_id);
+        db_bind_text(s, 3, e->blob);
+        db_bind_text(s, 4, e->prefix);
+        db_bind_int(s, 5, e->direction);
+        db_bind_text(s, 6, e->sender);
+        db_bind_int64(s, 7, e->received);
+        db_bind_int64(s, 8, (int64_t)e->size);
+        rc = stmt_insert(st, sql, s, &id, "archive entry insert");
     } else if (rc == STORE_OK) {
         rc = STORE_ERR;
     }
@@ -178,10 +178,10 @@ int store_archive_add(struct store *st, const struct store_archive_entry *e, con
 int store_archive_get(struct store *st, int64_t id, struct store_archive_entry *out)
 {
     static const char sql[] = "SELECT " ENTRY_COLS " FROM archive a WHERE a.id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, id);
+    db_bind_int64(s, 1, id);
     return stmt_fetch_one(st, sql, s, read_entry, out, "archive entry get");
 }
 
@@ -190,7 +190,7 @@ struct addr_each {
     void *arg;
 };
 
-static int addr_each(sqlite3_stmt *s, void *ctx)
+static int addr_each(struct db_stmt *s, void *ctx)
 {
     struct addr_each *e = ctx;
     char addr[ADDR_MAX + 1];
@@ -201,11 +201,11 @@ static int addr_each(sqlite3_stmt *s, void *ctx)
 int store_archive_addrs(struct store *st, int64_t id, int kind, int (*cb)(const char *addr, void *), void *arg)
 {
     static const char sql[] = "SELECT addr FROM archive_addrs WHERE entry_id = ?1 AND kind = ?2 ORDER BY pos";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int(s, 2, kind);
+    db_bind_int64(s, 1, id);
+    db_bind_int(s, 2, kind);
     struct addr_each e = {cb, arg};
     return stmt_each(st, sql, s, addr_each, &e, "archive participants");
 }
@@ -215,7 +215,7 @@ struct entry_each {
     void *arg;
 };
 
-static int entry_each(sqlite3_stmt *s, void *ctx)
+static int entry_each(struct db_stmt *s, void *ctx)
 {
     struct entry_each *e = ctx;
     struct store_archive_entry entry;
@@ -227,10 +227,10 @@ int store_archive_unindexed(struct store *st, size_t limit,
                             int (*cb)(const struct store_archive_entry *, void *), void *arg)
 {
     static const char sql[] = "SELECT " ENTRY_COLS " FROM archive a WHERE a.indexed = 0 ORDER BY a.id LIMIT ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, limit ? (sqlite3_int64)limit : -1);
+    db_bind_int64(s, 1, limit ? (int64_t)limit : INT64_MAX);
     struct entry_each e = {cb, arg};
     return stmt_each(st, sql, s, entry_each, &e, "archive unindexed");
 }
@@ -258,34 +258,34 @@ int store_archive_index(struct store *st, const struct store_archive_text *t)
     int rc = own ? op_begin(st, &op) : STORE_OK;
     if (rc != STORE_OK)
         return rc;
-    sqlite3_stmt *s = stmt_get(st, sql_up);
+    struct db_stmt *s = stmt_get(st, sql_up);
     if (!s)
         return index_end(st, own, &op, STORE_ERR);
-    sqlite3_bind_int64(s, 1, t->id);
-    sqlite3_bind_int64(s, 2, t->date);
+    db_bind_int64(s, 1, t->id);
+    db_bind_int64(s, 2, t->date);
     bind_cut(s, 3, t->subject, sizeof none->subject);
     bind_cut(s, 4, t->from_hdr, sizeof none->from_hdr);
     bind_cut(s, 5, t->to_hdr, sizeof none->to_hdr);
-    sqlite3_bind_int(s, 6, t->has_attachment ? 1 : 0);
+    db_bind_int(s, 6, t->has_attachment ? 1 : 0);
     rc = stmt_run(st, sql_up, s, "archive entry index");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+    if (rc == STORE_OK && db_changes(st) == 0) {
         /* purged meanwhile (not found), or indexed already (nothing to do) */
         int one = 0;
         if (!(s = stmt_get(st, sql_exists)))
             return index_end(st, own, &op, STORE_ERR);
-        sqlite3_bind_int64(s, 1, t->id);
+        db_bind_int64(s, 1, t->id);
         rc = stmt_fetch_one(st, sql_exists, s, read_col0_int, &one, "archive entry get");
         return index_end(st, own, &op, rc);
     }
     if (rc == STORE_OK) {
         if (!(s = stmt_get(st, sql_fts)))
             return index_end(st, own, &op, STORE_ERR);
-        sqlite3_bind_int64(s, 1, t->id);
-        bind_text(s, 2, t->subject);
-        bind_text(s, 3, t->from_hdr);
-        bind_text(s, 4, t->to_hdr);
-        bind_text(s, 5, t->body);
-        bind_text(s, 6, t->attachments);
+        db_bind_int64(s, 1, t->id);
+        db_bind_text(s, 2, t->subject);
+        db_bind_text(s, 3, t->from_hdr);
+        db_bind_text(s, 4, t->to_hdr);
+        db_bind_text(s, 5, t->body);
+        db_bind_text(s, 6, t->attachments);
         rc = stmt_run(st, sql_fts, s, "archive full-text insert");
     }
     return index_end(st, own, &op, rc);
@@ -505,29 +505,26 @@ static void search_free(struct search *q)
     free(q->domain_like.s);
 }
 
-/* Compiles "head WHERE 1 <filters> tail" and binds the filters' values. The
+/* Compiles "head WHERE TRUE <filters> tail" and binds the filters' values. The
  * statement is not cached (the text varies); the caller finalizes it. */
-static sqlite3_stmt *search_prepare(struct store *st, const struct search *q, const char *head, const char *tail)
+static struct db_stmt *search_prepare(struct store *st, const struct search *q, const char *head, const char *tail)
 {
     struct sbuf sql = {0};
-    sb_add(&sql, "%s WHERE 1%s%s", head, q->where.s ? q->where.s : "", tail);
+    sb_add(&sql, "%s WHERE TRUE%s%s", head, q->where.s ? q->where.s : "", tail);
     if (sql.oom) {
         free(sql.s);
         log_err("store: archive search: out of memory");
         return NULL;
     }
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql.s, -1, &s, NULL) != SQLITE_OK) {
-        log_err("store: archive search: %s", sqlite3_errmsg(st->db));
-        free(sql.s);
-        return NULL;
-    }
+    struct db_stmt *s = db_prepare(st, sql.s);
     free(sql.s);
+    if (!s)
+        return NULL;
     for (size_t i = 0; i < q->nbinds; i++) {
         if (q->binds[i].is_text)
-            bind_text(s, (int)i + 1, q->binds[i].t);
+            db_bind_text(s, (int)i + 1, q->binds[i].t);
         else
-            sqlite3_bind_int64(s, (int)i + 1, q->binds[i].i);
+            db_bind_int64(s, (int)i + 1, q->binds[i].i);
     }
     return s;
 }
@@ -549,38 +546,38 @@ int store_archive_search(struct store *st, const struct store_archive_query *a,
          * that far (the bench's worst case halved). */
         char count_tail[48];
         snprintf(count_tail, sizeof count_tail, " LIMIT %d)", ARCHIVE_COUNT_MAX + 1);
-        sqlite3_stmt *s = search_prepare(st, &q, "SELECT count(*) FROM (SELECT 1 FROM archive a", count_tail);
-        int step = s ? sqlite3_step(s) : SQLITE_ERROR;
-        if (step == SQLITE_ROW) {
-            *total = (uint64_t)sqlite3_column_int64(s, 0);
+        struct db_stmt *s = search_prepare(st, &q, "SELECT count(*) FROM (SELECT 1 FROM archive a", count_tail);
+        int step = s ? db_step(s) : DB_ERR;
+        if (step == DB_ROW) {
+            *total = (uint64_t)db_col_int64(s, 0);
         } else {
             if (s)
-                log_err("store: archive search count: %s", sqlite3_errmsg(st->db));
+                log_err("store: archive search count: %s", db_errmsg(st));
             rc = STORE_ERR;
         }
-        sqlite3_finalize(s);
+        db_finalize(s);
     }
     if (rc == STORE_OK && cb) {
         char tail[96];
         snprintf(tail, sizeof tail, " ORDER BY a.id DESC LIMIT %lld OFFSET %llu",
-                 a->limit ? (long long)a->limit : -1LL, (unsigned long long)a->offset);
-        sqlite3_stmt *s = search_prepare(st, &q, "SELECT " ENTRY_COLS " FROM archive a", tail);
-        int step = SQLITE_ERROR;
+                 a->limit ? (long long)a->limit : (long long)INT64_MAX, (unsigned long long)a->offset);
+        struct db_stmt *s = search_prepare(st, &q, "SELECT " ENTRY_COLS " FROM archive a", tail);
+        int step = DB_ERR;
         if (s) {
-            while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+            while ((step = db_step(s)) == DB_ROW) {
                 struct store_archive_entry e;
                 read_entry(s, &e);
                 if (cb(&e, arg) != 0) {
-                    step = SQLITE_DONE;
+                    step = DB_DONE;
                     break;
                 }
             }
-            if (step != SQLITE_DONE)
-                log_err("store: archive search: %s", sqlite3_errmsg(st->db));
+            if (step != DB_DONE)
+                log_err("store: archive search: %s", db_errmsg(st));
         }
-        if (step != SQLITE_DONE)
+        if (step != DB_DONE)
             rc = STORE_ERR;
-        sqlite3_finalize(s);
+        db_finalize(s);
     }
     search_free(&q);
     return rc;
@@ -598,12 +595,12 @@ struct purge_list {
     size_t n, max;
 };
 
-static int purge_collect(sqlite3_stmt *s, void *ctx)
+static int purge_collect(struct db_stmt *s, void *ctx)
 {
     struct purge_list *l = ctx;
     if (l->n == l->max)
         return 1;
-    l->v[l->n].id = sqlite3_column_int64(s, 0);
+    l->v[l->n].id = db_col_int64(s, 0);
     col_text(s, 1, l->v[l->n].blob, sizeof l->v[l->n].blob);
     l->n++;
     return 0;
@@ -612,12 +609,12 @@ static int purge_collect(sqlite3_stmt *s, void *ctx)
 static int blob_unref_one(struct store *st, const char *blob)
 {
     static const char sql[] = "UPDATE blobs SET refs = refs - 1 WHERE id = ?1 AND refs > 0";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, blob);
+    db_bind_text(s, 1, blob);
     int rc = stmt_run(st, sql, s, "archive blob unreference");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+    if (rc == STORE_OK && db_changes(st) == 0)
         log_warn("store: archive: blob %s had no reference to drop", blob);
     return rc;
 }
@@ -653,10 +650,10 @@ int store_archive_purge(struct store *st, int64_t before, size_t limit, uint64_t
         free(l.v);
         return rc;
     }
-    sqlite3_stmt *s = stmt_get(st, sql_old);
+    struct db_stmt *s = stmt_get(st, sql_old);
     if (s) {
-        sqlite3_bind_int64(s, 1, before);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+        db_bind_int64(s, 1, before);
+        db_bind_int64(s, 2, (int64_t)limit);
         rc = stmt_each(st, sql_old, s, purge_collect, &l, "archive purge candidates");
     } else {
         rc = STORE_ERR;
@@ -677,17 +674,17 @@ int store_archive_purge(struct store *st, int64_t before, size_t limit, uint64_t
 
 /* -------------------------------------------------------------------- holds */
 
-static void read_hold(sqlite3_stmt *s, void *out)
+static void read_hold(struct db_stmt *s, void *out)
 {
     struct store_archive_hold *h = out;
     memset(h, 0, sizeof *h);
-    h->id = sqlite3_column_int64(s, 0);
-    h->customer_id = sqlite3_column_int64(s, 1);
-    h->user_id = sqlite3_column_int64(s, 2);
+    h->id = db_col_int64(s, 0);
+    h->customer_id = db_col_int64(s, 1);
+    h->user_id = db_col_int64(s, 2);
     col_text(s, 3, h->email, sizeof h->email);
-    h->created = sqlite3_column_int64(s, 4);
+    h->created = db_col_int64(s, 4);
     col_text(s, 5, h->created_by, sizeof h->created_by);
-    h->by_operator = sqlite3_column_int(s, 6);
+    h->by_operator = db_col_int(s, 6);
 }
 
 int store_archive_hold_add(struct store *st, const struct store_archive_hold *h, int64_t *id_out)
@@ -695,36 +692,34 @@ int store_archive_hold_add(struct store *st, const struct store_archive_hold *h,
     static const char sql_user[] = "SELECT u.email FROM users u JOIN domains d ON d.id = u.domain_id "
                                    "WHERE u.id = ?1 AND d.customer_id = ?2";
     static const char sql[] = "INSERT INTO archive_holds (customer_id, user_id, email, created, created_by, by_operator) "
-                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id";
     const struct store_archive_hold *none = NULL;
     char email[ADDR_MAX + 1] = "";
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     if (h->user_id) {
         /* the user must be one of the customer's */
         if (!(s = stmt_get(st, sql_user)))
             return STORE_ERR;
-        sqlite3_bind_int64(s, 1, h->user_id);
-        sqlite3_bind_int64(s, 2, h->customer_id);
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW)
+        db_bind_int64(s, 1, h->user_id);
+        db_bind_int64(s, 2, h->customer_id);
+        int rc = db_step(s);
+        if (rc == DB_ROW)
             col_text(s, 0, email, sizeof email);
         stmt_put(st, sql_user, s);
-        if (rc == SQLITE_DONE)
+        if (rc == DB_DONE)
             return STORE_NOTFOUND;
-        if (rc != SQLITE_ROW)
-            return store_sqlite_rc(st, rc, "archive hold user");
+        if (rc != DB_ROW)
+            return db_rc(st, rc, "archive hold user");
     }
     if (!(s = stmt_get(st, sql)))
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, h->customer_id);
-    sqlite3_bind_int64(s, 2, h->user_id);
-    bind_text(s, 3, email);
-    sqlite3_bind_int64(s, 4, h->created);
+    db_bind_int64(s, 1, h->customer_id);
+    db_bind_int64(s, 2, h->user_id);
+    db_bind_text(s, 3, email);
+    db_bind_int64(s, 4, h->created);
     bind_cut(s, 5, h->created_by, sizeof none->created_by);
-    sqlite3_bind_int(s, 6, h->by_operator ? 1 : 0);
-    int rc = stmt_run(st, sql, s, "archive hold insert");
-    if (rc == STORE_OK && id_out)
-        *id_out = sqlite3_last_insert_rowid(st->db);
+    db_bind_int(s, 6, h->by_operator ? 1 : 0);
+    int rc = stmt_insert(st, sql, s, id_out, "archive hold insert");
     return rc;
 }
 
@@ -733,20 +728,20 @@ int store_archive_hold_del(struct store *st, int64_t customer_id, int64_t user_i
     static const char sql[] = "DELETE FROM archive_holds WHERE customer_id = ?1 AND user_id = ?2 "
                               "AND (?3 OR by_operator = 0)";
     static const char sql_left[] = "SELECT count(*) FROM archive_holds WHERE customer_id = ?1 AND user_id = ?2";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, customer_id);
-    sqlite3_bind_int64(s, 2, user_id);
-    sqlite3_bind_int(s, 3, operator ? 1 : 0);
+    db_bind_int64(s, 1, customer_id);
+    db_bind_int64(s, 2, user_id);
+    db_bind_int(s, 3, operator ? 1 : 0);
     int rc = stmt_run(st, sql, s, "archive hold delete");
-    if (rc != STORE_OK || sqlite3_changes(st->db) > 0)
+    if (rc != STORE_OK || db_changes(st) > 0)
         return rc;
     /* Nothing lifted: none there, or one the caller may not lift. */
     if (!(s = stmt_get(st, sql_left)))
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, customer_id);
-    sqlite3_bind_int64(s, 2, user_id);
+    db_bind_int64(s, 1, customer_id);
+    db_bind_int64(s, 2, user_id);
     unsigned left = 0;
     rc = stmt_fetch_count(st, sql_left, s, &left, "archive hold lookup");
     if (rc != STORE_OK)
@@ -759,7 +754,7 @@ struct hold_each {
     void *arg;
 };
 
-static int hold_each(sqlite3_stmt *s, void *ctx)
+static int hold_each(struct db_stmt *s, void *ctx)
 {
     struct hold_each *e = ctx;
     struct store_archive_hold h;
@@ -772,10 +767,10 @@ int store_archive_hold_list(struct store *st, int64_t customer_id,
 {
     static const char sql[] = "SELECT id, customer_id, user_id, email, created, created_by, by_operator FROM archive_holds "
                               "WHERE ?1 = 0 OR customer_id = ?1 ORDER BY customer_id, id";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, customer_id);
+    db_bind_int64(s, 1, customer_id);
     struct hold_each e = {cb, arg};
     return stmt_each(st, sql, s, hold_each, &e, "archive holds");
 }
@@ -786,11 +781,11 @@ int store_audit_add(struct store *st, const struct store_audit *a)
 {
     static const char sql[] = "INSERT INTO audit (at, customer_id, actor, action, target, detail) "
                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, a->at);
-    sqlite3_bind_int64(s, 2, a->customer_id);
+    db_bind_int64(s, 1, a->at);
+    db_bind_int64(s, 2, a->customer_id);
     bind_cut(s, 3, a->actor, sizeof a->actor);
     bind_cut(s, 4, a->action, sizeof a->action);
     bind_cut(s, 5, a->target, sizeof a->target);
@@ -798,12 +793,12 @@ int store_audit_add(struct store *st, const struct store_audit *a)
     return stmt_run(st, sql, s, "audit insert");
 }
 
-static void read_audit(sqlite3_stmt *s, struct store_audit *a)
+static void read_audit(struct db_stmt *s, struct store_audit *a)
 {
     memset(a, 0, sizeof *a);
-    a->id = sqlite3_column_int64(s, 0);
-    a->at = sqlite3_column_int64(s, 1);
-    a->customer_id = sqlite3_column_int64(s, 2);
+    a->id = db_col_int64(s, 0);
+    a->at = db_col_int64(s, 1);
+    a->customer_id = db_col_int64(s, 2);
     col_text(s, 3, a->actor, sizeof a->actor);
     col_text(s, 4, a->action, sizeof a->action);
     col_text(s, 5, a->target, sizeof a->target);
@@ -815,7 +810,7 @@ struct audit_each {
     void *arg;
 };
 
-static int audit_each(sqlite3_stmt *s, void *ctx)
+static int audit_each(struct db_stmt *s, void *ctx)
 {
     struct audit_each *e = ctx;
     struct store_audit a;
@@ -831,12 +826,12 @@ int store_audit_list(struct store *st, int64_t customer_id, size_t limit,
     static const char sql_one[] = "SELECT id, at, customer_id, actor, action, target, detail FROM audit "
                                   "WHERE customer_id = ?2 ORDER BY id DESC LIMIT ?1";
     const char *sql = customer_id ? sql_one : sql_all;
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, limit ? (sqlite3_int64)limit : -1);
+    db_bind_int64(s, 1, limit ? (int64_t)limit : INT64_MAX);
     if (customer_id)
-        sqlite3_bind_int64(s, 2, customer_id);
+        db_bind_int64(s, 2, customer_id);
     struct audit_each e = {cb, arg};
     return stmt_each(st, sql, s, audit_each, &e, "audit list");
 }

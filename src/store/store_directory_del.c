@@ -18,10 +18,10 @@ int store_rcpt_pending_domain(struct store *st, const char *domain, unsigned *co
     /* state 0 is queued, held or not (the hold is a flag of a queued row) */
     static const char sql[] = "SELECT count(*) FROM recipients WHERE domain = ?1 AND state = 0";
     _Static_assert(RCPT_QUEUED == 0, "RCPT_QUEUED is not 0");
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, domain);
+    db_bind_text(s, 1, domain);
     return stmt_fetch_count(st, sql, s, count, "pending recipients of a domain");
 }
 
@@ -31,7 +31,7 @@ struct msg_ids {
     int failed;
 };
 
-static int collect_msg_id(sqlite3_stmt *s, void *ctx)
+static int collect_msg_id(struct db_stmt *s, void *ctx)
 {
     struct msg_ids *l = ctx;
     if (l->n == l->cap) {
@@ -61,11 +61,11 @@ int store_rcpt_drop_domain(struct store *st, const char *domain, const char *rea
     /* The messages first: their rows are looked at again once the recipients
      * are final (a message goes when none of its recipients is pending). */
     struct msg_ids l = {0};
-    sqlite3_stmt *s = stmt_get(st, sql_msgs);
+    struct db_stmt *s = stmt_get(st, sql_msgs);
     if (!s) {
         rc = STORE_ERR;
     } else {
-        bind_text(s, 1, domain);
+        db_bind_text(s, 1, domain);
         rc = stmt_each(st, sql_msgs, s, collect_msg_id, &l, "messages of a domain");
         if (rc == STORE_OK && l.failed) {
             log_err("store: domain %s: out of memory listing its queued messages", domain);
@@ -75,12 +75,12 @@ int store_rcpt_drop_domain(struct store *st, const char *domain, const char *rea
     if (rc == STORE_OK && !(s = stmt_get(st, sql_drop)))
         rc = STORE_ERR;
     if (rc == STORE_OK) {
-        bind_text(s, 1, domain);
-        sqlite3_bind_int(s, 2, RCPT_DELETED);
-        bind_text(s, 3, reason);
+        db_bind_text(s, 1, domain);
+        db_bind_int(s, 2, RCPT_DELETED);
+        db_bind_text(s, 3, reason);
         rc = stmt_run(st, sql_drop, s, "drop recipients of a domain");
         if (rc == STORE_OK && dropped)
-            *dropped = (unsigned)sqlite3_changes(st->db);
+            *dropped = (unsigned)db_changes(st);
     }
     for (size_t i = 0; rc == STORE_OK && i < l.n; i++) {
         int released;
@@ -102,19 +102,19 @@ int store_domain_del(struct store *st, int64_t id)
     int rc = op_begin(st, &op);
     if (rc != STORE_OK)
         return rc;
-    sqlite3_stmt *s = stmt_get(st, sql_events);
+    struct db_stmt *s = stmt_get(st, sql_events);
     if (!s) {
         rc = STORE_ERR;
     } else {
-        sqlite3_bind_int64(s, 1, id);
+        db_bind_int64(s, 1, id);
         rc = stmt_run(st, sql_events, s, "domain events delete");
     }
     if (rc == STORE_OK && !(s = stmt_get(st, sql_domain)))
         rc = STORE_ERR;
     if (rc == STORE_OK) {
-        sqlite3_bind_int64(s, 1, id);
+        db_bind_int64(s, 1, id);
         rc = stmt_run(st, sql_domain, s, "domain delete");
-        if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        if (rc == STORE_OK && db_changes(st) == 0)
             rc = STORE_NOTFOUND;
         else if (rc == STORE_NOTFOUND) /* a row still refers to it */
             rc = STORE_ERR;
@@ -127,30 +127,30 @@ int store_customer_del(struct store *st, int64_t id)
     /* The password policy goes with it (ON DELETE CASCADE); domains, archive
      * entries and holds refer to it and are checked by directory first. */
     static const char sql[] = "DELETE FROM customers WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, id);
+    db_bind_int64(s, 1, id);
     int rc = stmt_run(st, sql, s, "customer delete");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+    if (rc == STORE_OK && db_changes(st) == 0)
         return STORE_NOTFOUND;
     return rc == STORE_NOTFOUND ? STORE_ERR : rc;
 }
 
-static void read_count_oldest(sqlite3_stmt *s, void *out)
+static void read_count_oldest(struct db_stmt *s, void *out)
 {
     int64_t *v = out;
-    v[0] = sqlite3_column_int64(s, 0);
-    v[1] = sqlite3_column_int64(s, 1);
+    v[0] = db_col_int64(s, 0);
+    v[1] = db_col_int64(s, 1);
 }
 
 int store_archive_count_customer(struct store *st, int64_t customer_id, uint64_t *count, int64_t *oldest)
 {
     static const char sql[] = "SELECT count(*), coalesce(min(received), 0) FROM archive WHERE customer_id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, customer_id);
+    db_bind_int64(s, 1, customer_id);
     int64_t v[2] = {0, 0};
     int rc = stmt_fetch_one(st, sql, s, read_count_oldest, v, "archive count of a customer");
     *count = rc == STORE_OK ? (uint64_t)v[0] : 0;

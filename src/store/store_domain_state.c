@@ -31,7 +31,7 @@ int store_domain_set_state(struct store *st, int64_t domain_id, int state, const
 {
     static const char sql_get[] = "SELECT state FROM domains WHERE id = ?1";
     static const char sql_event[] = "INSERT INTO domain_events (domain_id, at, from_state, to_state, cause) "
-                                    "VALUES (?1, ?2, ?3, ?4, ?5)";
+                                    "VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
     static const char sql_set[] = "UPDATE domains SET state = ?2, state_since = ?3, state_cause = ?4, "
                                   "outage_id = CASE WHEN ?5 THEN ?6 ELSE outage_id END WHERE id = ?1";
     static const char sql_prune[] = "DELETE FROM mailbox WHERE domain_id = ?1 AND purged = 1";
@@ -50,12 +50,12 @@ int store_domain_set_state(struct store *st, int64_t domain_id, int state, const
     if (rc != STORE_OK)
         return rc;
     int64_t from = 0, event_id = 0;
-    sqlite3_stmt *s = stmt_get(st, sql_get);
+    struct db_stmt *s = stmt_get(st, sql_get);
     if (!s) {
         rc = STORE_ERR;
         goto out;
     }
-    sqlite3_bind_int64(s, 1, domain_id);
+    db_bind_int64(s, 1, domain_id);
     if ((rc = stmt_fetch_one(st, sql_get, s, read_col0_int64, &from, "domain state")) != STORE_OK ||
         from == state)
         goto out; /* unknown domain, or nothing to change */
@@ -64,26 +64,25 @@ int store_domain_set_state(struct store *st, int64_t domain_id, int state, const
         rc = STORE_ERR;
         goto out;
     }
-    sqlite3_bind_int64(s, 1, domain_id);
-    sqlite3_bind_int64(s, 2, now);
-    sqlite3_bind_int(s, 3, (int)from);
-    sqlite3_bind_int(s, 4, state);
-    sqlite3_bind_text(s, 5, cause, cause_len, SQLITE_STATIC);
-    if ((rc = stmt_run(st, sql_event, s, "domain event")) != STORE_OK)
+    db_bind_int64(s, 1, domain_id);
+    db_bind_int64(s, 2, now);
+    db_bind_int(s, 3, (int)from);
+    db_bind_int(s, 4, state);
+    db_bind_textn(s, 5, cause, cause_len);
+    if ((rc = stmt_insert(st, sql_event, s, &event_id, "domain event")) != STORE_OK)
         goto out;
-    event_id = sqlite3_last_insert_rowid(st->db);
 
     int new_outage = from == DOMAIN_NORMAL && state == DOMAIN_OUTAGE;
     if (!(s = stmt_get(st, sql_set))) {
         rc = STORE_ERR;
         goto out;
     }
-    sqlite3_bind_int64(s, 1, domain_id);
-    sqlite3_bind_int(s, 2, state);
-    sqlite3_bind_int64(s, 3, now);
-    sqlite3_bind_text(s, 4, cause, cause_len, SQLITE_STATIC);
-    sqlite3_bind_int(s, 5, new_outage);
-    sqlite3_bind_int64(s, 6, event_id);
+    db_bind_int64(s, 1, domain_id);
+    db_bind_int(s, 2, state);
+    db_bind_int64(s, 3, now);
+    db_bind_textn(s, 4, cause, cause_len);
+    db_bind_int(s, 5, new_outage);
+    db_bind_int64(s, 6, event_id);
     if ((rc = stmt_run(st, sql_set, s, "domain state")) != STORE_OK || !new_outage)
         goto out;
 
@@ -92,7 +91,7 @@ int store_domain_set_state(struct store *st, int64_t domain_id, int state, const
         rc = STORE_ERR;
         goto out;
     }
-    sqlite3_bind_int64(s, 1, domain_id);
+    db_bind_int64(s, 1, domain_id);
     rc = stmt_run(st, sql_prune, s, "prune mailbox tombstones");
 out:
     rc = op_end(st, &op, rc);
@@ -106,16 +105,16 @@ struct event_each {
     void *arg;
 };
 
-static int event_each(sqlite3_stmt *s, void *ctx)
+static int event_each(struct db_stmt *s, void *ctx)
 {
     struct event_each *e = ctx;
     struct store_event ev;
     memset(&ev, 0, sizeof ev);
-    ev.id = sqlite3_column_int64(s, 0);
-    ev.domain_id = sqlite3_column_int64(s, 1);
-    ev.at = sqlite3_column_int64(s, 2);
-    ev.from_state = sqlite3_column_int(s, 3);
-    ev.to_state = sqlite3_column_int(s, 4);
+    ev.id = db_col_int64(s, 0);
+    ev.domain_id = db_col_int64(s, 1);
+    ev.at = db_col_int64(s, 2);
+    ev.from_state = db_col_int(s, 3);
+    ev.to_state = db_col_int(s, 4);
     col_text(s, 5, ev.cause, sizeof ev.cause);
     return e->cb(&ev, e->arg);
 }
@@ -139,13 +138,13 @@ int store_event_list_scoped(struct store *st, int64_t customer_id, int64_t domai
                                                 "domains WHERE id = ?1) ORDER BY id DESC LIMIT ?2";
 #undef EVENT_SELECT
     const char *sql = domain_id && customer_id ? sql_both : domain_id ? sql_dom : customer_id ? sql_customer : sql_all;
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, domain_id ? domain_id : customer_id);
-    sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
+    db_bind_int64(s, 1, domain_id ? domain_id : customer_id);
+    db_bind_int64(s, 2, limit ? (int64_t)limit : INT64_MAX);
     if (domain_id && customer_id)
-        sqlite3_bind_int64(s, 3, customer_id);
+        db_bind_int64(s, 3, customer_id);
     struct event_each e = {cb, arg};
     return stmt_each(st, sql, s, event_each, &e, "event list");
 }

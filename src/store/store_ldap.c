@@ -17,28 +17,28 @@
 
 #define SETTINGS_COLS "domain_id, url, bind_dn, bind_password, base, filter, interval, starttls, updated"
 
-static void read_settings(sqlite3_stmt *s, void *out)
+static void read_settings(struct db_stmt *s, void *out)
 {
     struct store_ldap_settings *l = out;
     memset(l, 0, sizeof *l);
-    l->domain_id = sqlite3_column_int64(s, 0);
+    l->domain_id = db_col_int64(s, 0);
     col_text(s, 1, l->url, sizeof l->url);
     col_text(s, 2, l->bind_dn, sizeof l->bind_dn);
     col_text(s, 3, l->bind_password, sizeof l->bind_password);
     col_text(s, 4, l->base, sizeof l->base);
     col_text(s, 5, l->filter, sizeof l->filter);
-    l->interval = sqlite3_column_int64(s, 6);
-    l->starttls = sqlite3_column_int(s, 7) != 0;
-    l->updated = sqlite3_column_int64(s, 8);
+    l->interval = db_col_int64(s, 6);
+    l->starttls = db_col_int(s, 7) != 0;
+    l->updated = db_col_int64(s, 8);
 }
 
 int store_ldap_settings_get(struct store *st, int64_t domain_id, struct store_ldap_settings *out)
 {
     static const char sql[] = "SELECT " SETTINGS_COLS " FROM ldap_settings WHERE domain_id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, domain_id);
+    db_bind_int64(s, 1, domain_id);
     return stmt_fetch_one(st, sql, s, read_settings, out, "ldap settings get");
 }
 
@@ -49,18 +49,18 @@ int store_ldap_settings_set(struct store *st, const struct store_ldap_settings *
         " ON CONFLICT (domain_id) DO UPDATE SET url = excluded.url, bind_dn = excluded.bind_dn,"
         " bind_password = excluded.bind_password, base = excluded.base, filter = excluded.filter,"
         " interval = excluded.interval, starttls = excluded.starttls, updated = excluded.updated";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, l->domain_id);
-    bind_text(s, 2, l->url);
-    bind_text(s, 3, l->bind_dn);
-    bind_text(s, 4, l->bind_password);
-    bind_text(s, 5, l->base);
-    bind_text(s, 6, l->filter);
-    sqlite3_bind_int64(s, 7, l->interval);
-    sqlite3_bind_int(s, 8, l->starttls != 0);
-    sqlite3_bind_int64(s, 9, l->updated);
+    db_bind_int64(s, 1, l->domain_id);
+    db_bind_text(s, 2, l->url);
+    db_bind_text(s, 3, l->bind_dn);
+    db_bind_text(s, 4, l->bind_password);
+    db_bind_text(s, 5, l->base);
+    db_bind_text(s, 6, l->filter);
+    db_bind_int64(s, 7, l->interval);
+    db_bind_int(s, 8, l->starttls != 0);
+    db_bind_int64(s, 9, l->updated);
     return stmt_run(st, sql, s, "ldap settings set");
 }
 
@@ -69,7 +69,7 @@ struct settings_each {
     void *arg;
 };
 
-static int settings_each(sqlite3_stmt *s, void *ctx)
+static int settings_each(struct db_stmt *s, void *ctx)
 {
     struct settings_each *e = ctx;
     struct store_ldap_settings l;
@@ -82,7 +82,7 @@ static int settings_each(sqlite3_stmt *s, void *ctx)
 int store_ldap_settings_list(struct store *st, int (*cb)(const struct store_ldap_settings *, void *), void *arg)
 {
     static const char sql[] = "SELECT " SETTINGS_COLS " FROM ldap_settings ORDER BY domain_id";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
     struct settings_each e = {cb, arg};
@@ -95,75 +95,79 @@ int store_ldap_settings_list(struct store *st, int (*cb)(const struct store_ldap
     "domain_id, at, ok, duration_ms, entries, added, updated, suspended, aliases, aliases_removed, nerrors, " \
     "errors"
 
-static void read_report(sqlite3_stmt *s, void *out)
+static void read_report(struct db_stmt *s, void *out)
 {
     struct store_ldap_report *r = out;
     memset(r, 0, sizeof *r);
-    r->domain_id = sqlite3_column_int64(s, 0);
-    r->at = sqlite3_column_int64(s, 1);
-    r->ok = sqlite3_column_int(s, 2) != 0;
-    r->duration_ms = sqlite3_column_int64(s, 3);
-    r->entries = (unsigned)sqlite3_column_int64(s, 4);
-    r->added = (unsigned)sqlite3_column_int64(s, 5);
-    r->updated = (unsigned)sqlite3_column_int64(s, 6);
-    r->suspended = (unsigned)sqlite3_column_int64(s, 7);
-    r->aliases = (unsigned)sqlite3_column_int64(s, 8);
-    r->aliases_removed = (unsigned)sqlite3_column_int64(s, 9);
-    r->nerrors = (unsigned)sqlite3_column_int64(s, 10);
+    r->domain_id = db_col_int64(s, 0);
+    r->at = db_col_int64(s, 1);
+    r->ok = db_col_int(s, 2) != 0;
+    r->duration_ms = db_col_int64(s, 3);
+    r->entries = (unsigned)db_col_int64(s, 4);
+    r->added = (unsigned)db_col_int64(s, 5);
+    r->updated = (unsigned)db_col_int64(s, 6);
+    r->suspended = (unsigned)db_col_int64(s, 7);
+    r->aliases = (unsigned)db_col_int64(s, 8);
+    r->aliases_removed = (unsigned)db_col_int64(s, 9);
+    r->nerrors = (unsigned)db_col_int64(s, 10);
     col_text(s, 11, r->errors, sizeof r->errors);
 }
 
 int store_ldap_report_get(struct store *st, int64_t domain_id, struct store_ldap_report *out)
 {
     static const char sql[] = "SELECT " REPORT_COLS " FROM ldap_reports WHERE domain_id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, domain_id);
+    db_bind_int64(s, 1, domain_id);
     return stmt_fetch_one(st, sql, s, read_report, out, "ldap report get");
 }
 
 int store_ldap_report_set(struct store *st, const struct store_ldap_report *r)
 {
-    static const char sql[] = "INSERT OR REPLACE INTO ldap_reports (" REPORT_COLS ") VALUES "
-                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    static const char sql[] =
+        "INSERT INTO ldap_reports (" REPORT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+        "ON CONFLICT (domain_id) DO UPDATE SET at = excluded.at, ok = excluded.ok, "
+        "duration_ms = excluded.duration_ms, entries = excluded.entries, added = excluded.added, "
+        "updated = excluded.updated, suspended = excluded.suspended, aliases = excluded.aliases, "
+        "aliases_removed = excluded.aliases_removed, nerrors = excluded.nerrors, errors = excluded.errors";
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, r->domain_id);
-    sqlite3_bind_int64(s, 2, r->at);
-    sqlite3_bind_int(s, 3, r->ok != 0);
-    sqlite3_bind_int64(s, 4, r->duration_ms);
-    sqlite3_bind_int64(s, 5, r->entries);
-    sqlite3_bind_int64(s, 6, r->added);
-    sqlite3_bind_int64(s, 7, r->updated);
-    sqlite3_bind_int64(s, 8, r->suspended);
-    sqlite3_bind_int64(s, 9, r->aliases);
-    sqlite3_bind_int64(s, 10, r->aliases_removed);
-    sqlite3_bind_int64(s, 11, r->nerrors);
-    bind_text(s, 12, r->errors);
+    db_bind_int64(s, 1, r->domain_id);
+    db_bind_int64(s, 2, r->at);
+    db_bind_int(s, 3, r->ok != 0);
+    db_bind_int64(s, 4, r->duration_ms);
+    db_bind_int64(s, 5, r->entries);
+    db_bind_int64(s, 6, r->added);
+    db_bind_int64(s, 7, r->updated);
+    db_bind_int64(s, 8, r->suspended);
+    db_bind_int64(s, 9, r->aliases);
+    db_bind_int64(s, 10, r->aliases_removed);
+    db_bind_int64(s, 11, r->nerrors);
+    db_bind_text(s, 12, r->errors);
     return stmt_run(st, sql, s, "ldap report set");
 }
 
 /* ---------------------------------------------------------------- directory users */
 
-static void read_ldap_user(sqlite3_stmt *s, void *out)
+static void read_ldap_user(struct db_stmt *s, void *out)
 {
     struct store_ldap_user *u = out;
     memset(u, 0, sizeof *u);
-    u->user_id = sqlite3_column_int64(s, 0);
+    u->user_id = db_col_int64(s, 0);
     col_text(s, 1, u->dn, sizeof u->dn);
     col_text(s, 2, u->pw_cache, sizeof u->pw_cache);
-    u->sync_suspended = sqlite3_column_int(s, 3) != 0;
+    u->sync_suspended = db_col_int(s, 3) != 0;
 }
 
 int store_ldap_user_get(struct store *st, int64_t user_id, struct store_ldap_user *out)
 {
     static const char sql[] = "SELECT user_id, dn, pw_cache, sync_suspended FROM ldap_users WHERE user_id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 1, user_id);
     return stmt_fetch_one(st, sql, s, read_ldap_user, out, "ldap user get");
 }
 
@@ -172,12 +176,12 @@ int store_ldap_user_set(struct store *st, int64_t user_id, const char *dn, int s
     static const char sql[] = "INSERT INTO ldap_users (user_id, dn, sync_suspended) VALUES (?1, ?2, ?3)"
                               " ON CONFLICT (user_id) DO UPDATE SET dn = excluded.dn,"
                               " sync_suspended = excluded.sync_suspended";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
-    bind_text(s, 2, dn);
-    sqlite3_bind_int(s, 3, sync_suspended != 0);
+    db_bind_int64(s, 1, user_id);
+    db_bind_text(s, 2, dn);
+    db_bind_int(s, 3, sync_suspended != 0);
     return stmt_run(st, sql, s, "ldap user set");
 }
 
@@ -188,25 +192,25 @@ int store_ldap_user_set_cache(struct store *st, int64_t user_id, const char *pw_
         log_err("store: cache the password of user %lld: hash missing or too long", (long long)user_id);
         return STORE_ERR;
     }
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
-    bind_text(s, 2, pw_hash);
+    db_bind_int64(s, 1, user_id);
+    db_bind_text(s, 2, pw_hash);
     int rc = stmt_run(st, sql, s, "ldap user cache");
-    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+    return rc == STORE_OK && db_changes(st) == 0 ? STORE_NOTFOUND : rc;
 }
 
 int store_ldap_user_set_suspended(struct store *st, int64_t user_id, int sync_suspended)
 {
     static const char sql[] = "UPDATE ldap_users SET sync_suspended = ?2 WHERE user_id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
-    sqlite3_bind_int(s, 2, sync_suspended != 0);
+    db_bind_int64(s, 1, user_id);
+    db_bind_int(s, 2, sync_suspended != 0);
     int rc = stmt_run(st, sql, s, "ldap user suspended");
-    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+    return rc == STORE_OK && db_changes(st) == 0 ? STORE_NOTFOUND : rc;
 }
 
 struct ldap_user_each {
@@ -216,7 +220,7 @@ struct ldap_user_each {
     int rc;
 };
 
-static int ldap_user_each(sqlite3_stmt *s, void *ctx)
+static int ldap_user_each(struct db_stmt *s, void *ctx)
 {
     struct ldap_user_each *e = ctx;
     struct store_ldap_user l;
@@ -235,10 +239,10 @@ int store_ldap_user_list(struct store *st, int64_t domain_id,
 {
     static const char sql[] = "SELECT l.user_id, l.dn, l.pw_cache, l.sync_suspended FROM ldap_users l"
                               " JOIN users u ON u.id = l.user_id WHERE u.domain_id = ?1 ORDER BY u.email";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, domain_id);
+    db_bind_int64(s, 1, domain_id);
     struct ldap_user_each e = {st, cb, arg, STORE_OK};
     int rc = stmt_each(st, sql, s, ldap_user_each, &e, "ldap user list");
     return rc == STORE_OK && e.rc != STORE_OK ? STORE_ERR : rc;
@@ -249,11 +253,11 @@ int store_ldap_user_list(struct store *st, int64_t domain_id,
 int store_ldap_alias_add(struct store *st, int64_t user_id, const char *alias)
 {
     static const char sql[] = "INSERT INTO aliases (alias, user_id, from_ldap) VALUES (lower(?1), ?2, 1)";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, alias);
-    sqlite3_bind_int64(s, 2, user_id);
+    db_bind_text(s, 1, alias);
+    db_bind_int64(s, 2, user_id);
     return stmt_run(st, sql, s, "ldap alias add");
 }
 
@@ -262,7 +266,7 @@ struct alias_each {
     void *arg;
 };
 
-static int alias_each(sqlite3_stmt *s, void *ctx)
+static int alias_each(struct db_stmt *s, void *ctx)
 {
     struct alias_each *e = ctx;
     char alias[ADDR_MAX + 1];
@@ -273,10 +277,10 @@ static int alias_each(sqlite3_stmt *s, void *ctx)
 int store_ldap_alias_list(struct store *st, int64_t user_id, int (*cb)(const char *alias, void *), void *arg)
 {
     static const char sql[] = "SELECT alias FROM aliases WHERE user_id = ?1 AND from_ldap = 1 ORDER BY alias";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 1, user_id);
     struct alias_each e = {cb, arg};
     return stmt_each(st, sql, s, alias_each, &e, "ldap alias list");
 }
@@ -286,13 +290,13 @@ int store_ldap_alias_list(struct store *st, int64_t user_id, int (*cb)(const cha
 int store_user_set_last_login(struct store *st, int64_t user_id, int64_t at)
 {
     static const char sql[] = "UPDATE users SET last_login = ?2 WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
-    sqlite3_bind_int64(s, 2, at);
+    db_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 2, at);
     int rc = stmt_run(st, sql, s, "user last login");
-    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+    return rc == STORE_OK && db_changes(st) == 0 ? STORE_NOTFOUND : rc;
 }
 
 struct readiness_each {
@@ -300,21 +304,21 @@ struct readiness_each {
     void *arg;
 };
 
-static int readiness_each(sqlite3_stmt *s, void *ctx)
+static int readiness_each(struct db_stmt *s, void *ctx)
 {
     struct readiness_each *e = ctx;
     struct store_user_readiness r;
     memset(&r, 0, sizeof r);
-    r.user_id = sqlite3_column_int64(s, 0);
-    r.domain_id = sqlite3_column_int64(s, 1);
+    r.user_id = db_col_int64(s, 0);
+    r.domain_id = db_col_int64(s, 1);
     col_text(s, 2, r.email, sizeof r.email);
-    r.has_password = sqlite3_column_int(s, 3) != 0;
-    r.active = sqlite3_column_int(s, 4) != 0;
-    r.suspended = sqlite3_column_int(s, 5) != 0;
-    r.last_login = sqlite3_column_int64(s, 6);
-    r.ldap = sqlite3_column_int(s, 7) != 0;
-    r.ldap_cached = sqlite3_column_int(s, 8) != 0;
-    r.sync_suspended = sqlite3_column_int(s, 9) != 0;
+    r.has_password = db_col_int(s, 3) != 0;
+    r.active = db_col_int(s, 4) != 0;
+    r.suspended = db_col_int(s, 5) != 0;
+    r.last_login = db_col_int64(s, 6);
+    r.ldap = db_col_int(s, 7) != 0;
+    r.ldap_cached = db_col_int(s, 8) != 0;
+    r.sync_suspended = db_col_int(s, 9) != 0;
     return e->cb(&r, e->arg);
 }
 
@@ -333,10 +337,10 @@ static int readiness_copy(const struct store_user_readiness *r, void *arg)
 int store_user_readiness_get(struct store *st, int64_t user_id, struct store_user_readiness *out)
 {
     static const char sql[] = READINESS_SELECT " WHERE u.id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 1, user_id);
     memset(out, 0, sizeof *out);
     out->user_id = -1;
     struct readiness_each e = {readiness_copy, out};
@@ -353,13 +357,13 @@ int store_user_readiness_list(struct store *st, int64_t domain_id, int64_t custo
     static const char sql_all[] = READINESS_SELECT " ORDER BY u.email";
 #undef READINESS_SELECT
     const char *sql = domain_id ? sql_domain : customer_id ? sql_customer : sql_all;
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
     if (domain_id)
-        sqlite3_bind_int64(s, 1, domain_id);
+        db_bind_int64(s, 1, domain_id);
     else if (customer_id)
-        sqlite3_bind_int64(s, 1, customer_id);
+        db_bind_int64(s, 1, customer_id);
     struct readiness_each e = {cb, arg};
     return stmt_each(st, sql, s, readiness_each, &e, "user readiness list");
 }

@@ -38,26 +38,26 @@ _Static_assert(RCPT_CONTINUITY == 3 && RCPT_REDELIVERED == 4 && RCPT_DELETED == 
     "id, user_id, domain_id, msg_id, blob, prefix, sender, rcpts, size, received, folder, seen, "  \
     "flagged, redeliver, outage_id, direction"
 
-static void read_entry(sqlite3_stmt *s, void *out)
+static void read_entry(struct db_stmt *s, void *out)
 {
     struct store_mailbox_entry *e = out;
     memset(e, 0, sizeof *e);
-    e->id = sqlite3_column_int64(s, 0);
-    e->user_id = sqlite3_column_int64(s, 1);
-    e->domain_id = sqlite3_column_int64(s, 2);
+    e->id = db_col_int64(s, 0);
+    e->user_id = db_col_int64(s, 1);
+    e->domain_id = db_col_int64(s, 2);
     col_text(s, 3, e->msg_id, sizeof e->msg_id);
     col_text(s, 4, e->blob, sizeof e->blob);
     col_text(s, 5, e->prefix, sizeof e->prefix);
     col_text(s, 6, e->sender, sizeof e->sender);
     col_text(s, 7, e->rcpts, sizeof e->rcpts);
-    e->size = (uint64_t)sqlite3_column_int64(s, 8);
-    e->received = sqlite3_column_int64(s, 9);
-    e->folder = sqlite3_column_int(s, 10);
-    e->seen = sqlite3_column_int(s, 11);
-    e->flagged = sqlite3_column_int(s, 12);
-    e->redeliver = sqlite3_column_int(s, 13);
-    e->outage_id = sqlite3_column_int64(s, 14);
-    e->direction = sqlite3_column_int(s, 15);
+    e->size = (uint64_t)db_col_int64(s, 8);
+    e->received = db_col_int64(s, 9);
+    e->folder = db_col_int(s, 10);
+    e->seen = db_col_int(s, 11);
+    e->flagged = db_col_int(s, 12);
+    e->redeliver = db_col_int(s, 13);
+    e->outage_id = db_col_int64(s, 14);
+    e->direction = db_col_int(s, 15);
 }
 
 /* What the state-changing calls need to know about an entry. */
@@ -73,27 +73,27 @@ struct entry_state {
 
 #define ENTRY_STATE_COLS "id, msg_id, blob, rcpts, redeliver, outage_id, purged"
 
-static void read_entry_state(sqlite3_stmt *s, void *out)
+static void read_entry_state(struct db_stmt *s, void *out)
 {
     struct entry_state *e = out;
     memset(e, 0, sizeof *e);
-    e->id = sqlite3_column_int64(s, 0);
+    e->id = db_col_int64(s, 0);
     col_text(s, 1, e->msg_id, sizeof e->msg_id);
     col_text(s, 2, e->blob, sizeof e->blob);
     col_text(s, 3, e->rcpts, sizeof e->rcpts);
-    e->redeliver = sqlite3_column_int(s, 4);
-    e->outage_id = sqlite3_column_int64(s, 5);
-    e->purged = sqlite3_column_int(s, 6);
+    e->redeliver = db_col_int(s, 4);
+    e->outage_id = db_col_int64(s, 5);
+    e->purged = db_col_int(s, 6);
 }
 
 /* The entry, tombstone or not. */
 static int entry_state_get(struct store *st, int64_t id, struct entry_state *out)
 {
     static const char sql[] = "SELECT " ENTRY_STATE_COLS " FROM mailbox WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, id);
+    db_bind_int64(s, 1, id);
     return stmt_fetch_one(st, sql, s, read_entry_state, out, "mailbox entry");
 }
 
@@ -107,12 +107,12 @@ static int entry_live_get(struct store *st, int64_t id, struct entry_state *out)
 /* Runs an UPDATE/DELETE of one entry by id (?1) with an optional int ?2. */
 static int entry_exec(struct store *st, const char *sql, int64_t id, const int *arg2, const char *what)
 {
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, id);
+    db_bind_int64(s, 1, id);
     if (arg2)
-        sqlite3_bind_int(s, 2, *arg2);
+        db_bind_int(s, 2, *arg2);
     return stmt_run(st, sql, s, what);
 }
 
@@ -121,14 +121,14 @@ static int entry_exec(struct store *st, const char *sql, int64_t id, const int *
 static int entry_rcpts_move(struct store *st, int64_t entry_id, int from, int to, int *changed)
 {
     static const char sql[] = "UPDATE recipients SET state = ?3 WHERE mailbox_entry_id = ?1 AND state = ?2";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, entry_id);
-    sqlite3_bind_int(s, 2, from);
-    sqlite3_bind_int(s, 3, to);
+    db_bind_int64(s, 1, entry_id);
+    db_bind_int(s, 2, from);
+    db_bind_int(s, 3, to);
     int rc = stmt_run(st, sql, s, "mailbox entry recipients");
-    *changed = rc == STORE_OK ? sqlite3_changes(st->db) : 0;
+    *changed = rc == STORE_OK ? db_changes(st) : 0;
     return rc;
 }
 
@@ -175,33 +175,33 @@ struct rcpt_row {
     int64_t entry_id;
 };
 
-static void read_rcpt_row(sqlite3_stmt *s, void *out)
+static void read_rcpt_row(struct db_stmt *s, void *out)
 {
     struct rcpt_row *r = out;
     memset(r, 0, sizeof *r);
     col_text(s, 0, r->msg_id, sizeof r->msg_id);
     col_text(s, 1, r->rcpt, sizeof r->rcpt);
-    r->state = sqlite3_column_int(s, 2);
-    r->entry_id = sqlite3_column_int64(s, 3);
+    r->state = db_col_int(s, 2);
+    r->entry_id = db_col_int64(s, 3);
 }
 
 static int rcpt_row_get(struct store *st, int64_t rcpt_id, struct rcpt_row *out)
 {
     static const char sql[] = "SELECT msg_id, rcpt, state, mailbox_entry_id FROM recipients WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, rcpt_id);
+    db_bind_int64(s, 1, rcpt_id);
     return stmt_fetch_one(st, sql, s, read_rcpt_row, out, "recipient get");
 }
 
 static int user_domain(struct store *st, int64_t user_id, int64_t *domain_id)
 {
     static const char sql[] = "SELECT domain_id FROM users WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 1, user_id);
     return stmt_fetch_one(st, sql, s, read_col0_int64, domain_id, "user get");
 }
 
@@ -210,11 +210,11 @@ static int entry_find(struct store *st, const char *msg_id, int64_t user_id, str
 {
     static const char sql[] = "SELECT " ENTRY_STATE_COLS " FROM mailbox "
                               "WHERE msg_id = ?1 AND user_id = ?2 AND direction = 0";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, msg_id);
-    sqlite3_bind_int64(s, 2, user_id);
+    db_bind_text(s, 1, msg_id);
+    db_bind_int64(s, 2, user_id);
     return stmt_fetch_one(st, sql, s, read_entry_state, out, "mailbox entry find");
 }
 
@@ -225,24 +225,23 @@ static int entry_create(struct store *st, const struct store_msg *m, int64_t use
     static const char sql[] =
         "INSERT INTO mailbox (user_id, domain_id, msg_id, direction, blob, prefix, sender, rcpts, size, "
         "received, folder, seen, flagged, redeliver, outage_id, purged) "
-        "VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, 0, 0, 0, 1, ?10, 0)";
-    sqlite3_stmt *s = stmt_get(st, sql);
+        "VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, 0, 0, 0, 1, ?10, 0) RETURNING id";
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
-    sqlite3_bind_int64(s, 2, domain_id);
-    bind_text(s, 3, m->id);
-    bind_text(s, 4, m->blob);
-    bind_text(s, 5, m->prefix);
-    bind_text(s, 6, m->sender);
-    bind_text(s, 7, rcpt);
-    sqlite3_bind_int64(s, 8, (sqlite3_int64)m->size);
-    sqlite3_bind_int64(s, 9, now);
-    sqlite3_bind_int64(s, 10, outage_id);
-    int rc = stmt_run(st, sql, s, "mailbox entry insert");
+    db_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 2, domain_id);
+    db_bind_text(s, 3, m->id);
+    db_bind_text(s, 4, m->blob);
+    db_bind_text(s, 5, m->prefix);
+    db_bind_text(s, 6, m->sender);
+    db_bind_text(s, 7, rcpt);
+    db_bind_int64(s, 8, (int64_t)m->size);
+    db_bind_int64(s, 9, now);
+    db_bind_int64(s, 10, outage_id);
+    int rc = stmt_insert(st, sql, s, id_out, "mailbox entry insert");
     if (rc != STORE_OK)
         return rc;
-    *id_out = sqlite3_last_insert_rowid(st->db);
     /* The message holds a reference, so the blob's row exists and its sizes stay. */
     return store_blob_ref(st, m->blob, m->size, 0);
 }
@@ -254,13 +253,13 @@ static int entry_set_rcpts(struct store *st, int64_t id, const char *rcpts, int 
     static const char sql_reopen[] = "UPDATE mailbox SET rcpts = ?2, redeliver = 1, "
                                      "outage_id = CASE WHEN ?3 != 0 THEN ?3 ELSE outage_id END WHERE id = ?1";
     const char *sql = reopen ? sql_reopen : sql_add;
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, id);
-    bind_text(s, 2, rcpts);
+    db_bind_int64(s, 1, id);
+    db_bind_text(s, 2, rcpts);
     if (reopen)
-        sqlite3_bind_int64(s, 3, outage_id);
+        db_bind_int64(s, 3, outage_id);
     return stmt_run(st, sql, s, "mailbox entry recipients");
 }
 
@@ -287,12 +286,12 @@ static int entry_join(struct store *st, struct entry_state *e, const struct rcpt
 static int rcpt_link(struct store *st, int64_t rcpt_id, int state, int64_t entry_id)
 {
     static const char sql[] = "UPDATE recipients SET state = ?2, mailbox_entry_id = ?3 WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, rcpt_id);
-    sqlite3_bind_int(s, 2, state);
-    sqlite3_bind_int64(s, 3, entry_id);
+    db_bind_int64(s, 1, rcpt_id);
+    db_bind_int(s, 2, state);
+    db_bind_int64(s, 3, entry_id);
     return stmt_run(st, sql, s, "recipient divert");
 }
 
@@ -386,7 +385,7 @@ int store_mailbox_add(struct store *st, const struct store_mailbox_entry *e, uin
     static const char sql[] =
         "INSERT INTO mailbox (user_id, domain_id, msg_id, direction, blob, prefix, sender, rcpts, size, "
         "received, folder, seen, flagged, redeliver, outage_id, purged) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0)";
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0) RETURNING id";
     if (!entry_new_valid(e))
         return STORE_ERR;
     struct store_op op;
@@ -398,25 +397,24 @@ int store_mailbox_add(struct store *st, const struct store_mailbox_entry *e, uin
     /* The reference first: it records the blob the row's foreign key names. */
     if (rc == STORE_OK)
         rc = store_blob_ref(st, e->blob, e->size, stored_size);
-    sqlite3_stmt *s = rc == STORE_OK ? stmt_get(st, sql) : NULL;
+    struct db_stmt *s = rc == STORE_OK ? stmt_get(st, sql) : NULL;
     if (s) {
-        sqlite3_bind_int64(s, 1, e->user_id);
-        sqlite3_bind_int64(s, 2, domain_id);
-        bind_text(s, 3, e->msg_id);
-        sqlite3_bind_int(s, 4, e->direction);
-        bind_text(s, 5, e->blob);
-        bind_text(s, 6, e->prefix);
-        bind_text(s, 7, e->sender);
-        bind_text(s, 8, e->rcpts);
-        sqlite3_bind_int64(s, 9, (sqlite3_int64)e->size);
-        sqlite3_bind_int64(s, 10, e->received);
-        sqlite3_bind_int(s, 11, e->folder);
-        sqlite3_bind_int(s, 12, e->seen ? 1 : 0);
-        sqlite3_bind_int(s, 13, e->flagged ? 1 : 0);
-        sqlite3_bind_int(s, 14, e->redeliver);
-        sqlite3_bind_int64(s, 15, e->outage_id);
-        rc = stmt_run(st, sql, s, "mailbox entry insert");
-        id = sqlite3_last_insert_rowid(st->db);
+        db_bind_int64(s, 1, e->user_id);
+        db_bind_int64(s, 2, domain_id);
+        db_bind_text(s, 3, e->msg_id);
+        db_bind_int(s, 4, e->direction);
+        db_bind_text(s, 5, e->blob);
+        db_bind_text(s, 6, e->prefix);
+        db_bind_text(s, 7, e->sender);
+        db_bind_text(s, 8, e->rcpts);
+        db_bind_int64(s, 9, (int64_t)e->size);
+        db_bind_int64(s, 10, e->received);
+        db_bind_int(s, 11, e->folder);
+        db_bind_int(s, 12, e->seen ? 1 : 0);
+        db_bind_int(s, 13, e->flagged ? 1 : 0);
+        db_bind_int(s, 14, e->redeliver);
+        db_bind_int64(s, 15, e->outage_id);
+        rc = stmt_insert(st, sql, s, &id, "mailbox entry insert");
     } else if (rc == STORE_OK) {
         rc = STORE_ERR;
     }
@@ -431,10 +429,10 @@ int store_mailbox_add(struct store *st, const struct store_mailbox_entry *e, uin
 int store_mailbox_get(struct store *st, int64_t entry_id, struct store_mailbox_entry *out)
 {
     static const char sql[] = "SELECT " ENTRY_COLS " FROM mailbox WHERE id = ?1 AND purged = 0";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, entry_id);
+    db_bind_int64(s, 1, entry_id);
     return stmt_fetch_one(st, sql, s, read_entry, out, "mailbox entry get");
 }
 
@@ -443,7 +441,7 @@ struct entry_each {
     void *arg;
 };
 
-static int entry_each(sqlite3_stmt *s, void *ctx)
+static int entry_each(struct db_stmt *s, void *ctx)
 {
     struct entry_each *e = ctx;
     struct store_mailbox_entry entry;
@@ -463,12 +461,12 @@ int store_mailbox_list(struct store *st, int64_t user_id, int folder,
         return STORE_ERR;
     }
     const char *sql = folder >= 0 ? sql_folder : sql_all;
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 1, user_id);
     if (folder >= 0)
-        sqlite3_bind_int(s, 2, folder);
+        db_bind_int(s, 2, folder);
     struct entry_each e = {cb, arg};
     return stmt_each(st, sql, s, entry_each, &e, "mailbox list");
 }
@@ -479,22 +477,22 @@ int store_mailbox_redelivery_due(struct store *st, int64_t domain_id, size_t lim
     /* Walks mailbox_waiting in order: no sort, stops after limit rows. */
     static const char sql[] = "SELECT " ENTRY_COLS " FROM mailbox WHERE domain_id = ?1 AND redeliver = 1 "
                               "ORDER BY received, id LIMIT ?2";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, domain_id);
-    sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
+    db_bind_int64(s, 1, domain_id);
+    db_bind_int64(s, 2, limit ? (int64_t)limit : INT64_MAX);
     struct entry_each e = {cb, arg};
     return stmt_each(st, sql, s, entry_each, &e, "mailbox redelivery due");
 }
 
-static int folder_count_each(sqlite3_stmt *s, void *ctx)
+static int folder_count_each(struct db_stmt *s, void *ctx)
 {
     struct store_folder_counts *c = ctx;
-    int folder = sqlite3_column_int(s, 0);
+    int folder = db_col_int(s, 0);
     if (folder >= FOLDER_INBOX && folder <= FOLDER_TRASH) {
-        c->total[folder] = (uint64_t)sqlite3_column_int64(s, 1);
-        c->unread[folder] = (uint64_t)sqlite3_column_int64(s, 2);
+        c->total[folder] = (uint64_t)db_col_int64(s, 1);
+        c->unread[folder] = (uint64_t)db_col_int64(s, 2);
     }
     return 0;
 }
@@ -504,10 +502,10 @@ int store_mailbox_folder_counts(struct store *st, int64_t user_id, struct store_
     static const char sql[] = "SELECT folder, count(*), sum(seen = 0) FROM mailbox "
                               "WHERE user_id = ?1 AND purged = 0 GROUP BY folder";
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 1, user_id);
     return stmt_each(st, sql, s, folder_count_each, out, "mailbox folder counts");
 }
 
@@ -558,7 +556,7 @@ int store_mailbox_move(struct store *st, int64_t entry_id, int folder)
         return STORE_ERR;
     }
     int rc = entry_exec(st, sql, entry_id, &folder, "mailbox entry move");
-    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+    return rc == STORE_OK && db_changes(st) == 0 ? STORE_NOTFOUND : rc;
 }
 
 int store_mailbox_set_flags(struct store *st, int64_t entry_id, int seen, int flagged)
@@ -566,14 +564,14 @@ int store_mailbox_set_flags(struct store *st, int64_t entry_id, int seen, int fl
     static const char sql[] = "UPDATE mailbox SET seen = CASE WHEN ?2 < 0 THEN seen ELSE ?2 END, "
                               "flagged = CASE WHEN ?3 < 0 THEN flagged ELSE ?3 END "
                               "WHERE id = ?1 AND purged = 0";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, entry_id);
-    sqlite3_bind_int(s, 2, seen < 0 ? -1 : !!seen);
-    sqlite3_bind_int(s, 3, flagged < 0 ? -1 : !!flagged);
+    db_bind_int64(s, 1, entry_id);
+    db_bind_int(s, 2, seen < 0 ? -1 : !!seen);
+    db_bind_int(s, 3, flagged < 0 ? -1 : !!flagged);
     int rc = stmt_run(st, sql, s, "mailbox entry flags");
-    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+    return rc == STORE_OK && db_changes(st) == 0 ? STORE_NOTFOUND : rc;
 }
 
 static int delete_entry(struct store *st, int64_t entry_id)
@@ -611,7 +609,7 @@ int store_mailbox_set_redeliver(struct store *st, int64_t entry_id, int redelive
         return STORE_ERR;
     }
     int rc = entry_exec(st, sql, entry_id, &redeliver, "mailbox entry re-delivery");
-    if (rc != STORE_OK || sqlite3_changes(st->db) > 0)
+    if (rc != STORE_OK || db_changes(st) > 0)
         return rc;
     /* Nothing changed: a done entry stays done; a missing one is NOTFOUND. */
     struct entry_state e;
@@ -620,12 +618,12 @@ int store_mailbox_set_redeliver(struct store *st, int64_t entry_id, int redelive
 
 /* ------------------------------------------------------------------ counts */
 
-static void read_counts(sqlite3_stmt *s, void *out)
+static void read_counts(struct db_stmt *s, void *out)
 {
     struct store_continuity_counts *c = out;
-    c->held = (uint64_t)sqlite3_column_int64(s, 0);
-    c->redelivered = (uint64_t)sqlite3_column_int64(s, 1);
-    c->deleted = (uint64_t)sqlite3_column_int64(s, 2);
+    c->held = (uint64_t)db_col_int64(s, 0);
+    c->redelivered = (uint64_t)db_col_int64(s, 1);
+    c->deleted = (uint64_t)db_col_int64(s, 2);
 }
 
 int store_continuity_counts(struct store *st, int64_t domain_id, struct store_continuity_counts *out)
@@ -638,23 +636,23 @@ int store_continuity_counts(struct store *st, int64_t domain_id, struct store_co
         "FROM mailbox WHERE domain_id = ?1 AND outage_id = ?2";
     memset(out, 0, sizeof *out);
     int64_t outage_id = 0, waiting = 0;
-    sqlite3_stmt *s = stmt_get(st, sql_outage);
+    struct db_stmt *s = stmt_get(st, sql_outage);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, domain_id);
+    db_bind_int64(s, 1, domain_id);
     int rc = stmt_fetch_one(st, sql_outage, s, read_col0_int64, &outage_id, "continuity counts");
     if (rc != STORE_OK)
         return rc;
     if (!(s = stmt_get(st, sql_waiting)))
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, domain_id);
+    db_bind_int64(s, 1, domain_id);
     if ((rc = stmt_fetch_one(st, sql_waiting, s, read_col0_int64, &waiting, "continuity counts")) != STORE_OK)
         return rc == STORE_NOTFOUND ? STORE_ERR : rc;
     if (outage_id) {
         if (!(s = stmt_get(st, sql_outage_counts)))
             return STORE_ERR;
-        sqlite3_bind_int64(s, 1, domain_id);
-        sqlite3_bind_int64(s, 2, outage_id);
+        db_bind_int64(s, 1, domain_id);
+        db_bind_int64(s, 2, outage_id);
         if ((rc = stmt_fetch_one(st, sql_outage_counts, s, read_counts, out, "continuity counts")) != STORE_OK)
             return rc == STORE_NOTFOUND ? STORE_ERR : rc;
     }
@@ -670,7 +668,7 @@ struct id_list {
     int failed;
 };
 
-static int collect_id(sqlite3_stmt *s, void *ctx)
+static int collect_id(struct db_stmt *s, void *ctx)
 {
     struct id_list *l = ctx;
     if (l->n == l->cap) {
@@ -683,7 +681,7 @@ static int collect_id(sqlite3_stmt *s, void *ctx)
         l->ids = ids;
         l->cap = cap;
     }
-    l->ids[l->n++] = sqlite3_column_int64(s, 0);
+    l->ids[l->n++] = db_col_int64(s, 0);
     return 0;
 }
 
@@ -694,10 +692,10 @@ int store_mailbox_drop_user(struct store *st, int64_t user_id)
     /* Collected first: deleting rows under a running SELECT of the same table is
      * not something to rely on. */
     struct id_list l = {0};
-    sqlite3_stmt *s = stmt_get(st, sql_live);
+    struct db_stmt *s = stmt_get(st, sql_live);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 1, user_id);
     int rc = stmt_each(st, sql_live, s, collect_id, &l, "mailbox of a user");
     if (rc == STORE_OK && l.failed) {
         log_err("store: user %lld: out of memory listing the mailbox", (long long)user_id);

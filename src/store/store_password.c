@@ -16,26 +16,26 @@
 
 /* ---------------------------------------------------------------- policies */
 
-static void read_policy(sqlite3_stmt *s, void *out)
+static void read_policy(struct db_stmt *s, void *out)
 {
     struct store_password_policy *p = out;
     memset(p, 0, sizeof *p);
-    p->customer_id = sqlite3_column_int64(s, 0);
-    p->min_length = (unsigned)sqlite3_column_int64(s, 1);
-    p->upper = sqlite3_column_int(s, 2) != 0;
-    p->lower = sqlite3_column_int(s, 3) != 0;
-    p->digit = sqlite3_column_int(s, 4) != 0;
-    p->special = sqlite3_column_int(s, 5) != 0;
+    p->customer_id = db_col_int64(s, 0);
+    p->min_length = (unsigned)db_col_int64(s, 1);
+    p->upper = db_col_int(s, 2) != 0;
+    p->lower = db_col_int(s, 3) != 0;
+    p->digit = db_col_int(s, 4) != 0;
+    p->special = db_col_int(s, 5) != 0;
 }
 
 int store_password_policy_get(struct store *st, int64_t customer_id, struct store_password_policy *out)
 {
     static const char sql[] = "SELECT customer_id, min_length, require_upper, require_lower, require_digit,"
                               " require_special FROM password_policy WHERE customer_id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, customer_id);
+    db_bind_int64(s, 1, customer_id);
     return stmt_fetch_one(st, sql, s, read_policy, out, "password policy get");
 }
 
@@ -47,15 +47,15 @@ int store_password_policy_set(struct store *st, const struct store_password_poli
         " ON CONFLICT (customer_id) DO UPDATE SET min_length = excluded.min_length,"
         " require_upper = excluded.require_upper, require_lower = excluded.require_lower,"
         " require_digit = excluded.require_digit, require_special = excluded.require_special";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, p->customer_id);
-    sqlite3_bind_int64(s, 2, p->min_length);
-    sqlite3_bind_int(s, 3, p->upper != 0);
-    sqlite3_bind_int(s, 4, p->lower != 0);
-    sqlite3_bind_int(s, 5, p->digit != 0);
-    sqlite3_bind_int(s, 6, p->special != 0);
+    db_bind_int64(s, 1, p->customer_id);
+    db_bind_int64(s, 2, p->min_length);
+    db_bind_int(s, 3, p->upper != 0);
+    db_bind_int(s, 4, p->lower != 0);
+    db_bind_int(s, 5, p->digit != 0);
+    db_bind_int(s, 6, p->special != 0);
     return stmt_run(st, sql, s, "password policy set");
 }
 
@@ -74,19 +74,19 @@ int store_user_set_password(struct store *st, int64_t user_id, const char *pw_ha
     int rc = op_begin(st, &op);
     if (rc != STORE_OK)
         return rc;
-    sqlite3_stmt *s = stmt_get(st, sql_user);
+    struct db_stmt *s = stmt_get(st, sql_user);
     if (!s)
         return op_end(st, &op, STORE_ERR);
-    sqlite3_bind_int64(s, 1, user_id);
-    bind_text(s, 2, pw_hash);
+    db_bind_int64(s, 1, user_id);
+    db_bind_text(s, 2, pw_hash);
     rc = stmt_run(st, sql_user, s, "set password");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+    if (rc == STORE_OK && db_changes(st) == 0)
         rc = STORE_NOTFOUND;
     if (rc == STORE_OK) {
         if (!(s = stmt_get(st, sql_sessions)))
             return op_end(st, &op, STORE_ERR);
-        sqlite3_bind_int64(s, 1, user_id);
-        bind_text(s, 2, keep_session ? keep_session : "");
+        db_bind_int64(s, 1, user_id);
+        db_bind_text(s, 2, keep_session ? keep_session : "");
         rc = stmt_run(st, sql_sessions, s, "end the sessions of a user");
     }
     return op_end(st, &op, rc);
@@ -94,29 +94,29 @@ int store_user_set_password(struct store *st, int64_t user_id, const char *pw_ha
 
 /* ---------------------------------------------------------------- reset tokens */
 
-static void read_reset(sqlite3_stmt *s, void *out)
+static void read_reset(struct db_stmt *s, void *out)
 {
     struct store_password_reset *r = out;
     memset(r, 0, sizeof *r);
     col_text(s, 0, r->token_hash, sizeof r->token_hash);
-    r->user_id = sqlite3_column_int64(s, 1);
-    r->created = sqlite3_column_int64(s, 2);
-    r->expires = sqlite3_column_int64(s, 3);
-    r->used = sqlite3_column_int64(s, 4);
+    r->user_id = db_col_int64(s, 1);
+    r->created = db_col_int64(s, 2);
+    r->expires = db_col_int64(s, 3);
+    r->used = db_col_int64(s, 4);
 }
 
 int store_password_reset_add(struct store *st, const struct store_password_reset *r)
 {
     static const char sql[] = "INSERT INTO password_resets (token_hash, user_id, created, expires, used)"
                               " VALUES (?1, ?2, ?3, ?4, ?5)";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, r->token_hash);
-    sqlite3_bind_int64(s, 2, r->user_id);
-    sqlite3_bind_int64(s, 3, r->created);
-    sqlite3_bind_int64(s, 4, r->expires);
-    sqlite3_bind_int64(s, 5, r->used);
+    db_bind_text(s, 1, r->token_hash);
+    db_bind_int64(s, 2, r->user_id);
+    db_bind_int64(s, 3, r->created);
+    db_bind_int64(s, 4, r->expires);
+    db_bind_int64(s, 5, r->used);
     return stmt_run(st, sql, s, "password reset add");
 }
 
@@ -124,10 +124,10 @@ int store_password_reset_get(struct store *st, const char *token_hash, struct st
 {
     static const char sql[] =
         "SELECT token_hash, user_id, created, expires, used FROM password_resets WHERE token_hash = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, token_hash);
+    db_bind_text(s, 1, token_hash);
     return stmt_fetch_one(st, sql, s, read_reset, out, "password reset get");
 }
 
@@ -137,13 +137,13 @@ int store_password_reset_use(struct store *st, const char *token_hash, int64_t n
      * split by a second request with the same token. */
     static const char sql[] =
         "UPDATE password_resets SET used = ?2 WHERE token_hash = ?1 AND used = 0 AND expires > ?2";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, token_hash);
-    sqlite3_bind_int64(s, 2, now);
+    db_bind_text(s, 1, token_hash);
+    db_bind_int64(s, 2, now);
     int rc = stmt_run(st, sql, s, "password reset use");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+    if (rc == STORE_OK && db_changes(st) == 0)
         rc = STORE_NOTFOUND;
     return rc;
 }
@@ -151,33 +151,33 @@ int store_password_reset_use(struct store *st, const char *token_hash, int64_t n
 int store_password_reset_void_user(struct store *st, int64_t user_id, int64_t now)
 {
     static const char sql[] = "UPDATE password_resets SET used = ?2 WHERE user_id = ?1 AND used = 0";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 1, user_id);
     /* A token voided in the second it was made must still read as used. */
-    sqlite3_bind_int64(s, 2, now > 0 ? now : 1);
+    db_bind_int64(s, 2, now > 0 ? now : 1);
     return stmt_run(st, sql, s, "password reset void");
 }
 
 int store_password_reset_count(struct store *st, int64_t user_id, int64_t since, unsigned *count)
 {
     static const char sql[] = "SELECT count(*) FROM password_resets WHERE user_id = ?1 AND created >= ?2";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, user_id);
-    sqlite3_bind_int64(s, 2, since);
+    db_bind_int64(s, 1, user_id);
+    db_bind_int64(s, 2, since);
     return stmt_fetch_count(st, sql, s, count, "password reset count");
 }
 
 int store_password_reset_purge(struct store *st, int64_t before)
 {
     static const char sql[] = "DELETE FROM password_resets WHERE expires < ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, before);
+    db_bind_int64(s, 1, before);
     return stmt_run(st, sql, s, "password reset purge");
 }
 
@@ -186,11 +186,11 @@ int store_password_reset_purge(struct store *st, int64_t before)
 int store_password_reset_request_add(struct store *st, const char *client_addr, int64_t at)
 {
     static const char sql[] = "INSERT INTO password_reset_requests (client_addr, at) VALUES (?1, ?2)";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, client_addr);
-    sqlite3_bind_int64(s, 2, at);
+    db_bind_text(s, 1, client_addr);
+    db_bind_int64(s, 2, at);
     return stmt_run(st, sql, s, "password reset request add");
 }
 
@@ -198,20 +198,20 @@ int store_password_reset_request_count(struct store *st, const char *client_addr
                                        unsigned *count)
 {
     static const char sql[] = "SELECT count(*) FROM password_reset_requests WHERE client_addr = ?1 AND at >= ?2";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, client_addr);
-    sqlite3_bind_int64(s, 2, since);
+    db_bind_text(s, 1, client_addr);
+    db_bind_int64(s, 2, since);
     return stmt_fetch_count(st, sql, s, count, "password reset request count");
 }
 
 int store_password_reset_request_purge(struct store *st, int64_t before)
 {
     static const char sql[] = "DELETE FROM password_reset_requests WHERE at < ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, before);
+    db_bind_int64(s, 1, before);
     return stmt_run(st, sql, s, "password reset request purge");
 }

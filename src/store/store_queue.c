@@ -31,12 +31,12 @@ static int blob_refs_add(struct store *st, const char *blob_id, int delta)
     static const char sql_up[] = "UPDATE blobs SET refs = refs + 1 WHERE id = ?1";
     static const char sql_down[] = "UPDATE blobs SET refs = refs - 1 WHERE id = ?1 AND refs > 0";
     const char *sql = delta > 0 ? sql_up : sql_down;
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, blob_id);
+    db_bind_text(s, 1, blob_id);
     int rc = stmt_run(st, sql, s, "blob reference");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+    if (rc == STORE_OK && db_changes(st) == 0) {
         log_err("store: blob %s: %s a reference, but the blob is %s", blob_id,
                 delta > 0 ? "taking" : "dropping", delta > 0 ? "not recorded" : "unreferenced");
         return STORE_NOTFOUND;
@@ -48,12 +48,12 @@ static int blob_refs_add(struct store *st, const char *blob_id, int delta)
 static int blob_upsert(struct store *st, const char *sql, const char *blob_id, uint64_t size,
                        uint64_t stored_size, const char *what)
 {
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, blob_id);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)stored_size);
+    db_bind_text(s, 1, blob_id);
+    db_bind_int64(s, 2, (int64_t)size);
+    db_bind_int64(s, 3, (int64_t)stored_size);
     return stmt_run(st, sql, s, what);
 }
 
@@ -81,7 +81,7 @@ struct blob_each {
     void *arg;
 };
 
-static int blob_each(sqlite3_stmt *s, void *ctx)
+static int blob_each(struct db_stmt *s, void *ctx)
 {
     struct blob_each *e = ctx;
     char id[BLOB_ID_SIZE];
@@ -93,10 +93,10 @@ int store_blob_unreferenced(struct store *st, size_t limit, int (*cb)(const char
                             void *arg)
 {
     static const char sql[] = "SELECT id FROM blobs WHERE refs = 0 LIMIT ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, limit ? (sqlite3_int64)limit : -1);
+    db_bind_int64(s, 1, limit ? (int64_t)limit : INT64_MAX);
     struct blob_each e = {cb, arg};
     return stmt_each(st, sql, s, blob_each, &e, "unreferenced blobs");
 }
@@ -105,15 +105,15 @@ int store_blob_forget(struct store *st, const char *blob_id)
 {
     /* refs = 0: a blob that was referenced again meanwhile stays. */
     static const char sql[] = "DELETE FROM blobs WHERE id = ?1 AND refs = 0";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, blob_id);
+    db_bind_text(s, 1, blob_id);
     int rc = stmt_run(st, sql, s, "blob forget");
-    return rc == STORE_OK && sqlite3_changes(st->db) == 0 ? STORE_NOTFOUND : rc;
+    return rc == STORE_OK && db_changes(st) == 0 ? STORE_NOTFOUND : rc;
 }
 
-static void read_nothing(sqlite3_stmt *s, void *out)
+static void read_nothing(struct db_stmt *s, void *out)
 {
     (void)s;
     (void)out;
@@ -122,10 +122,10 @@ static void read_nothing(sqlite3_stmt *s, void *out)
 int store_blob_known(struct store *st, const char *blob_id)
 {
     static const char sql[] = "SELECT 1 FROM blobs WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, blob_id);
+    db_bind_text(s, 1, blob_id);
     int rc = stmt_fetch_one(st, sql, s, read_nothing, NULL, "blob known");
     return rc == STORE_OK ? 1 : rc == STORE_NOTFOUND ? 0 : STORE_ERR;
 }
@@ -136,29 +136,29 @@ int store_blob_known(struct store *st, const char *blob_id)
     "m.id, m.blob, m.size, m.sender, m.prefix, m.received, m.client_addr, m.helo, m.direction, "   \
     "m.is_bounce, m.sender_customer_id"
 
-static void read_msg(sqlite3_stmt *s, void *out)
+static void read_msg(struct db_stmt *s, void *out)
 {
     struct store_msg *m = out;
     memset(m, 0, sizeof *m);
     col_text(s, 0, m->id, sizeof m->id);
     col_text(s, 1, m->blob, sizeof m->blob);
-    m->size = (uint64_t)sqlite3_column_int64(s, 2);
+    m->size = (uint64_t)db_col_int64(s, 2);
     col_text(s, 3, m->sender, sizeof m->sender);
     col_text(s, 4, m->prefix, sizeof m->prefix);
-    m->received = sqlite3_column_int64(s, 5);
+    m->received = db_col_int64(s, 5);
     col_text(s, 6, m->client_addr, sizeof m->client_addr);
     col_text(s, 7, m->helo, sizeof m->helo);
-    m->direction = sqlite3_column_int(s, 8);
-    m->is_bounce = sqlite3_column_int(s, 9);
-    m->sender_customer_id = sqlite3_column_int64(s, 10);
+    m->direction = db_col_int(s, 8);
+    m->is_bounce = db_col_int(s, 9);
+    m->sender_customer_id = db_col_int64(s, 10);
 }
 
 /* Binds s truncated to what a struct store_msg field of fieldsize can give back. */
-static void bind_text_max(sqlite3_stmt *stmt, int idx, const char *s, size_t fieldsize)
+static void bind_text_max(struct db_stmt *stmt, int idx, const char *s, size_t fieldsize)
 {
     s = s ? s : "";
     size_t n = strnlen(s, fieldsize - 1);
-    sqlite3_bind_text(stmt, idx, s, (int)n, SQLITE_STATIC);
+    db_bind_textn(stmt, idx, s, n);
 }
 
 /* Refuses what could not be read back whole (sender, prefix, recipients). */
@@ -186,13 +186,13 @@ static int insert_rcpt(struct store *st, const struct store_msg_new *m, const ch
 {
     static const char sql[] = "INSERT INTO recipients (msg_id, rcpt, domain, state, attempts, "
                               "next_attempt, last_reply) VALUES (?1, ?2, ?3, 0, 0, ?4, '')";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, m->id);
-    bind_text(s, 2, canon);
-    bind_text(s, 3, addr_domain(canon));
-    sqlite3_bind_int64(s, 4, m->received);
+    db_bind_text(s, 1, m->id);
+    db_bind_text(s, 2, canon);
+    db_bind_text(s, 3, addr_domain(canon));
+    db_bind_int64(s, 4, m->received);
     return stmt_run(st, sql, s, "recipient insert");
 }
 
@@ -228,20 +228,20 @@ static int insert_msg(struct store *st, const struct store_msg_new *m)
                               "client_addr, helo, direction, is_bounce, sender_customer_id) "
                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
     const struct store_msg *none = NULL;
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, m->id);
-    bind_text(s, 2, m->blob);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)m->size);
-    bind_text(s, 4, m->sender);
-    bind_text(s, 5, m->prefix);
-    sqlite3_bind_int64(s, 6, m->received);
+    db_bind_text(s, 1, m->id);
+    db_bind_text(s, 2, m->blob);
+    db_bind_int64(s, 3, (int64_t)m->size);
+    db_bind_text(s, 4, m->sender);
+    db_bind_text(s, 5, m->prefix);
+    db_bind_int64(s, 6, m->received);
     bind_text_max(s, 7, m->client_addr, sizeof none->client_addr);
     bind_text_max(s, 8, m->helo, sizeof none->helo);
-    sqlite3_bind_int(s, 9, m->direction);
-    sqlite3_bind_int(s, 10, m->is_bounce ? 1 : 0);
-    sqlite3_bind_int64(s, 11, m->sender_customer_id);
+    db_bind_int(s, 9, m->direction);
+    db_bind_int(s, 10, m->is_bounce ? 1 : 0);
+    db_bind_int64(s, 11, m->sender_customer_id);
     return stmt_run(st, sql, s, "message insert");
 }
 
@@ -264,10 +264,10 @@ int store_message_insert(struct store *st, const struct store_msg_new *m)
 int store_message_get(struct store *st, const char *id, struct store_msg *out)
 {
     static const char sql[] = "SELECT " MSG_COLS " FROM messages m WHERE m.id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, id);
+    db_bind_text(s, 1, id);
     return stmt_fetch_one(st, sql, s, read_msg, out, "message get");
 }
 
@@ -276,7 +276,7 @@ struct msg_each {
     void *arg;
 };
 
-static int msg_each(sqlite3_stmt *s, void *ctx)
+static int msg_each(struct db_stmt *s, void *ctx)
 {
     struct msg_each *e = ctx;
     struct store_msg m;
@@ -289,13 +289,13 @@ int store_queue_list(struct store *st, int (*cb)(const struct store_msg *, void 
     return store_queue_list_scoped(st, 0, cb, arg);
 }
 
-static void read_queue_stats(sqlite3_stmt *s, void *out)
+static void read_queue_stats(struct db_stmt *s, void *out)
 {
     struct store_queue_stats *q = out;
-    q->messages = (uint64_t)sqlite3_column_int64(s, 0);
-    q->queued = (uint64_t)sqlite3_column_int64(s, 1);
-    q->deferred = (uint64_t)sqlite3_column_int64(s, 2);
-    q->continuity = (uint64_t)sqlite3_column_int64(s, 3);
+    q->messages = (uint64_t)db_col_int64(s, 0);
+    q->queued = (uint64_t)db_col_int64(s, 1);
+    q->deferred = (uint64_t)db_col_int64(s, 2);
+    q->continuity = (uint64_t)db_col_int64(s, 3);
 }
 
 int store_queue_stats(struct store *st, struct store_queue_stats *out)
@@ -303,7 +303,7 @@ int store_queue_stats(struct store *st, struct store_queue_stats *out)
     static const char sql[] = "SELECT (SELECT count(*) FROM messages), "
                               "coalesce(sum(state = 0), 0), coalesce(sum(state = 0 AND attempts > 0), 0), "
                               "coalesce(sum(state = 3), 0) FROM recipients";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     *out = (struct store_queue_stats){0};
     if (!s)
         return STORE_ERR;
@@ -311,7 +311,7 @@ int store_queue_stats(struct store *st, struct store_queue_stats *out)
     return rc == STORE_NOTFOUND ? STORE_OK : rc;
 }
 
-static void read_blob_name(sqlite3_stmt *s, void *out)
+static void read_blob_name(struct db_stmt *s, void *out)
 {
     col_text(s, 0, out, BLOB_ID_SIZE);
 }
@@ -320,10 +320,10 @@ static void read_blob_name(sqlite3_stmt *s, void *out)
 static int msg_remove(struct store *st, const char *id, const char *blob)
 {
     static const char sql[] = "DELETE FROM messages WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, id);
+    db_bind_text(s, 1, id);
     int rc = stmt_run(st, sql, s, "message delete");
     return rc == STORE_OK ? store_blob_unref(st, blob) : rc;
 }
@@ -331,10 +331,10 @@ static int msg_remove(struct store *st, const char *id, const char *blob)
 static int msg_blob(struct store *st, const char *id, char blob[BLOB_ID_SIZE])
 {
     static const char sql[] = "SELECT blob FROM messages WHERE id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, id);
+    db_bind_text(s, 1, id);
     return stmt_fetch_one(st, sql, s, read_blob_name, blob, "message get");
 }
 
@@ -351,9 +351,9 @@ int store_message_release_if_done(struct store *st, const char *id, int *release
     int pending = 1;
     rc = msg_blob(st, id, blob);
     if (rc == STORE_OK) {
-        sqlite3_stmt *s = stmt_get(st, sql_pending);
+        struct db_stmt *s = stmt_get(st, sql_pending);
         if (s) {
-            bind_text(s, 1, id);
+            db_bind_text(s, 1, id);
             rc = stmt_fetch_one(st, sql_pending, s, read_col0_int, &pending, "message pending");
         } else {
             rc = STORE_ERR;
@@ -386,22 +386,22 @@ int store_message_delete(struct store *st, const char *id)
     "r.id, r.msg_id, r.rcpt, r.domain, r.state, r.attempts, r.next_attempt, m.received, "          \
     "r.last_reply, r.mailbox_entry_id, r.pre_continuity, r.held FROM recipients r JOIN messages m ON m.id = r.msg_id"
 
-static void read_rcpt(sqlite3_stmt *s, void *out)
+static void read_rcpt(struct db_stmt *s, void *out)
 {
     struct store_rcpt *r = out;
     memset(r, 0, sizeof *r);
-    r->id = sqlite3_column_int64(s, 0);
+    r->id = db_col_int64(s, 0);
     col_text(s, 1, r->msg_id, sizeof r->msg_id);
     col_text(s, 2, r->rcpt, sizeof r->rcpt);
     col_text(s, 3, r->domain, sizeof r->domain);
-    r->state = sqlite3_column_int(s, 4);
-    r->attempts = (unsigned)sqlite3_column_int64(s, 5);
-    r->next_attempt = sqlite3_column_int64(s, 6);
-    r->received = sqlite3_column_int64(s, 7);
+    r->state = db_col_int(s, 4);
+    r->attempts = (unsigned)db_col_int64(s, 5);
+    r->next_attempt = db_col_int64(s, 6);
+    r->received = db_col_int64(s, 7);
     col_text(s, 8, r->last_reply, sizeof r->last_reply);
-    r->mailbox_entry_id = sqlite3_column_int64(s, 9); /* NULL reads as 0 */
-    r->pre_continuity = sqlite3_column_int(s, 10);
-    r->held = sqlite3_column_int(s, 11);
+    r->mailbox_entry_id = db_col_int64(s, 9); /* NULL reads as 0 */
+    r->pre_continuity = db_col_int(s, 10);
+    r->held = db_col_int(s, 11);
 }
 
 struct rcpt_each {
@@ -409,7 +409,7 @@ struct rcpt_each {
     void *arg;
 };
 
-static int rcpt_each(sqlite3_stmt *s, void *ctx)
+static int rcpt_each(struct db_stmt *s, void *ctx)
 {
     struct rcpt_each *e = ctx;
     struct store_rcpt r;
@@ -425,11 +425,11 @@ int store_rcpt_due(struct store *st, int64_t now, size_t limit,
      * index gave), so held mail costs the runner a little but is never tried. */
     static const char sql[] = "SELECT " RCPT_COLS " WHERE r.state = 0 AND r.next_attempt <= ?1 "
                               "AND r.held = 0 ORDER BY r.next_attempt, r.id LIMIT ?2";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, now);
-    sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
+    db_bind_int64(s, 1, now);
+    db_bind_int64(s, 2, limit ? (int64_t)limit : INT64_MAX);
     struct rcpt_each e = {cb, arg};
     return stmt_each(st, sql, s, rcpt_each, &e, "due recipients");
 }
@@ -438,7 +438,7 @@ int store_rcpt_next_due(struct store *st, int64_t *when_out)
 {
     static const char sql[] = "SELECT next_attempt FROM recipients WHERE state = 0 AND held = 0 "
                               "ORDER BY next_attempt LIMIT 1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
     return stmt_fetch_one(st, sql, s, read_col0_int64, when_out, "next due recipient");
@@ -447,10 +447,10 @@ int store_rcpt_next_due(struct store *st, int64_t *when_out)
 int store_rcpt_get(struct store *st, int64_t id, struct store_rcpt *out)
 {
     static const char sql[] = "SELECT " RCPT_COLS " WHERE r.id = ?1";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, id);
+    db_bind_int64(s, 1, id);
     return stmt_fetch_one(st, sql, s, read_rcpt, out, "recipient get");
 }
 
@@ -466,16 +466,16 @@ int store_rcpt_update(struct store *st, int64_t id, int state, unsigned attempts
     int rc = op_begin(st, &op);
     if (rc != STORE_OK)
         return rc;
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return op_end(st, &op, STORE_ERR);
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int(s, 2, state);
-    sqlite3_bind_int64(s, 3, attempts);
-    sqlite3_bind_int64(s, 4, next_attempt);
+    db_bind_int64(s, 1, id);
+    db_bind_int(s, 2, state);
+    db_bind_int64(s, 3, attempts);
+    db_bind_int64(s, 4, next_attempt);
     bind_text_max(s, 5, last_reply, sizeof none->last_reply);
     rc = stmt_run(st, sql, s, "recipient update");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+    if (rc == STORE_OK && db_changes(st) == 0)
         rc = STORE_NOTFOUND;
     if (rc == STORE_OK && counter >= 0)
         rc = stats_count_rcpt(st, id, counter, time_now());
@@ -486,10 +486,10 @@ int store_rcpt_list(struct store *st, const char *msg_id, int (*cb)(const struct
                     void *arg)
 {
     static const char sql[] = "SELECT " RCPT_COLS " WHERE r.msg_id = ?1 ORDER BY r.id";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, msg_id);
+    db_bind_text(s, 1, msg_id);
     struct rcpt_each e = {cb, arg};
     return stmt_each(st, sql, s, rcpt_each, &e, "recipient list");
 }
@@ -504,13 +504,13 @@ int store_rcpt_mark_pre_continuity(struct store *st, const char *domain, unsigne
         log_err("store: mark pre-continuity: bad domain");
         return STORE_ERR;
     }
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    bind_text(s, 1, canon);
+    db_bind_text(s, 1, canon);
     int rc = stmt_run(st, sql, s, "mark pre-continuity recipients");
     if (rc == STORE_OK && marked)
-        *marked = (unsigned)sqlite3_changes(st->db);
+        *marked = (unsigned)db_changes(st);
     return rc;
 }
 
@@ -534,10 +534,10 @@ int store_queue_list_scoped(struct store *st, int64_t customer_id, int (*cb)(con
     static const char sql[] = "SELECT " MSG_COLS " FROM messages m WHERE EXISTS "
                               "(SELECT 1 FROM recipients WHERE msg_id = m.id AND state = 0 AND " IN_SHARE ") "
                               "ORDER BY m.received, m.id";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, customer_id);
+    db_bind_int64(s, 1, customer_id);
     struct msg_each e = {cb, arg};
     return stmt_each(st, sql, s, msg_each, &e, "queue list");
 }
@@ -547,7 +547,7 @@ struct rcpt_counted {
     unsigned n;
 };
 
-static int rcpt_count_each(sqlite3_stmt *s, void *ctx)
+static int rcpt_count_each(struct db_stmt *s, void *ctx)
 {
     struct rcpt_counted *c = ctx;
     c->n++;
@@ -560,11 +560,11 @@ int store_queue_rcpts(struct store *st, const char *msg_id, int64_t customer_id,
     static const char sql[] = "SELECT " RCPT_COLS " WHERE r.msg_id = ?2 AND (?1 = 0 "
                               "OR r.domain IN (SELECT name FROM domains WHERE customer_id = ?1) "
                               "OR m.sender_customer_id = ?1) ORDER BY r.id";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, customer_id);
-    bind_text(s, 2, msg_id);
+    db_bind_int64(s, 1, customer_id);
+    db_bind_text(s, 2, msg_id);
     struct rcpt_counted c = {{cb, arg}, 0};
     int rc = stmt_each(st, sql, s, rcpt_count_each, &c, "queue recipients");
     return rc == STORE_OK && c.n == 0 ? STORE_NOTFOUND : rc;
@@ -574,11 +574,11 @@ struct share_counts {
     unsigned total, share;
 };
 
-static void read_share_counts(sqlite3_stmt *s, void *out)
+static void read_share_counts(struct db_stmt *s, void *out)
 {
     struct share_counts *c = out;
-    c->total = (unsigned)sqlite3_column_int64(s, 0);
-    c->share = (unsigned)sqlite3_column_int64(s, 1);
+    c->total = (unsigned)db_col_int64(s, 0);
+    c->share = (unsigned)db_col_int64(s, 1);
 }
 
 /* The message's recipients, and how many of them are in the share:
@@ -586,12 +586,12 @@ static void read_share_counts(sqlite3_stmt *s, void *out)
 static int share_get(struct store *st, const char *msg_id, int64_t customer_id, struct share_counts *out)
 {
     static const char sql[] = "SELECT count(*), coalesce(sum(" IN_SHARE "), 0) FROM recipients WHERE msg_id = ?2";
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     *out = (struct share_counts){0};
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, customer_id);
-    bind_text(s, 2, msg_id);
+    db_bind_int64(s, 1, customer_id);
+    db_bind_text(s, 2, msg_id);
     int rc = stmt_fetch_one(st, sql, s, read_share_counts, out, "queue share");
     return rc == STORE_OK && out->share == 0 ? STORE_NOTFOUND : rc;
 }
@@ -600,18 +600,18 @@ static int share_get(struct store *st, const char *msg_id, int64_t customer_id, 
 static int share_exec(struct store *st, const char *sql, const char *msg_id, int64_t customer_id, int arg3,
                       unsigned *changed, const char *what)
 {
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, customer_id);
-    bind_text(s, 2, msg_id);
-    if (sqlite3_bind_parameter_count(s) >= 3)
-        sqlite3_bind_int(s, 3, arg3);
-    if (sqlite3_bind_parameter_count(s) >= 4)
-        sqlite3_bind_int64(s, 4, time_now());
+    db_bind_int64(s, 1, customer_id);
+    db_bind_text(s, 2, msg_id);
+    if (db_bind_count(s) >= 3)
+        db_bind_int(s, 3, arg3);
+    if (db_bind_count(s) >= 4)
+        db_bind_int64(s, 4, time_now());
     int rc = stmt_run(st, sql, s, what);
     if (rc == STORE_OK && changed)
-        *changed = (unsigned)sqlite3_changes(st->db);
+        *changed = (unsigned)db_changes(st);
     return rc;
 }
 
@@ -669,15 +669,15 @@ int store_queue_flush_scoped(struct store *st, int64_t customer_id, const char *
         log_err("store: queue flush: bad domain");
         return STORE_ERR;
     }
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, customer_id);
-    bind_text(s, 2, canon);
-    sqlite3_bind_int64(s, 3, time_now());
+    db_bind_int64(s, 1, customer_id);
+    db_bind_text(s, 2, canon);
+    db_bind_int64(s, 3, time_now());
     int rc = stmt_run(st, sql, s, "queue flush");
     if (rc == STORE_OK) {
-        unsigned n = (unsigned)sqlite3_changes(st->db);
+        unsigned n = (unsigned)db_changes(st);
         log_info("queue flush%s%s: %u recipient(s) made due now", canon[0] ? " of " : "", canon, n);
         if (flushed)
             *flushed = n;

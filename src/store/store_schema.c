@@ -16,6 +16,12 @@
  * index, legal holds) and the audit trail. 6: pending login attempts, operator
  * holds. 7: LDAP settings, sync reports, directory users, last login.
  * 8: per-minute statistics, queue holds, a queued message's sending customer.
+ * 9: several nodes (node heartbeats, leases on recipients and mailbox entries,
+ * bodies in the database), login_failures with an id.
+ *
+ * PostgreSQL starts a new database at version 9 with one script
+ * (store_schema_pg.c) that gives the same tables, columns and indexes; a
+ * migration after 9 must carry the PostgreSQL form of its change too.
  *
  * Addresses and domain names are stored lower-case and compared with COLLATE
  * NOCASE (ASCII folding, like util/addr.h), so a lookup by any spelling hits the
@@ -367,6 +373,40 @@ static const struct migration migrations[] = {
       * customer's admin sees and manages its queued outbound mail. Mail
       * queued before this migration has none: only an operator sees it. */
      "ALTER TABLE messages ADD COLUMN sender_customer_id INTEGER NOT NULL DEFAULT 0;"},
+
+    {9, "several nodes: node heartbeats, leases, bodies in the database",
+     /* The nodes of a cluster and their heartbeats (lifeboatctl cluster status). */
+     "CREATE TABLE nodes ("
+     "  name TEXT PRIMARY KEY,"
+     "  started INTEGER NOT NULL,"
+     "  heartbeat INTEGER NOT NULL,"
+     "  version TEXT NOT NULL DEFAULT '',"
+     "  addr TEXT NOT NULL DEFAULT ''"
+     ") WITHOUT ROWID;"
+     /* Message bodies kept in the database (PostgreSQL without blob_dir; the
+      * same table here keeps both schemas one). No foreign key: a body is
+      * made durable before the rows naming it commit, as a blob file is. */
+     "CREATE TABLE blob_data ("
+     "  id TEXT PRIMARY KEY,"
+     "  data BLOB NOT NULL"
+     ") WITHOUT ROWID;"
+     /* Leases: the node working on a recipient or a mailbox entry, until when. */
+     "ALTER TABLE recipients ADD COLUMN claim_node TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE recipients ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE mailbox ADD COLUMN claim_node TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE mailbox ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0;"
+     /* login_failures gets an explicit id (the code used SQLite's rowid,
+      * which PostgreSQL has not); id keeps the old rowid. */
+     "CREATE TABLE login_failures_new ("
+     "  id INTEGER PRIMARY KEY,"
+     "  key TEXT NOT NULL,"
+     "  at INTEGER NOT NULL,"
+     "  pending INTEGER NOT NULL DEFAULT 0);"
+     "INSERT INTO login_failures_new (id, key, at, pending) SELECT rowid, key, at, pending FROM login_failures;"
+     "DROP TABLE login_failures;"
+     "ALTER TABLE login_failures_new RENAME TO login_failures;"
+     "CREATE INDEX login_failures_key ON login_failures(key, at);"
+     "CREATE INDEX login_failures_at ON login_failures(at);"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -376,29 +416,43 @@ int store_schema_version(void)
     return migrations[NMIGRATIONS - 1].version;
 }
 
+/* A new PostgreSQL database starts at the version its baseline script
+ * (store_schema_pg.c) describes, the same schema as SQLite's at that version;
+ * later migrations carry both dialects. */
+static const struct migration *pg_baseline(void)
+{
+    static struct migration m;
+    m.version = STORE_PG_BASELINE_VERSION;
+    m.what = "the whole schema (PostgreSQL baseline)";
+    m.sql = store_pg_schema_sql();
+    return &m;
+}
+
 /* The schema version recorded in the database, 0 for a new one, -1 on error. */
 static int current_version(struct store *st)
 {
-    static const char sql_has[] =
+    static const char sql_has_lite[] =
         "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'";
+    static const char sql_has_pg[] = "SELECT 1 WHERE to_regclass('schema_version') IS NOT NULL";
     static const char sql_get[] = "SELECT max(version) FROM schema_version";
-    sqlite3_stmt *stmt = stmt_get(st, sql_has);
+    const char *sql_has = st->kind == DB_PG ? sql_has_pg : sql_has_lite;
+    struct db_stmt *stmt = stmt_get(st, sql_has);
     if (!stmt)
         return -1;
-    int rc = sqlite3_step(stmt);
+    int rc = db_step(stmt);
     stmt_put(st, sql_has, stmt);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return 0;
-    if (rc != SQLITE_ROW) {
-        store_sqlite_rc(st, rc, "read schema version");
+    if (rc != DB_ROW) {
+        db_rc(st, rc, "read schema version");
         return -1;
     }
     if (!(stmt = stmt_get(st, sql_get)))
         return -1;
-    rc = sqlite3_step(stmt);
-    int version = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
-    if (rc != SQLITE_ROW)
-        store_sqlite_rc(st, rc, "read schema version");
+    rc = db_step(stmt);
+    int version = rc == DB_ROW ? db_col_int(stmt, 0) : -1;
+    if (rc != DB_ROW)
+        db_rc(st, rc, "read schema version");
     stmt_put(st, sql_get, stmt);
     return version;
 }
@@ -406,8 +460,14 @@ static int current_version(struct store *st)
 static int apply(struct store *st, const struct migration *m, char *err, size_t errlen)
 {
     if (store_begin(st) != STORE_OK) {
-        snprintf(err, errlen, "schema migration %d: cannot start a transaction: %s", m->version,
-                 sqlite3_errmsg(st->db));
+        snprintf(err, errlen, "schema migration %d: cannot start a transaction: %s", m->version, db_errmsg(st));
+        return -1;
+    }
+    /* Nodes of a cluster starting together take turns here (SQLite's BEGIN
+     * IMMEDIATE already serialises); the lock goes with the transaction. */
+    if (st->kind == DB_PG && st->ops->exec(st, "SELECT pg_advisory_xact_lock(7311001)") != DB_DONE) {
+        snprintf(err, errlen, "schema migration %d: cannot lock the schema: %s", m->version, db_errmsg(st));
+        store_rollback(st);
         return -1;
     }
     /* Another process may have migrated while we waited for the lock. */
@@ -420,21 +480,16 @@ static int apply(struct store *st, const struct migration *m, char *err, size_t 
     }
     char sql_version[192];
     snprintf(sql_version, sizeof sql_version,
-             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+             "CREATE TABLE IF NOT EXISTS schema_version (version %s NOT NULL);"
              "INSERT INTO schema_version VALUES (%d)",
-             m->version);
-    char *msg = NULL;
-    if (sqlite3_exec(st->db, m->sql, NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(st->db, sql_version, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, errlen, "schema migration %d (%s) failed: %s", m->version, m->what,
-                 msg ? msg : sqlite3_errmsg(st->db));
-        sqlite3_free(msg);
+             st->kind == DB_PG ? "BIGINT" : "INTEGER", m->version);
+    if (st->ops->exec(st, m->sql) != DB_DONE || st->ops->exec(st, sql_version) != DB_DONE) {
+        snprintf(err, errlen, "schema migration %d (%s) failed: %s", m->version, m->what, db_errmsg(st));
         store_rollback(st);
         return -1;
     }
     if (store_commit(st) != STORE_OK) {
-        snprintf(err, errlen, "schema migration %d: commit failed: %s", m->version,
-                 sqlite3_errmsg(st->db));
+        snprintf(err, errlen, "schema migration %d: commit failed: %s", m->version, db_errmsg(st));
         store_rollback(st);
         return -1;
     }
@@ -446,7 +501,7 @@ int store_migrate(struct store *st, char *err, size_t errlen)
 {
     int version = current_version(st);
     if (version < 0) {
-        snprintf(err, errlen, "cannot read the schema version: %s", sqlite3_errmsg(st->db));
+        snprintf(err, errlen, "cannot read the schema version: %s", db_errmsg(st));
         return -1;
     }
     if (version > store_schema_version()) {
@@ -455,6 +510,18 @@ int store_migrate(struct store *st, char *err, size_t errlen)
                  "run the newer lifeboat or restore a backup",
                  version, store_schema_version());
         return -1;
+    }
+    if (st->kind == DB_PG && version < STORE_PG_BASELINE_VERSION) {
+        if (version != 0) {
+            snprintf(err, errlen, "the database has schema version %d, older than any PostgreSQL schema", version);
+            return -1;
+        }
+        if (apply(st, pg_baseline(), err, errlen) != 0)
+            return -1;
+        if ((version = current_version(st)) < 0) {
+            snprintf(err, errlen, "cannot read the schema version: %s", db_errmsg(st));
+            return -1;
+        }
     }
     for (size_t i = 0; i < NMIGRATIONS; i++)
         if (migrations[i].version > version && apply(st, &migrations[i], err, errlen) != 0)

@@ -57,15 +57,15 @@ static int count(struct store *st, const char *const *table, int counter, int64_
     if (n == 0)
         return STORE_OK;
     const char *sql = table[counter];
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
     if (name)
-        bind_text(s, 1, name);
+        db_bind_text(s, 1, name);
     else
-        sqlite3_bind_int64(s, 1, key);
-    sqlite3_bind_int64(s, 2, minute_of(at));
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)n);
+        db_bind_int64(s, 1, key);
+    db_bind_int64(s, 2, minute_of(at));
+    db_bind_int64(s, 3, (int64_t)n);
     return stmt_run(st, sql, s, "statistics");
 }
 
@@ -94,12 +94,12 @@ struct minute_each {
     void *arg;
 };
 
-static int minute_each(sqlite3_stmt *s, void *ctx)
+static int minute_each(struct db_stmt *s, void *ctx)
 {
     struct minute_each *e = ctx;
-    struct store_stats_minute m = {.minute = sqlite3_column_int64(s, 0)};
+    struct store_stats_minute m = {.minute = db_col_int64(s, 0)};
     for (int i = 0; i < STAT_NCOUNTERS; i++)
-        m.n[i] = (uint64_t)sqlite3_column_int64(s, 1 + i);
+        m.n[i] = (uint64_t)db_col_int64(s, 1 + i);
     return e->cb(&m, e->arg);
 }
 
@@ -120,11 +120,11 @@ int store_stats_list(struct store *st, int64_t customer_id, int64_t domain_id, i
     static const char sql_all[] = STATS_SUMS "WHERE minute >= ?2 AND ?1 = 0 GROUP BY minute ORDER BY minute";
 #undef STATS_SUMS
     const char *sql = domain_id ? sql_domain : customer_id ? sql_customer : sql_all;
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, domain_id ? domain_id : customer_id);
-    sqlite3_bind_int64(s, 2, minute_of(from));
+    db_bind_int64(s, 1, domain_id ? domain_id : customer_id);
+    db_bind_int64(s, 2, minute_of(from));
     struct minute_each e = {cb, arg};
     return stmt_each(st, sql, s, minute_each, &e, "statistics list");
 }
@@ -134,12 +134,12 @@ int store_stats_purge(struct store *st, int64_t before, unsigned *purged)
     static const char sql[] = "DELETE FROM stats_minute WHERE minute < ?1";
     if (purged)
         *purged = 0;
-    sqlite3_stmt *s = stmt_get(st, sql);
+    struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
-    sqlite3_bind_int64(s, 1, before);
+    db_bind_int64(s, 1, before);
     int rc = stmt_run(st, sql, s, "statistics purge");
     if (rc == STORE_OK && purged)
-        *purged = (unsigned)sqlite3_changes(st->db);
+        *purged = (unsigned)db_changes(st);
     return rc;
 }

@@ -37,6 +37,11 @@ void config_defaults(struct config *cfg)
     cfg->archive_retention = 90 * 86400;
     snprintf(cfg->metrics_allow, sizeof cfg->metrics_allow, "127.0.0.0/8,::1");
     snprintf(cfg->store, sizeof cfg->store, "sqlite");
+    /* The node's name defaults to the host's first label, made safe. */
+    snprintf(cfg->node_name, sizeof cfg->node_name, "%.*s", (int)strcspn(cfg->hostname, "."), cfg->hostname);
+    for (char *c = cfg->node_name; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", *c))
+            *c = '_';
     cfg->smtp_timeout = 300;
     cfg->smtp_data_timeout = 600;
     cfg->delivery_concurrency = 20;
@@ -171,7 +176,7 @@ static int parse_listen_list(const char *v, const char *default_port, int may_be
 }
 
 enum key_type { K_STRING, K_PATH, K_LISTEN, K_UINT, K_DURATION, K_SIZE, K_HOSTPORT, K_STORE, K_LEVEL, K_CIDRS,
-                K_LINE_ENDINGS };
+                K_LINE_ENDINGS, K_NODE };
 
 struct key_def {
     const char *name;
@@ -202,6 +207,8 @@ static const struct key_def keys[] = {
     {"archive_retention", K_DURATION, F(archive_retention), NULL, "a duration like 90d"},
     {"outbound_relay", K_HOSTPORT, F(outbound_relay), "25", "host:port or none"},
     {"store", K_STORE, F(store), NULL, "sqlite or a postgresql:// URL"},
+    {"blob_dir", K_PATH, F(blob_dir), NULL, "a directory path"},
+    {"node_name", K_NODE, F(node_name), NULL, "a name of letters, digits, '.', '-' and '_' (up to 63)"},
     {"smtp_invalid_line_endings", K_LINE_ENDINGS, F(smtp_invalid_line_endings), NULL, "reject or fix"},
     {"smtp_timeout", K_DURATION, F(smtp_timeout), NULL, "a duration like 5m"},
     {"smtp_data_timeout", K_DURATION, F(smtp_data_timeout), NULL, "a duration like 10m"},
@@ -260,6 +267,12 @@ static int set_value(struct config *cfg, const struct key_def *k, const char *v)
             strncmp(v, "postgres://", 11) != 0)
             return -1;
         if (strlen(v) >= k->size)
+            return -1;
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    case K_NODE:
+        if (!*v || strlen(v) >= k->size || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                     "0123456789.-_") != strlen(v))
             return -1;
         memcpy(field, v, strlen(v) + 1);
         return 0;

@@ -103,11 +103,12 @@ static void test_refuses_other_backend(void **state)
 {
     struct fixture *f = *state;
     struct config cfg = f->t.cfg;
-    snprintf(cfg.store, sizeof cfg.store, "postgresql://db/lifeboat");
+    snprintf(cfg.store, sizeof cfg.store, "mysql://db/lifeboat");
     char err[512] = "";
     struct store *st = NULL;
     assert_int_equal(store_open(&cfg, &st, err, sizeof err), STORE_ERR);
     assert_non_null(strstr(err, "sqlite"));
+    assert_non_null(strstr(err, "postgresql://"));
 }
 
 /* ---------------------------------------------------------------- directory */

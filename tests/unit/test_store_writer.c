@@ -244,10 +244,8 @@ static int poison_job(struct store *st, struct blobstore *bs, void *arg)
     int rc = blob_job(st, bs, j);
     if (rc != STORE_OK)
         return rc;
-    return sqlite3_exec(st->db,
-                        "PRAGMA defer_foreign_keys = ON;"
-                        "INSERT INTO domains (customer_id, name, created) VALUES (4242, 'x.test', 0)",
-                        NULL, NULL, NULL) == SQLITE_OK
+    return st->ops->exec(st, "PRAGMA defer_foreign_keys = ON;"
+                             "INSERT INTO domains (customer_id, name, created) VALUES (4242, 'x.test', 0)") == DB_DONE
                ? STORE_OK
                : STORE_ERR;
 }

@@ -1,13 +1,9 @@
 /*
- * store_sqlite.c — the embedded SQLite backend of store.h: opening the
- * database, the per-connection statement cache, transactions and the helpers
- * the other store_*.c files share (store_internal.h).
- *
- * data_dir/lifeboat.db runs in WAL mode, so readers (the daemon's loop thread,
- * lifeboatctl listings) never wait for the writer, with synchronous=FULL, so a
- * COMMIT is on disk when it returns: that is what lets smtpd answer 250. The
- * daemon's writer thread and lifeboatctl share the file; SQLite's locks
- * serialise them and the busy timeout makes the loser wait instead of failing.
+ * store_db.c — what both engines of store.h share: the per-connection
+ * statement cache, the statement layer's calls (dispatched to the engine's
+ * db_ops), the helpers the store_*.c files use, transactions, and opening a
+ * store on the engine the config names (`store = sqlite` or a postgresql://
+ * URL).
  */
 #include "store/store_internal.h"
 
@@ -21,10 +17,6 @@
 
 #include "util/log.h"
 
-/* How long a connection waits for another's write lock before reporting an error. */
-#define STORE_BUSY_TIMEOUT_MS 10000
-/* Keep the WAL file from growing without bound after a burst. */
-#define STORE_WAL_SIZE_LIMIT (64 * 1024 * 1024)
 
 /* ------------------------------------------------------------ statement cache */
 
@@ -62,24 +54,13 @@ static int slots_grow(struct store *st)
     return 0;
 }
 
-static sqlite3_stmt *stmt_compile(struct store *st, const char *sql, unsigned flags)
-{
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v3(st->db, sql, -1, flags, &stmt, NULL);
-    if (rc != SQLITE_OK) {
-        log_err("store: cannot prepare \"%.60s...\": %s", sql, sqlite3_errmsg(st->db));
-        return NULL;
-    }
-    return stmt;
-}
-
-sqlite3_stmt *stmt_get(struct store *st, const char *sql)
+struct db_stmt *stmt_get(struct store *st, const char *sql)
 {
     struct stmt_slot *slot = slot_find(st, sql);
     if (slot->sql) {
-        if (!sqlite3_stmt_busy(slot->stmt))
+        if (!slot->stmt->busy)
             return slot->stmt;
-        return stmt_compile(st, sql, 0); /* re-entered: a private copy */
+        return st->ops->prepare(st, sql, 0); /* re-entered: a private copy */
     }
     if ((st->used + 1) * 2 > st->nslots) {
         if (slots_grow(st) != 0) {
@@ -88,7 +69,7 @@ sqlite3_stmt *stmt_get(struct store *st, const char *sql)
         }
         slot = slot_find(st, sql);
     }
-    sqlite3_stmt *stmt = stmt_compile(st, sql, SQLITE_PREPARE_PERSISTENT);
+    struct db_stmt *stmt = st->ops->prepare(st, sql, 1);
     if (!stmt)
         return NULL;
     slot->sql = sql;
@@ -97,69 +78,167 @@ sqlite3_stmt *stmt_get(struct store *st, const char *sql)
     return stmt;
 }
 
-void stmt_put(struct store *st, const char *sql, sqlite3_stmt *stmt)
+void stmt_put(struct store *st, const char *sql, struct db_stmt *stmt)
 {
+    (void)st, (void)sql;
     if (!stmt)
         return;
-    struct stmt_slot *slot = slot_find(st, sql);
-    if (slot->stmt != stmt) {
-        sqlite3_finalize(stmt);
+    if (!stmt->persistent) {
+        stmt->ops->finalize(stmt);
         return;
     }
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
+    stmt->ops->reset(stmt);
+    stmt->busy = 0;
+}
+
+struct db_stmt *db_prepare(struct store *st, const char *sql)
+{
+    return st->ops->prepare(st, sql, 0);
+}
+
+void db_finalize(struct db_stmt *stmt)
+{
+    if (stmt)
+        stmt->ops->finalize(stmt);
+}
+
+/* ------------------------------------------------------------ statement layer */
+
+void db_bind_int64(struct db_stmt *s, int idx, int64_t v)
+{
+    s->ops->bind_int64(s, idx, v);
+}
+
+void db_bind_int(struct db_stmt *s, int idx, int v)
+{
+    s->ops->bind_int64(s, idx, v);
+}
+
+void db_bind_text(struct db_stmt *s, int idx, const char *t)
+{
+    t = t ? t : "";
+    s->ops->bind_text(s, idx, t, strlen(t));
+}
+
+void db_bind_textn(struct db_stmt *s, int idx, const char *t, size_t len)
+{
+    s->ops->bind_text(s, idx, t ? t : "", t ? len : 0);
+}
+
+void db_bind_blob(struct db_stmt *s, int idx, const void *p, size_t len)
+{
+    s->ops->bind_blob(s, idx, p, len);
+}
+
+int db_bind_count(struct db_stmt *s)
+{
+    return s->ops->bind_count(s);
+}
+
+int db_step(struct db_stmt *s)
+{
+    s->busy = 1;
+    return s->ops->step(s);
+}
+
+int64_t db_col_int64(struct db_stmt *s, int i)
+{
+    return s->ops->col_int64(s, i);
+}
+
+int db_col_int(struct db_stmt *s, int i)
+{
+    return (int)s->ops->col_int64(s, i);
+}
+
+const char *db_col_text(struct db_stmt *s, int i)
+{
+    return s->ops->col_text(s, i);
+}
+
+const void *db_col_blob(struct db_stmt *s, int i)
+{
+    return s->ops->col_blob(s, i);
+}
+
+size_t db_col_bytes(struct db_stmt *s, int i)
+{
+    return s->ops->col_bytes(s, i);
+}
+
+void col_text(struct db_stmt *stmt, int i, char *out, size_t outlen)
+{
+    const char *s = db_col_text(stmt, i);
+    size_t n = db_col_bytes(stmt, i);
+    if (n >= outlen)
+        n = outlen - 1;
+    if (n)
+        memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+int db_exec(struct store *st, const char *sql, const char *what)
+{
+    return db_rc(st, st->ops->exec(st, sql), what);
 }
 
 /* ------------------------------------------------------------------- helpers */
 
-int store_sqlite_rc(struct store *st, int rc, const char *what)
+int db_rc(struct store *st, int rc, const char *what)
 {
     switch (rc) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
+    case DB_DONE:
+    case DB_ROW:
         return STORE_OK;
-    case SQLITE_CONSTRAINT_UNIQUE:
-    case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case DB_UNIQUE:
         return STORE_EXISTS;
-    case SQLITE_CONSTRAINT_FOREIGNKEY:
+    case DB_FOREIGN:
         return STORE_NOTFOUND;
     default:
-        log_err("store: %s: %s", what, sqlite3_errmsg(st->db));
+        log_err("store: %s: %s", what, db_errmsg(st));
         return STORE_ERR;
     }
 }
 
-int stmt_run(struct store *st, const char *sql, sqlite3_stmt *stmt, const char *what)
+int stmt_run(struct store *st, const char *sql, struct db_stmt *stmt, const char *what)
 {
-    int rc = sqlite3_step(stmt);
-    int out = rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : store_sqlite_rc(st, rc, what);
+    int out = db_rc(st, db_step(stmt), what);
     stmt_put(st, sql, stmt);
     return out;
 }
 
-int stmt_fetch_one(struct store *st, const char *sql, sqlite3_stmt *stmt,
-                   void (*read)(sqlite3_stmt *stmt, void *out), void *out, const char *what)
+int stmt_fetch_one(struct store *st, const char *sql, struct db_stmt *stmt,
+                   void (*read)(struct db_stmt *stmt, void *out), void *out, const char *what)
 {
-    int rc = sqlite3_step(stmt);
+    int rc = db_step(stmt);
     int ret = STORE_NOTFOUND;
-    if (rc == SQLITE_ROW) {
+    if (rc == DB_ROW) {
         read(stmt, out);
         ret = STORE_OK;
-    } else if (rc != SQLITE_DONE) {
-        log_err("store: %s: %s", what, sqlite3_errmsg(st->db));
-        ret = STORE_ERR;
+    } else if (rc != DB_DONE) {
+        ret = db_rc(st, rc, what);
     }
     stmt_put(st, sql, stmt);
     return ret;
 }
 
-static void read_count(sqlite3_stmt *stmt, void *out)
+int stmt_insert(struct store *st, const char *sql, struct db_stmt *stmt, int64_t *id_out, const char *what)
 {
-    *(unsigned *)out = (unsigned)sqlite3_column_int64(stmt, 0);
+    int step = db_step(stmt);
+    int64_t id = step == DB_ROW ? db_col_int64(stmt, 0) : 0;
+    int rc = step == DB_DONE ? STORE_EXISTS : db_rc(st, step, what);
+    stmt_put(st, sql, stmt);
+    if (id_out)
+        *id_out = rc == STORE_OK ? id : 0;
+    return rc;
 }
 
-int stmt_fetch_count(struct store *st, const char *sql, sqlite3_stmt *stmt, unsigned *count, const char *what)
+static void read_count(struct db_stmt *stmt, void *out)
+{
+    *(unsigned *)out = (unsigned)db_col_int64(stmt, 0);
+}
+
+int stmt_fetch_count(struct store *st, const char *sql, struct db_stmt *stmt, unsigned *count, const char *what)
 {
     unsigned n = 0;
     int rc = stmt_fetch_one(st, sql, stmt, read_count, &n, what);
@@ -168,43 +247,26 @@ int stmt_fetch_count(struct store *st, const char *sql, sqlite3_stmt *stmt, unsi
     return rc;
 }
 
-int stmt_each(struct store *st, const char *sql, sqlite3_stmt *stmt,
-              int (*each)(sqlite3_stmt *stmt, void *ctx), void *ctx, const char *what)
+int stmt_each(struct store *st, const char *sql, struct db_stmt *stmt,
+              int (*each)(struct db_stmt *stmt, void *ctx), void *ctx, const char *what)
 {
     int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+    while ((rc = db_step(stmt)) == DB_ROW)
         if (each(stmt, ctx) != 0) {
-            rc = SQLITE_DONE;
+            rc = DB_DONE;
             break;
         }
     int ret = STORE_OK;
-    if (rc != SQLITE_DONE) {
-        log_err("store: %s: %s", what, sqlite3_errmsg(st->db));
+    if (rc != DB_DONE) {
+        log_err("store: %s: %s", what, db_errmsg(st));
         ret = STORE_ERR;
     }
     stmt_put(st, sql, stmt);
     return ret;
 }
 
-int bind_text(sqlite3_stmt *stmt, int idx, const char *s)
-{
-    return sqlite3_bind_text(stmt, idx, s ? s : "", -1, SQLITE_STATIC);
-}
-
-void col_text(sqlite3_stmt *stmt, int i, char *out, size_t outlen)
-{
-    const unsigned char *s = sqlite3_column_text(stmt, i);
-    size_t n = s ? (size_t)sqlite3_column_bytes(stmt, i) : 0;
-    if (n >= outlen)
-        n = outlen - 1;
-    if (n)
-        memcpy(out, s, n);
-    out[n] = '\0';
-}
-
 /* -------------------------------------------------------------- transactions */
 
-static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
 static const char SQL_COMMIT[] = "COMMIT";
 static const char SQL_ROLLBACK[] = "ROLLBACK";
 static const char SQL_SAVEPOINT[] = "SAVEPOINT job";
@@ -218,19 +280,17 @@ static const char SQL_OP_ROLLBACK_TO[] = "ROLLBACK TO op";
  * key at COMMIT) is an error, logged with its cause. */
 static int tx_exec(struct store *st, const char *sql, const char *what)
 {
-    sqlite3_stmt *stmt = stmt_get(st, sql);
-    if (!stmt)
+    int rc = st->ops->exec(st, sql);
+    if (rc != DB_DONE) {
+        log_err("store: %s: %s", what, db_errmsg(st));
         return STORE_ERR;
-    int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE)
-        log_err("store: %s: %s", what, sqlite3_errmsg(st->db));
-    stmt_put(st, sql, stmt);
-    return rc == SQLITE_DONE ? STORE_OK : STORE_ERR;
+    }
+    return STORE_OK;
 }
 
 int store_in_transaction(struct store *st)
 {
-    return !sqlite3_get_autocommit(st->db);
+    return st->ops->in_transaction(st);
 }
 
 int store_begin(struct store *st)
@@ -239,7 +299,7 @@ int store_begin(struct store *st)
         log_err("store: BEGIN inside a transaction (nested transactions are a bug)");
         return STORE_ERR;
     }
-    return tx_exec(st, SQL_BEGIN, "begin transaction");
+    return tx_exec(st, st->ops->begin_sql, "begin transaction");
 }
 
 int store_commit(struct store *st)
@@ -251,7 +311,7 @@ int store_commit(struct store *st)
 int store_rollback(struct store *st)
 {
     st->savepoints = 0;
-    if (!store_in_transaction(st)) /* SQLite already rolled back after an I/O error */
+    if (!store_in_transaction(st)) /* the engine already rolled back (SQLite after an I/O error) */
         return STORE_OK;
     return tx_exec(st, SQL_ROLLBACK, "rollback");
 }
@@ -289,7 +349,7 @@ unsigned store_savepoint_depth(const struct store *st)
 int op_begin(struct store *st, struct store_op *op)
 {
     op->own_tx = !store_in_transaction(st);
-    return tx_exec(st, op->own_tx ? SQL_BEGIN : SQL_OP_SAVEPOINT, "begin operation");
+    return tx_exec(st, op->own_tx ? st->ops->begin_sql : SQL_OP_SAVEPOINT, "begin operation");
 }
 
 int op_end(struct store *st, struct store_op *op, int rc)
@@ -351,34 +411,18 @@ int store_prepare_data_dir(const char *data_dir, char *err, size_t errlen)
     return 0;
 }
 
-static int pragma(struct store *st, const char *sql, char *err, size_t errlen)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", sql, msg ? msg : sqlite3_errmsg(st->db));
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int want_wal(void *arg, int ncol, char **val, char **name)
-{
-    (void)name;
-    *(int *)arg = ncol == 1 && val[0] && strcmp(val[0], "wal") == 0;
-    return 0;
-}
-
 int store_open(const struct config *cfg, struct store **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (strcmp(cfg->store, "sqlite") != 0) {
-        snprintf(err, errlen, "store = %s: only the embedded sqlite store is available", cfg->store);
+    const struct db_ops *ops;
+    if (strcmp(cfg->store, "sqlite") == 0)
+        ops = &db_sqlite_ops;
+    else if (strncmp(cfg->store, "postgresql://", 13) == 0 || strncmp(cfg->store, "postgres://", 11) == 0)
+        ops = &db_pg_ops;
+    else {
+        snprintf(err, errlen, "store = %s: neither sqlite nor a postgresql:// URL", cfg->store);
         return STORE_ERR;
     }
-    if (store_prepare_data_dir(cfg->data_dir, err, errlen) != 0)
-        return STORE_ERR;
-
     struct store *st = calloc(1, sizeof *st);
     if (st)
         st->slots = calloc(st->nslots = 64, sizeof *st->slots);
@@ -387,36 +431,9 @@ int store_open(const struct config *cfg, struct store **out, char *err, size_t e
         snprintf(err, errlen, "out of memory");
         return STORE_ERR;
     }
-    char path[1100];
-    snprintf(path, sizeof path, "%s/lifeboat.db", cfg->data_dir);
-    /* NOMUTEX: a connection is used by one thread at a time (store.h), so
-     * SQLite's per-connection mutex is pure overhead. */
-    int rc = sqlite3_open_v2(path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open %s: %s", path,
-                 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-        store_close(st);
-        return STORE_ERR;
-    }
-    sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-
-    int wal = 0;
-    char *msg = NULL;
-    if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL", want_wal, &wal, &msg) != SQLITE_OK || !wal) {
-        snprintf(err, errlen, "%s: cannot switch to WAL mode: %s", path,
-                 msg ? msg : "the file system does not support it");
-        sqlite3_free(msg);
-        store_close(st);
-        return STORE_ERR;
-    }
-    char limit[64];
-    snprintf(limit, sizeof limit, "PRAGMA journal_size_limit=%d", STORE_WAL_SIZE_LIMIT);
-    if (pragma(st, "PRAGMA synchronous=FULL", err, errlen) != 0 ||
-        pragma(st, "PRAGMA foreign_keys=ON", err, errlen) != 0 ||
-        pragma(st, "PRAGMA temp_store=MEMORY", err, errlen) != 0 ||
-        pragma(st, limit, err, errlen) != 0 || store_migrate(st, err, errlen) != 0) {
+    st->ops = ops;
+    st->kind = ops == &db_pg_ops ? DB_PG : DB_SQLITE;
+    if (ops->open(st, cfg, err, errlen) != 0 || store_migrate(st, err, errlen) != 0) {
         store_close(st);
         return STORE_ERR;
     }
@@ -430,9 +447,9 @@ void store_close(struct store *st)
         return;
     for (size_t i = 0; i < st->nslots; i++)
         if (st->slots[i].stmt)
-            sqlite3_finalize(st->slots[i].stmt);
+            st->slots[i].stmt->ops->finalize(st->slots[i].stmt);
     free(st->slots);
-    if (st->db && sqlite3_close(st->db) != SQLITE_OK)
-        log_err("store: close: %s", sqlite3_errmsg(st->db));
+    if (st->conn)
+        st->ops->close(st);
     free(st);
 }
