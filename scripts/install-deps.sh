@@ -10,8 +10,10 @@ BUILD_PKGS="build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-
 # slapd and ldap-utils: the LDAP tests' directory (tests/integration/test_ldap.py).
 # clang and libFuzzer's runtime build the fuzz targets (tests/fuzz, scripts/run-fuzz.sh);
 # libclang-rt-dev is the runtime of the default clang (libclang-rt-14-dev on Debian 12).
+# postgresql-15: the throw-away servers of tests/pg/pgserver (its citext and
+# unaccent extensions included); the system's own cluster is not used.
 TEST_PKGS="libcmocka-dev clang libclang-rt-dev postfix swaks python3-pytest python3-aiosmtpd chromium nodejs
- opendkim-tools libmail-dkim-perl libnet-dns-perl slapd ldap-utils"
+ opendkim-tools libmail-dkim-perl libnet-dns-perl slapd ldap-utils postgresql-15"
 # npm comes with some builds of nodejs (NodeSource's) and conflicts with the
 # Debian package there: ask for it only when no npm is on PATH.
 command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"

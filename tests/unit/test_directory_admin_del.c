@@ -102,12 +102,9 @@ static int64_t queue_msg(struct fixture *f, const char *qid, const char *sender,
     snprintf(m.id, sizeof m.id, "%s", qid);
     snprintf(m.blob, sizeof m.blob, "%s", BLOB_A);
     assert_int_equal(store_message_insert(f->st, &m), STORE_OK);
-    sqlite3 *db = tmp_raw_open(&f->t);
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT min(id) FROM recipients WHERE msg_id = '%s'", qid);
-    int64_t id = tmp_raw_int(db, sql);
-    sqlite3_close(db);
-    return id;
+    return tmp_raw_count(&f->t, sql);
 }
 
 static int64_t count(struct fixture *f, const char *sql)

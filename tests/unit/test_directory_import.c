@@ -475,12 +475,13 @@ static void test_import_store_failure(void **state)
 {
     struct fixture *f = *state;
     populate(f);
-    sqlite3 *db = tmp_raw_open(&f->t);
-    assert_int_equal(sqlite3_exec(db,
-                                  "CREATE TRIGGER fail_carol BEFORE INSERT ON users WHEN NEW.email = 'carol@acme.test' "
-                                  "BEGIN SELECT RAISE(ABORT, 'forced failure'); END;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tmp_raw_exec(&f->t, tmp_is_pg(&f->t)
+                            ? "CREATE FUNCTION fail_carol() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'forced failure'; END $$;"
+                              "CREATE TRIGGER fail_carol BEFORE INSERT ON users FOR EACH ROW "
+                              "WHEN (NEW.email = 'carol@acme.test') EXECUTE FUNCTION fail_carol();"
+                            : "CREATE TRIGGER fail_carol BEFORE INSERT ON users WHEN NEW.email = 'carol@acme.test' "
+                              "BEGIN SELECT RAISE(ABORT, 'forced failure'); END;");
     static const char csv[] = "email,name,aliases\n"
                               "olga@acme.test,Olga Changed,\n"
                               "bob@acme.test,Bob,bob.b@acme.test\n"
@@ -501,8 +502,7 @@ static void test_import_store_failure(void **state)
     assert_false(store_in_transaction(f->st));
 
     /* Without the trigger the same file goes in. */
-    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER fail_carol", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    tmp_raw_exec(&f->t, tmp_is_pg(&f->t) ? "DROP TRIGGER fail_carol ON users" : "DROP TRIGGER fail_carol");
     assert_report(import(f, "acme.test", csv, ROLE_OPERATOR), "{\"errors\":[],\"imported\":3,\"updated\":1}");
     assert_int_equal(alias_owner(f, "ops@acme.test"), 0); /* olga's aliases are the file's: none */
 }

@@ -1,37 +1,112 @@
 /*
  * test_store_fixture.h — a temporary data_dir for the store tests
  * (test_store_*.c, test_directory_*.c, test_queue_submit.c): made with
- * mkdtemp, removed afterwards; opening a store on it; and a raw SQLite
- * connection to its database, to look behind the store's API. For the tests
- * that build a small directory on an open store (archive, passwords, the mbox
- * export): a cmocka setup and teardown of it, and adding customers, domains
- * and users.
+ * mkdtemp, removed afterwards; opening a store on it; and a raw connection to
+ * its database, to look behind the store's API. For the tests that build a
+ * small directory on an open store (archive, passwords, the mbox export): a
+ * cmocka setup and teardown of it, and adding customers, domains and users.
+ *
+ * The same tests run on both backends. With LB_TEST_PG set in the
+ * environment (the path of the url file that tests/pg/pgserver writes, or a
+ * postgresql:// URL), tmp_data_dir_make also creates a fresh PostgreSQL
+ * database for the test and points cfg.store at it, and tmp_data_dir_remove
+ * drops it; ctest registers every test that includes this header a second
+ * time as NAME_pg with LB_TEST_PG set (CMakeLists.txt), unless the test's
+ * source carries the marker comment store-test: sqlite-only (a C comment of
+ * its own, see CMakeLists.txt). The raw helpers (tmp_raw_count, tmp_raw_exec)
+ * run their SQL on whichever backend the test has, so their SQL must be what
+ * both accept; tmp_skip_on_pg skips a test case that looks at SQLite itself
+ * (query plans, PRAGMAs, migrations from old SQLite versions).
  *
  * Header-only; include it after cmocka.h.
  */
 #ifndef LB_TEST_STORE_FIXTURE_H
 #define LB_TEST_STORE_FIXTURE_H
 
+#include <ctype.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/store.h"
 #include "util/config.h"
 
 struct tmp_data_dir {
     char root[64];      /* the mkdtemp directory */
-    struct config cfg;  /* defaults, data_dir = root/data (not created yet) */
+    struct config cfg;  /* defaults, data_dir = root/data (not created yet);
+                           on PostgreSQL, store = the test database's URL */
+    char pg_db[64];     /* the test's PostgreSQL database, "" on SQLite */
+    char pg_admin[512]; /* the server's URL (database postgres), to drop pg_db */
 };
 
 static int tmp_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
+}
+
+/* The tests run on PostgreSQL (LB_TEST_PG is set). */
+static inline int tmp_is_pg(const struct tmp_data_dir *t)
+{
+    return t->pg_db[0] != 0;
+}
+
+/* The server's URL from LB_TEST_PG (a URL, or a file whose first line is
+ * one) into out; 0, 1 when LB_TEST_PG is not set, -1 after printing why. */
+static inline int tmp_pg_server_url(char *out, size_t outlen)
+{
+    const char *v = getenv("LB_TEST_PG");
+    if (!v || !*v)
+        return 1;
+    if (!strncmp(v, "postgres", 8)) {
+        snprintf(out, outlen, "%s", v);
+        return 0;
+    }
+    FILE *fp = fopen(v, "r");
+    if (!fp || !fgets(out, (int)outlen, fp)) {
+        fprintf(stderr, "LB_TEST_PG=%s: cannot read the server's URL (is the pg fixture running?)\n", v);
+        if (fp)
+            fclose(fp);
+        return -1;
+    }
+    fclose(fp);
+    out[strcspn(out, " \t\r\n")] = 0;
+    return 0;
+}
+
+/* server's URL with its database replaced by db. */
+static inline void tmp_pg_db_url(const char *server, const char *db, char *out, size_t outlen)
+{
+    const char *host = strstr(server, "://");
+    host = host ? host + 3 : server;
+    size_t end = (size_t)(host - server) + strcspn(host, "/?");
+    const char *query = strchr(host, '?');
+    snprintf(out, outlen, "%.*s/%s%s", (int)end, server, db, query ? query : "");
+}
+
+/* Runs one administrative statement on the server (CREATE/DROP DATABASE);
+ * 0, or -1 after printing why. */
+static inline int tmp_pg_admin(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    int ok = PQstatus(c) == CONNECTION_OK;
+    if (ok) {
+        PGresult *r = PQexec(c, sql);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
+        PQclear(r);
+    } else {
+        fprintf(stderr, "cannot connect to %s: %s", url, PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return ok ? 0 : -1;
 }
 
 static inline int tmp_data_dir_make(struct tmp_data_dir *t, const char *name)
@@ -41,6 +116,29 @@ static inline int tmp_data_dir_make(struct tmp_data_dir *t, const char *name)
         return -1;
     config_defaults(&t->cfg);
     snprintf(t->cfg.data_dir, sizeof t->cfg.data_dir, "%s/data", t->root);
+    t->pg_db[0] = 0;
+    int rc = tmp_pg_server_url(t->pg_admin, sizeof t->pg_admin);
+    if (rc != 0) {
+        if (rc < 0)
+            rmdir(t->root);
+        return rc < 0 ? -1 : 0;
+    }
+    /* lbt_<mkdtemp's suffix>_<pid>: unique among the tests running at once
+     * (names are folded to lower case unless quoted). */
+    char db[64];
+    snprintf(db, sizeof db, "lbt_%s_%ld", strrchr(t->root, '_') + 1, (long)getpid());
+    for (char *c = db; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    char sql[128];
+    /* FILE_COPY: a checkpoint, which costs nothing on the tests' server
+     * (fsync off), instead of WAL-logging the whole template. */
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s STRATEGY FILE_COPY", db);
+    if (tmp_pg_admin(t->pg_admin, sql) != 0) {
+        rmdir(t->root);
+        return -1;
+    }
+    snprintf(t->pg_db, sizeof t->pg_db, "%s", db);
+    tmp_pg_db_url(t->pg_admin, db, t->cfg.store, sizeof t->cfg.store);
     return 0;
 }
 
@@ -48,7 +146,22 @@ static inline void tmp_data_dir_remove(struct tmp_data_dir *t)
 {
     if (t->root[0])
         nftw(t->root, tmp_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (t->pg_db[0]) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", t->pg_db);
+        tmp_pg_admin(t->pg_admin, sql);
+        t->pg_db[0] = 0;
+    }
 }
+
+/* Skips the current test case on PostgreSQL: it looks at SQLite itself. */
+#define tmp_skip_on_pg(t, why)                                                      \
+    do {                                                                            \
+        if (tmp_is_pg(t)) {                                                         \
+            fprintf(stderr, "skipped on PostgreSQL: %s\n", why);                    \
+            skip();                                                                 \
+        }                                                                           \
+    } while (0)
 
 /* store_open on t's data_dir; 0, or -1 after printing why. */
 static inline int tmp_store_open(struct tmp_data_dir *t, struct store **st)
@@ -61,9 +174,12 @@ static inline int tmp_store_open(struct tmp_data_dir *t, struct store **st)
     return 0;
 }
 
-/* A second, raw connection to the same database, to look behind the API. */
+/* A second, raw connection to the same SQLite database, for what only
+ * SQLite has (a test that uses it skips itself on PostgreSQL first). */
 static inline sqlite3 *tmp_raw_open(const struct tmp_data_dir *t)
 {
+    if (tmp_is_pg(t))
+        fail_msg("tmp_raw_open: the test runs on PostgreSQL; use tmp_raw_count/tmp_raw_exec or tmp_skip_on_pg");
     char path[1200];
     snprintf(path, sizeof path, "%s/lifeboat.db", t->cfg.data_dir);
     sqlite3 *db = NULL;
@@ -83,13 +199,56 @@ static inline int64_t tmp_raw_int(sqlite3 *db, const char *sql)
     return v;
 }
 
-/* tmp_raw_int on a connection of its own. */
+/* A connection of its own to the test's PostgreSQL database. */
+static inline PGconn *tmp_pg_open(const struct tmp_data_dir *t)
+{
+    PGconn *c = PQconnectdb(t->cfg.store);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("cannot connect to %s: %s", t->cfg.store, PQerrorMessage(c));
+    return c;
+}
+
+/* The first column of the first row of sql (which must give one), on a
+ * connection of its own, on either backend. NULL is 0 (as SQLite's
+ * column_int64 has it) and a PostgreSQL boolean 1 or 0. */
 static inline int64_t tmp_raw_count(const struct tmp_data_dir *t, const char *sql)
 {
-    sqlite3 *db = tmp_raw_open(t);
-    int64_t n = tmp_raw_int(db, sql);
-    sqlite3_close(db);
+    if (!tmp_is_pg(t)) {
+        sqlite3 *db = tmp_raw_open(t);
+        int64_t n = tmp_raw_int(db, sql);
+        sqlite3_close(db);
+        return n;
+    }
+    PGconn *c = tmp_pg_open(t);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 || PQnfields(r) < 1)
+        fail_msg("%s: %s", sql, PQresultStatus(r) == PGRES_TUPLES_OK ? "no row\n" : PQresultErrorMessage(r));
+    const char *v = PQgetvalue(r, 0, 0);
+    int64_t n = PQgetisnull(r, 0, 0) ? 0 : !strcmp(v, "t") ? 1 : !strcmp(v, "f") ? 0 : strtoll(v, NULL, 10);
+    PQclear(r);
+    PQfinish(c);
     return n;
+}
+
+/* Runs sql (one or more statements) on a connection of its own, on either
+ * backend, to fake a state the API would not make. */
+static inline void tmp_raw_exec(const struct tmp_data_dir *t, const char *sql)
+{
+    if (!tmp_is_pg(t)) {
+        sqlite3 *db = tmp_raw_open(t);
+        char *msg = NULL;
+        if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+            fail_msg("%s: %s", sql, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return;
+    }
+    PGconn *c = tmp_pg_open(t);
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
 }
 
 /* Number of entries (other than . and ..) in data_dir/sub. */

@@ -262,6 +262,7 @@ static int hold_job(struct store *st, struct blobstore *bs, void *arg)
 static void test_failed_commit_fails_group(void **state)
 {
     struct fixture *f = *state;
+    tmp_skip_on_pg(&f->t, "the poison job makes SQLite's deferred foreign key violation");
     int done = 0;
     sem_init(&hold, 0, 0);
     sem_init(&holding, 0, 0);
