@@ -280,15 +280,53 @@ static void p_bind_int64(struct db_stmt *s, int idx, int64_t v)
     p->fmts[i] = 0;
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n), 0 if it is not one
+ * (overlong forms and surrogates included). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t len = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    if (!len || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) || (s[0] == 0xF0 && s[1] < 0x90) ||
+        (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return len;
+}
+
 static void p_bind_text(struct db_stmt *s, int idx, const char *t, size_t len)
 {
     struct pg_stmt *p = ps(s);
     int i = param_slot(p, idx);
     if (i < 0)
         return;
-    /* Text-format values must end in NUL: a copy cut at len. */
-    p->vals[i] = strndup(t, len);
-    p->owned[i] = p->vals[i] != NULL;
+    /* Text-format values end in NUL: a copy cut at len (or at a NUL, which
+     * PostgreSQL text cannot hold). PostgreSQL also refuses bytes that are
+     * not UTF-8, which SQLite keeps (a remote server's reply, a search for
+     * garbage): each such byte becomes '?', so the statement still runs. */
+    char *copy = malloc(len + 1);
+    if (copy) {
+        const unsigned char *u = (const unsigned char *)t;
+        size_t n = 0;
+        while (n < len && u[n]) {
+            size_t k = utf8_seq(u + n, len - n);
+            if (k) {
+                memcpy(copy + n, u + n, k);
+                n += k;
+            } else {
+                copy[n++] = '?';
+            }
+        }
+        copy[n] = '\0';
+        len = n;
+    }
+    p->vals[i] = copy;
+    p->owned[i] = copy != NULL;
     p->lens[i] = (int)len;
     p->fmts[i] = 0;
 }

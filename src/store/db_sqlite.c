@@ -210,8 +210,6 @@ static int want_wal(void *arg, int ncol, char **val, char **name)
 
 static int l_open(struct store *st, const struct config *cfg, char *err, size_t errlen)
 {
-    if (store_prepare_data_dir(cfg->data_dir, err, errlen) != 0)
-        return -1;
     char path[1100];
     snprintf(path, sizeof path, "%s/lifeboat.db", cfg->data_dir);
     /* NOMUTEX: a connection is used by one thread at a time (store.h), so

@@ -12,9 +12,12 @@
  * an entry is found by its envelope and received date only.
  *
  * Searches are built as SQL text from fixed fragments, with every value the
- * user gave bound as a parameter. The words of a text search become one FTS5
- * query in which each word is a quoted string (a `"` in it doubled) and the
- * strings are ANDed: nothing a user types is ever read as FTS5 syntax.
+ * user gave bound as a parameter. On SQLite the words of a text search become
+ * one FTS5 query in which each word is a quoted string (a `"` in it doubled)
+ * and the strings are ANDed: nothing a user types is ever read as FTS5
+ * syntax. On PostgreSQL the index is a weighted tsvector (store_schema_pg.c)
+ * and each word is bound on its own to archive_fts_phrase(), FTS5's phrase:
+ * the same semantics, the same filters.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -246,8 +249,10 @@ int store_archive_index(struct store *st, const struct store_archive_text *t)
     static const char sql_up[] = "UPDATE archive SET indexed = 1, date = ?2, subject = ?3, from_hdr = ?4, "
                                  "to_hdr = ?5, has_attachment = ?6 WHERE id = ?1 AND indexed = 0";
     static const char sql_exists[] = "SELECT 1 FROM archive WHERE id = ?1";
-    static const char sql_fts[] = "INSERT INTO archive_fts (rowid, subject, from_hdr, to_hdr, body, attachments) "
-                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    static const char sql_fts_lite[] = "INSERT INTO archive_fts (rowid, subject, from_hdr, to_hdr, body, attachments) "
+                                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    static const char sql_fts_pg[] = "INSERT INTO archive_fts (id, tsv) VALUES (?1, archive_fts_vector(?2, ?3, ?4, ?5, ?6))";
+    const char *sql_fts = st->kind == DB_PG ? sql_fts_pg : sql_fts_lite;
     const struct store_archive_entry *none = NULL;
     /* Inside a transaction (the indexer's writer job, many entries) no
      * savepoint of its own: FTS5 flushes a segment at every savepoint, which
@@ -348,6 +353,8 @@ struct search {
     struct bindv binds[SEARCH_BINDS_MAX];
     size_t nbinds;
     struct sbuf match, from_match, to_match, domain_like; /* values that must outlive the statement */
+    char *words[SEARCH_WORDS_MAX]; /* PostgreSQL: each word of the text, bound on its own */
+    int is_pg;
 };
 
 static void bind_int_v(struct search *q, int64_t v)
@@ -426,6 +433,16 @@ static void like_escaped(const char *v, struct sbuf *out)
 static void participant_filter(struct search *q, const char *addr, int kind, const char *column,
                                struct sbuf *match)
 {
+    if (q->is_pg) {
+        /* The header's weight in archive_fts.tsv: B From:, C To:. */
+        sb_add(&q->where,
+               " AND a.id IN (SELECT entry_id FROM archive_addrs WHERE addr = ? AND kind = %d"
+               " UNION SELECT id FROM archive_fts WHERE tsv @@ archive_fts_phrase(?, '%s'))",
+               kind, strcmp(column, "from_hdr") == 0 ? "B" : "C");
+        bind_text_v(q, addr);
+        bind_text_v(q, addr);
+        return;
+    }
     sb_add(match, "{%s} : ", column);
     fts_string(addr, strlen(addr), match);
     sb_add(&q->where,
@@ -434,6 +451,32 @@ static void participant_filter(struct search *q, const char *addr, int kind, con
            kind);
     bind_text_v(q, addr);
     bind_text_v(q, match->s ? match->s : "");
+}
+
+/* PostgreSQL: every word of text as its own phrase, ANDed. */
+static void pg_text_filter(struct search *q, const char *text)
+{
+    int words = 0;
+    const char *p = text;
+    while (*p && words < SEARCH_WORDS_MAX) {
+        while (is_space(*p))
+            p++;
+        if (!*p)
+            break;
+        const char *w = p;
+        while (*p && !is_space(*p))
+            p++;
+        if (!(q->words[words] = strndup(w, (size_t)(p - w)))) {
+            q->where.oom = 1;
+            return;
+        }
+        sb_add(&q->where, "%sarchive_fts_phrase(?, '')",
+               words ? " && " : " AND a.id IN (SELECT id FROM archive_fts WHERE tsv @@ (");
+        bind_text_v(q, q->words[words]);
+        words++;
+    }
+    if (words)
+        sb_add(&q->where, "))");
 }
 
 static void search_build(struct search *q, const struct store_archive_query *a)
@@ -445,7 +488,7 @@ static void search_build(struct search *q, const struct store_archive_query *a)
     if (a->user_addrs) {
         size_t n = a->nuser_addrs < SEARCH_ADDRS_MAX ? a->nuser_addrs : SEARCH_ADDRS_MAX;
         if (n == 0) {
-            sb_add(&q->where, " AND 0"); /* a user without addresses sees nothing */
+            sb_add(&q->where, " AND FALSE"); /* a user without addresses sees nothing */
         } else {
             sb_add(&q->where, " AND a.id IN (SELECT entry_id FROM archive_addrs WHERE addr IN (");
             for (size_t i = 0; i < n; i++) {
@@ -455,7 +498,9 @@ static void search_build(struct search *q, const struct store_archive_query *a)
             sb_add(&q->where, "))");
         }
     }
-    if (a->text && fts_query(a->text, &q->match) > 0 && q->match.s) {
+    if (a->text && q->is_pg) {
+        pg_text_filter(q, a->text);
+    } else if (a->text && fts_query(a->text, &q->match) > 0 && q->match.s) {
         sb_add(&q->where, " AND a.id IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ?)");
         bind_text_v(q, q->match.s);
     }
@@ -503,6 +548,8 @@ static void search_free(struct search *q)
     free(q->from_match.s);
     free(q->to_match.s);
     free(q->domain_like.s);
+    for (size_t i = 0; i < SEARCH_WORDS_MAX; i++)
+        free(q->words[i]);
 }
 
 /* Compiles "head WHERE TRUE <filters> tail" and binds the filters' values. The
@@ -532,7 +579,7 @@ static struct db_stmt *search_prepare(struct store *st, const struct search *q, 
 int store_archive_search(struct store *st, const struct store_archive_query *a,
                          int (*cb)(const struct store_archive_entry *, void *), void *arg, uint64_t *total)
 {
-    struct search q = {0};
+    struct search q = {.is_pg = st->kind == DB_PG};
     search_build(&q, a);
     if (q.where.oom || q.match.oom || q.from_match.oom || q.to_match.oom || q.domain_like.oom) {
         search_free(&q);
@@ -545,7 +592,7 @@ int store_archive_search(struct store *st, const struct store_archive_query *a,
          * archive has hundreds of thousands of matches, and nobody pages
          * that far (the bench's worst case halved). */
         char count_tail[48];
-        snprintf(count_tail, sizeof count_tail, " LIMIT %d)", ARCHIVE_COUNT_MAX + 1);
+        snprintf(count_tail, sizeof count_tail, " LIMIT %d) AS hits", ARCHIVE_COUNT_MAX + 1);
         struct db_stmt *s = search_prepare(st, &q, "SELECT count(*) FROM (SELECT 1 FROM archive a", count_tail);
         int step = s ? db_step(s) : DB_ERR;
         if (step == DB_ROW) {
@@ -634,7 +681,9 @@ int store_archive_purge(struct store *st, int64_t before, size_t limit, uint64_t
         "   UNION ALL SELECT al.alias FROM archive_holds h JOIN aliases al ON al.user_id = h.user_id"
         "     WHERE h.customer_id = a.customer_id))"
         " ORDER BY a.received, a.id LIMIT ?2";
-    static const char sql_fts[] = "DELETE FROM archive_fts WHERE rowid = ?1";
+    static const char sql_fts_lite[] = "DELETE FROM archive_fts WHERE rowid = ?1";
+    static const char sql_fts_pg[] = "DELETE FROM archive_fts WHERE id = ?1";
+    const char *sql_fts = st->kind == DB_PG ? sql_fts_pg : sql_fts_lite;
     static const char sql_del[] = "DELETE FROM archive WHERE id = ?1"; /* participants cascade */
     *purged = 0;
     if (limit == 0)

@@ -499,7 +499,7 @@ static int folder_count_each(struct db_stmt *s, void *ctx)
 
 int store_mailbox_folder_counts(struct store *st, int64_t user_id, struct store_folder_counts *out)
 {
-    static const char sql[] = "SELECT folder, count(*), sum(seen = 0) FROM mailbox "
+    static const char sql[] = "SELECT folder, count(*), count(*) FILTER (WHERE seen = 0) FROM mailbox "
                               "WHERE user_id = ?1 AND purged = 0 GROUP BY folder";
     memset(out, 0, sizeof *out);
     struct db_stmt *s = stmt_get(st, sql);
@@ -632,7 +632,7 @@ int store_continuity_counts(struct store *st, int64_t domain_id, struct store_co
     static const char sql_waiting[] = "SELECT count(*) FROM mailbox WHERE domain_id = ?1 AND redeliver = 1";
     /* Tombstones included: they are this outage's deleted (or re-delivered) entries. */
     static const char sql_outage_counts[] =
-        "SELECT count(*), coalesce(sum(redeliver = 2), 0), coalesce(sum(redeliver = 3), 0) "
+        "SELECT count(*), count(*) FILTER (WHERE redeliver = 2), count(*) FILTER (WHERE redeliver = 3) "
         "FROM mailbox WHERE domain_id = ?1 AND outage_id = ?2";
     memset(out, 0, sizeof *out);
     int64_t outage_id = 0, waiting = 0;

@@ -67,7 +67,7 @@ int store_blob_add(struct store *st, const char *blob_id, uint64_t size, uint64_
 int store_blob_ref(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size)
 {
     static const char sql[] = "INSERT INTO blobs (id, size, stored_size, refs) VALUES (?1, ?2, ?3, 1) "
-                              "ON CONFLICT (id) DO UPDATE SET refs = refs + 1";
+                              "ON CONFLICT (id) DO UPDATE SET refs = blobs.refs + 1";
     return blob_upsert(st, sql, blob_id, size, stored_size, "blob reference");
 }
 
@@ -301,8 +301,8 @@ static void read_queue_stats(struct db_stmt *s, void *out)
 int store_queue_stats(struct store *st, struct store_queue_stats *out)
 {
     static const char sql[] = "SELECT (SELECT count(*) FROM messages), "
-                              "coalesce(sum(state = 0), 0), coalesce(sum(state = 0 AND attempts > 0), 0), "
-                              "coalesce(sum(state = 3), 0) FROM recipients";
+                              "count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 0 AND attempts > 0), "
+                              "count(*) FILTER (WHERE state = 3) FROM recipients";
     struct db_stmt *s = stmt_get(st, sql);
     *out = (struct store_queue_stats){0};
     if (!s)
@@ -585,7 +585,7 @@ static void read_share_counts(struct db_stmt *s, void *out)
  * STORE_NOTFOUND when none are (or there is no such message). */
 static int share_get(struct store *st, const char *msg_id, int64_t customer_id, struct share_counts *out)
 {
-    static const char sql[] = "SELECT count(*), coalesce(sum(" IN_SHARE "), 0) FROM recipients WHERE msg_id = ?2";
+    static const char sql[] = "SELECT count(*), count(*) FILTER (WHERE " IN_SHARE ") FROM recipients WHERE msg_id = ?2";
     struct db_stmt *s = stmt_get(st, sql);
     *out = (struct share_counts){0};
     if (!s)

@@ -141,8 +141,8 @@ int store_login_failure_del(struct store *st, int64_t id)
 int store_login_failure_counts(struct store *st, const char *key, int64_t since, int64_t stale_before,
                                unsigned *settled, unsigned *pending)
 {
-    static const char sql[] = "SELECT count(*) - coalesce(sum(pending = 1 AND at >= ?3), 0) AS settled,"
-                              " coalesce(sum(pending = 1 AND at >= ?3), 0)"
+    static const char sql[] = "SELECT count(*) FILTER (WHERE NOT (pending = 1 AND at >= ?3)) AS settled,"
+                              " count(*) FILTER (WHERE pending = 1 AND at >= ?3)"
                               " FROM login_failures WHERE key = ?1 AND at >= ?2";
     struct db_stmt *s = stmt_get(st, sql);
     if (!s)

@@ -18,7 +18,8 @@
 #include "util/log.h"
 
 /* The UPSERTs, one SQL text per counter (a column name cannot be bound). */
-#define UPSERT_TAIL(col) " ON CONFLICT (domain_id, minute) DO UPDATE SET " col " = " col " + excluded." col
+#define UPSERT_TAIL(col)                                                                            \
+    " ON CONFLICT (domain_id, minute) DO UPDATE SET " col " = stats_minute." col " + excluded." col
 #define BY_ID(col) "INSERT INTO stats_minute (domain_id, minute, " col ") VALUES (?1, ?2, ?3)" UPSERT_TAIL(col)
 #define BY_NAME(col)                                                                                      \
     "INSERT INTO stats_minute (domain_id, minute, " col ") SELECT id, ?2, ?3 FROM domains WHERE name = ?1" \

@@ -3,9 +3,10 @@
 migrations (src/store/store_schema.c) make?
 
 Makes a SQLite database the real way (lifeboatctl on a fresh data_dir runs every
-migration), loads the PostgreSQL script (printed by pg_schema_dump) into two fresh
-databases of a server started by tests/pg/pgserver (one PQexec each, as the store
-will run it), and compares, table by table: the columns, their types (INTEGER ->
+migration), makes the PostgreSQL schema the same way in two fresh databases of a
+server started by tests/pg/pgserver (lifeboatctl with store = the database's URL:
+the baseline script of store_schema_pg.c, whose text pg_schema_dump prints for a
+check of its own), and compares, table by table: the columns, their types (INTEGER ->
 bigint, TEXT -> text or, for COLLATE NOCASE, citext, BLOB -> bytea), NOT NULL,
 defaults, primary keys, unique constraints, foreign keys with their ON DELETE, the
 indexes (columns, order, uniqueness, partial or not), and the schema version. The
@@ -272,6 +273,17 @@ def check_fts(url):
         problem("full text: deleting an archive entry did not delete its archive_fts row")
 
 
+def make_pg_db(lifeboatctl, work, url, tag):
+    """Makes the PostgreSQL schema the real way: lifeboatctl opens the store on
+    an empty database, which runs the baseline script and records its version."""
+    conf = os.path.join(work, f"{tag}.conf")
+    with open(conf, "w") as f:
+        f.write(f"data_dir = {os.path.join(work, tag)}\nstore = {url}\n")
+    out = subprocess.run([lifeboatctl, "-c", conf, "customer", "list"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"lifeboatctl on PostgreSQL: {out.stdout}{out.stderr}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pgserver-dir", required=True, help="the directory of a server that tests/pg/pgserver started")
@@ -293,7 +305,7 @@ def main():
         for n in names:
             psql(server, f"DROP DATABASE IF EXISTS {n}", rows=False)
             psql(server, f"CREATE DATABASE {n}", rows=False)
-            psql(db_url(server, n), schema, rows=False)
+            make_pg_db(args.lifeboatctl, work, db_url(server, n), n)
         pg1, pg2 = (pg_schema(db_url(server, n)) for n in names)
         if pg1 != pg2:
             problem("the script made two different schemas in two fresh databases")
