@@ -135,11 +135,6 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 
 static int daemon_start(struct daemon *d, char *err, size_t errlen)
 {
-    if (strcmp(d->cfg.store, "sqlite") != 0) {
-        snprintf(err, errlen, "store = %.200s: only the embedded sqlite store is available in this build",
-                 d->cfg.store);
-        return -1;
-    }
     if (evthread_use_pthreads() != 0) {
         snprintf(err, errlen, "libevent has no pthreads support");
         return -1;
