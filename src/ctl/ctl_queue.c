@@ -157,7 +157,7 @@ static char *header_section(const char *prefix, const unsigned char *body, size_
 static int add_headers(struct ctl *c, const struct store_msg *m, json_t *o, char *err, size_t errlen)
 {
     struct blobstore *bs;
-    if (blobstore_open(c->cfg.data_dir, &bs, err, errlen) != 0)
+    if (blobstore_open(&c->cfg, &bs, err, errlen) != 0)
         return -1;
     unsigned char *data = NULL;
     size_t len = 0;

@@ -331,7 +331,7 @@ int http_export_open(const struct config *cfg, const struct store_archive_query 
     snprintf(err, errlen, "out of memory");
     int ok = x->page && (!q->text || x->text) && (!q->from || x->from) && (!q->to || x->to) &&
              store_open(cfg, &x->st, err, errlen) == STORE_OK &&
-             blobstore_open(cfg->data_dir, &x->bs, err, errlen) == 0;
+             blobstore_open(cfg, &x->bs, err, errlen) == 0;
     if (!ok) {
         http_export_free(x);
         return -1;

@@ -126,7 +126,7 @@ int queue_submit_run(struct store *st, struct blobstore *bs, const struct queue_
     };
     memcpy(row.id, m->id, sizeof row.id);
     uint64_t stored = 0;
-    if (blob_put(bs, m->body, m->body_len, row.blob, &stored) != 0) {
+    if (blob_put(bs, st, m->body, m->body_len, row.blob, &stored) != 0) {
         log_err("%s: cannot store the message body (%zu bytes): %s", m->id, m->body_len,
                 strerror(errno));
         return STORE_ERR;

@@ -411,13 +411,26 @@ int store_prepare_data_dir(const char *data_dir, char *err, size_t errlen)
     return 0;
 }
 
+int store_make_dir(const char *path, char *err, size_t errlen)
+{
+    if (make_dirs(path, 0700) == 0)
+        return 0;
+    snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+    return -1;
+}
+
+int store_config_is_pg(const struct config *cfg)
+{
+    return strncmp(cfg->store, "postgresql://", 13) == 0 || strncmp(cfg->store, "postgres://", 11) == 0;
+}
+
 int store_open(const struct config *cfg, struct store **out, char *err, size_t errlen)
 {
     *out = NULL;
     const struct db_ops *ops;
     if (strcmp(cfg->store, "sqlite") == 0)
         ops = &db_sqlite_ops;
-    else if (strncmp(cfg->store, "postgresql://", 13) == 0 || strncmp(cfg->store, "postgres://", 11) == 0)
+    else if (store_config_is_pg(cfg))
         ops = &db_pg_ops;
     else {
         snprintf(err, errlen, "store = %s: neither sqlite nor a postgresql:// URL", cfg->store);

@@ -202,6 +202,41 @@ int stats_count_entry(struct store *st, int64_t entry_id, int counter, int64_t a
 
 /* Creates data_dir (mode 0700) with its blobs/ and tmp/ folders as needed. 0 or -1 with err. */
 int store_prepare_data_dir(const char *data_dir, char *err, size_t errlen);
+/* mkdir -p path (mode 0700 for what it creates). 0 or -1 with err. */
+int store_make_dir(const char *path, char *err, size_t errlen);
+/* 1 when cfg's store is a PostgreSQL URL. */
+int store_config_is_pg(const struct config *cfg);
+
+/*
+ * store_blob_data.c: for blob.c (the only caller, which explains the ordering
+ * rules between nodes). Bodies in the database, table blob_data (PostgreSQL
+ * without blob_dir), each the same zstd frame a blob file holds.
+ *
+ * For files in a shared blob_dir, a PostgreSQL advisory lock on the blob id,
+ * held to the end of the caller's transaction: store_blob_use_lock takes it
+ * shared (a put, from before it looks at the file until its rows commit;
+ * waits for a remover), store_blob_remove_lock tries to take it exclusive (a
+ * removal: STORE_EXISTS when a put holds it, nothing is waited for). STORE_OK
+ * when taken, STORE_ERR.
+ * store_blob_data_put writes a body: if_recorded = 0 upserts it (outside the
+ * writer, before the caller records the blob); if_recorded = 1 writes it only
+ * when a blobs row names it and keeps a body already there (inside the
+ * writer, after the job recorded the blob). STORE_OK or STORE_ERR.
+ * store_blob_data_get calls use(data, len, arg) with the stored frame (valid
+ * during the call): STORE_OK, STORE_NOTFOUND, STORE_ERR.
+ * store_blob_data_delete: STORE_OK, STORE_NOTFOUND (no such body), STORE_ERR.
+ * store_blob_data_each lists the bodies' ids (cb returns non-zero to stop).
+ * store_blob_data_orphans_delete removes bodies no blobs row names (start-up
+ * recovery); *removed gets how many.
+ */
+int store_blob_use_lock(struct store *st, const char *blob_id);
+int store_blob_remove_lock(struct store *st, const char *blob_id);
+int store_blob_data_put(struct store *st, const char *blob_id, const void *data, size_t len, int if_recorded);
+int store_blob_data_get(struct store *st, const char *blob_id,
+                        int (*use)(const void *data, size_t len, void *arg), void *arg);
+int store_blob_data_delete(struct store *st, const char *blob_id);
+int store_blob_data_each(struct store *st, int (*cb)(const char *blob_id, void *), void *arg);
+int store_blob_data_orphans_delete(struct store *st, unsigned *removed);
 
 /* store_schema.c: brings the schema to the newest version. 0 or -1 with err. */
 int store_migrate(struct store *st, char *err, size_t errlen);

@@ -4,8 +4,9 @@
  * Submitters append jobs to a list under a mutex and signal a condition
  * variable. The writer thread takes every job waiting, opens one transaction
  * (BEGIN IMMEDIATE), runs each job inside its own savepoint (a failing job is
- * rolled back alone), makes the group's new blobs durable with one sync
- * (blob.h batches), commits once, and moves the jobs to a finished list. One
+ * rolled back alone, and the bodies it staged for the database with it), makes
+ * the group's new blob files durable with one sync (blob.h batches), commits
+ * once, and moves the jobs to a finished list. One
  * libevent event on the submitters' loop, made active from this thread (the
  * daemon enables evthread, so that is safe and wakes the loop), drains that list
  * and runs each done() there. While a group commits the next one gathers, so
@@ -15,10 +16,15 @@
  * event loop can wait for a commit.
  *
  * Between groups, at most every WRITER_GC_INTERVAL_MS, the writer also removes
- * blobs whose reference count fell to zero: it lists them, unlinks each file and
- * then forgets its row, all while holding the write lock, so nobody can take a
- * new reference to a blob that is being deleted. A round spends at most
- * WRITER_GC_BUDGET_MS unlinking; a backlog is worked off one round per group.
+ * blobs whose reference count fell to zero: it lists them and, in one
+ * transaction, deletes each row that is still at zero together with its body
+ * (blob_forget; blob.c explains why that order is safe when other nodes take
+ * new references to the same content meanwhile). A round spends at most
+ * WRITER_GC_BUDGET_MS; a backlog is worked off one round per group. On
+ * PostgreSQL a round or a group can lose a deadlock against another node (or
+ * the connection): the statement fails with DB_RETRY, the transaction is
+ * rolled back, the group's jobs report STORE_ERR (451, the client retries) and
+ * the GC tries again next round.
  */
 #include "store/writer.h"
 
@@ -79,8 +85,7 @@ struct store_writer {
 static int drop_unrecorded(const char *id, void *arg)
 {
     struct store_writer *w = arg;
-    if (store_blob_known(w->st, id) == 0)
-        blob_unlink(w->bs, id);
+    blob_drop_unrecorded(w->bs, w->st, id);
     return 0;
 }
 
@@ -94,10 +99,15 @@ static void run_job(struct store_writer *w, struct writer_job *job)
         return;
     }
     job->rc = job->fn(w->st, w->bs, job->arg);
+    /* Bodies for the database go in after the job recorded them, inside its
+     * savepoint: a failure there fails this job alone. */
+    if (job->rc == STORE_OK && blob_batch_flush(w->bs, w->st) != 0)
+        job->rc = STORE_ERR;
     if (job->rc == STORE_OK && store_savepoint_release(w->st) == STORE_OK)
         return;
     if (job->rc == STORE_OK)
         job->rc = STORE_ERR;
+    blob_batch_drop(w->bs);
     store_savepoint_rollback(w->st);
 }
 
@@ -166,12 +176,16 @@ static void writer_gc(struct store_writer *w)
     for (size_t i = 0; rc == STORE_OK && i < b->n; i++, visited++) {
         if (i > 0 && time_mono_ms() >= stop_at)
             break; /* the rest waits for the next round */
-        if (blob_unlink(w->bs, b->ids[i]) == 0 && store_blob_forget(w->st, b->ids[i]) == STORE_OK)
+        int f = blob_forget(w->bs, w->st, b->ids[i]);
+        if (f == STORE_OK)
             forgotten++;
+        else if (f == STORE_ERR)
+            rc = STORE_ERR; /* on PostgreSQL the transaction is over: stop */
     }
     /* A file is gone even if this commit fails: the row stays at zero and the
      * next round forgets it (unlinking a missing file is not an error). */
-    if (store_commit(w->st) != STORE_OK) {
+    if (rc != STORE_OK || store_commit(w->st) != STORE_OK) {
+        log_warn("writer: a blob GC round failed; the next one tries again");
         store_rollback(w->st);
         forgotten = 0;
     }
@@ -315,7 +329,7 @@ struct store_writer *store_writer_start(const struct config *cfg, struct event_b
     w->next_gc_ms = time_mono_ms() + WRITER_GC_INTERVAL_MS;
 
     if (store_open(cfg, &w->st, err, errlen) != STORE_OK ||
-        blobstore_open(cfg->data_dir, &w->bs, err, errlen) != 0) {
+        blobstore_open(cfg, &w->bs, err, errlen) != 0) {
         writer_free(w);
         return NULL;
     }

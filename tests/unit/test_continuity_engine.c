@@ -517,7 +517,7 @@ static int64_t add_sent_copy(struct world *w, const char *body, int64_t outage_i
 {
     struct blobstore *bs;
     char err[256];
-    assert_int_equal(blobstore_open(w->dir, &bs, err, sizeof err), 0);
+    assert_int_equal(blobstore_open(&w->cfg, &bs, err, sizeof err), 0);
     struct store_user u;
     assert_int_equal(store_user_get(w->ctl, "alice@acme.test", &u), STORE_OK);
     struct store_mailbox_entry e;
@@ -526,7 +526,7 @@ static int64_t add_sent_copy(struct world *w, const char *body, int64_t outage_i
     queueid_new(e.msg_id);
     uint64_t stored = 0;
     assert_int_equal(store_begin(w->ctl), STORE_OK);
-    assert_int_equal(blob_put(bs, body, strlen(body), e.blob, &stored), 0);
+    assert_int_equal(blob_put(bs, w->ctl, body, strlen(body), e.blob, &stored), 0);
     snprintf(e.sender, sizeof e.sender, "alice@acme.test");
     snprintf(e.rcpts, sizeof e.rcpts, "friend@example.org");
     e.size = strlen(body);

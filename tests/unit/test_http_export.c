@@ -30,11 +30,13 @@ static int setup(void **state)
     f->beta = tmp_customer_add(f->s.st, "beta");
     struct blobstore *bs = NULL;
     char err[256];
-    assert_int_equal(blobstore_open(f->s.t.cfg.data_dir, &bs, err, sizeof err), 0);
+    assert_int_equal(blobstore_open(&f->s.t.cfg, &bs, err, sizeof err), 0);
     uint64_t stored = 0;
-    assert_int_equal(blob_put(bs, MESSAGE, strlen(MESSAGE), f->blob, &stored), 0);
-    blobstore_close(bs);
+    assert_int_equal(store_begin(f->s.st), STORE_OK);
+    assert_int_equal(blob_put(bs, f->s.st, MESSAGE, strlen(MESSAGE), f->blob, &stored), 0);
     assert_int_equal(store_blob_add(f->s.st, f->blob, strlen(MESSAGE), stored), STORE_OK);
+    assert_int_equal(store_commit(f->s.st), STORE_OK);
+    blobstore_close(bs);
     *state = f;
     return 0;
 }

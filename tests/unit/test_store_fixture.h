@@ -268,6 +268,70 @@ static inline int tmp_count_entries(const struct tmp_data_dir *t, const char *su
     return n;
 }
 
+/* ---- message bodies, wherever blob.h keeps them ---------------------------- */
+
+/* The bodies are rows of blob_data (PostgreSQL without blob_dir), not files. */
+static inline int tmp_bodies_in_db(const struct tmp_data_dir *t)
+{
+    return tmp_is_pg(t) && !t->cfg.blob_dir[0];
+}
+
+/* The file of blob id (when bodies are files). */
+static inline void tmp_blob_path(const struct tmp_data_dir *t, const char *id, char *out, size_t outlen)
+{
+    if (t->cfg.blob_dir[0])
+        snprintf(out, outlen, "%s/%.2s/%s", t->cfg.blob_dir, id, id);
+    else
+        snprintf(out, outlen, "%s/blobs/%.2s/%s", t->cfg.data_dir, id, id);
+}
+
+/* 1 if the body of blob id is stored (a file or a blob_data row). */
+static inline int tmp_body_exists(const struct tmp_data_dir *t, const char *id)
+{
+    if (tmp_bodies_in_db(t)) {
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM blob_data WHERE id = '%.64s'", id);
+        return tmp_raw_count(t, sql) == 1;
+    }
+    char path[1200];
+    tmp_blob_path(t, id, path, sizeof path);
+    return access(path, F_OK) == 0;
+}
+
+/* How many bodies are stored (blob_data rows, or files in the fan-out
+ * directories of data_dir/blobs or blob_dir). */
+static inline int tmp_count_bodies(const struct tmp_data_dir *t)
+{
+    if (tmp_bodies_in_db(t))
+        return (int)tmp_raw_count(t, "SELECT count(*) FROM blob_data");
+    char top[1100];
+    if (t->cfg.blob_dir[0])
+        snprintf(top, sizeof top, "%s", t->cfg.blob_dir);
+    else
+        snprintf(top, sizeof top, "%s/blobs", t->cfg.data_dir);
+    DIR *d = opendir(top);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strlen(de->d_name) != 2 || !isxdigit((unsigned char)de->d_name[0]) ||
+            !isxdigit((unsigned char)de->d_name[1]))
+            continue;
+        char sub[1400];
+        snprintf(sub, sizeof sub, "%s/%s", top, de->d_name);
+        DIR *f = opendir(sub);
+        struct dirent *fe;
+        while (f && (fe = readdir(f)) != NULL)
+            if (strlen(fe->d_name) == 64)
+                n++;
+        if (f)
+            closedir(f);
+    }
+    closedir(d);
+    return n;
+}
+
 /* ---- an open store with customers, domains and users ---------------------- */
 
 /* The first member of a test's fixture struct, so that tmp_store_teardown can

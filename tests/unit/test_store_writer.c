@@ -2,8 +2,8 @@
  * test_store_writer.c — the group-commit writer on a real event loop:
  * every done() runs, on the loop thread, with its job's result; a failing job
  * is rolled back alone; jobs submitted while a group runs share the next
- * commit; stop finishes the queue; blob files of failed jobs are removed; the
- * GC removes unreferenced blobs with their rows.
+ * commit; stop finishes the queue; blob files (or bodies in the database) of
+ * failed jobs are removed; the GC removes unreferenced blobs with their rows.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +24,12 @@
 static int setup(void **state)
 {
     return writer_fixture_setup(state, "test_store_writer");
+}
+
+/* Blob files in a blob_dir (shared between nodes on PostgreSQL). */
+static int setup_blob_dir(void **state)
+{
+    return writer_fixture_setup_in(state, "test_store_writer", "blobs");
 }
 
 /* --------------------------------------------------------------- grouping */
@@ -184,7 +190,7 @@ static int blob_job(struct store *st, struct blobstore *bs, void *arg)
 {
     struct blob_job *j = arg;
     uint64_t stored = 0;
-    if (blob_put(bs, j->body, strlen(j->body), j->id, &stored) != 0)
+    if (blob_put(bs, st, j->body, strlen(j->body), j->id, &stored) != 0)
         return STORE_ERR;
     int rc = store_blob_ref(st, j->id, strlen(j->body), stored);
     return rc == STORE_OK && j->fail ? STORE_ERR : rc;
@@ -197,11 +203,10 @@ static void blob_done(int rc, void *arg)
     (*j->done)++;
 }
 
+/* A file, or a row of blob_data on PostgreSQL. */
 static int blob_file_exists(struct fixture *f, const char *id)
 {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/blobs/%.2s/%s", f->t.cfg.data_dir, id, id);
-    return access(path, F_OK) == 0;
+    return tmp_body_exists(&f->t, id);
 }
 
 static void test_blobs_of_failed_jobs_removed(void **state)
@@ -237,17 +242,21 @@ static void test_blobs_of_failed_jobs_removed(void **state)
 }
 
 /* A job that leaves a deferred foreign key violation: its savepoint releases
- * fine, but the group's COMMIT fails. */
+ * fine, but the group's COMMIT fails. (PostgreSQL's own foreign keys are not
+ * deferrable: the job makes one that is, in the group's transaction.) */
 static int poison_job(struct store *st, struct blobstore *bs, void *arg)
 {
     struct blob_job *j = arg;
     int rc = blob_job(st, bs, j);
     if (rc != STORE_OK)
         return rc;
-    return st->ops->exec(st, "PRAGMA defer_foreign_keys = ON;"
-                             "INSERT INTO domains (customer_id, name, created) VALUES (4242, 'x.test', 0)") == DB_DONE
-               ? STORE_OK
-               : STORE_ERR;
+    const char *sql = st->kind == DB_PG
+                          ? "CREATE TABLE poison (c BIGINT REFERENCES customers(id) DEFERRABLE INITIALLY DEFERRED);"
+                            "INSERT INTO poison VALUES (4242);"
+                            "INSERT INTO domains (customer_id, name, created) VALUES (1, 'x.test', 0)"
+                          : "PRAGMA defer_foreign_keys = ON;"
+                            "INSERT INTO domains (customer_id, name, created) VALUES (4242, 'x.test', 0)";
+    return st->ops->exec(st, sql) == DB_DONE ? STORE_OK : STORE_ERR;
 }
 
 static sem_t hold, holding;
@@ -262,8 +271,9 @@ static int hold_job(struct store *st, struct blobstore *bs, void *arg)
 static void test_failed_commit_fails_group(void **state)
 {
     struct fixture *f = *state;
-    tmp_skip_on_pg(&f->t, "the poison job makes SQLite's deferred foreign key violation");
     int done = 0;
+    if (tmp_is_pg(&f->t)) /* the domain the poison job adds needs a customer */
+        assert_int_equal(store_customer_add(f->st, "someone", NULL), STORE_OK);
     sem_init(&hold, 0, 0);
     sem_init(&holding, 0, 0);
     struct blob_job first = {.done = &done};
@@ -340,6 +350,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blobs_of_failed_jobs_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit_fails_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_removes_unreferenced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blobs_of_failed_jobs_removed, setup_blob_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit_fails_group, setup_blob_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_removes_unreferenced, setup_blob_dir, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     libevent_global_shutdown();

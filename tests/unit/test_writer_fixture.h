@@ -22,12 +22,15 @@ struct fixture {
     struct store *st; /* a reader connection of the test thread */
 };
 
-/* For a test's setup: name prefixes the mkdtemp directory. */
-static inline int writer_fixture_setup(void **state, const char *name)
+/* For a test's setup: name prefixes the mkdtemp directory; blob_dir, if not
+ * NULL, is the config's blob_dir, a directory of that name in it. */
+static inline int writer_fixture_setup_in(void **state, const char *name, const char *blob_dir)
 {
     struct fixture *f = calloc(1, sizeof *f);
     if (!f || tmp_data_dir_make(&f->t, name) != 0)
         return -1;
+    if (blob_dir)
+        snprintf(f->t.cfg.blob_dir, sizeof f->t.cfg.blob_dir, "%s/%s", f->t.root, blob_dir);
     f->base = event_base_new();
     char err[512];
     if (!f->base || store_open(&f->t.cfg, &f->st, err, sizeof err) != STORE_OK ||
@@ -37,6 +40,11 @@ static inline int writer_fixture_setup(void **state, const char *name)
     }
     *state = f;
     return 0;
+}
+
+static inline int writer_fixture_setup(void **state, const char *name)
+{
+    return writer_fixture_setup_in(state, name, NULL);
 }
 
 static inline int teardown(void **state)
