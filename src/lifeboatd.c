@@ -33,6 +33,7 @@
 #include "http/http.h"
 #include "smtpd/smtpd.h"
 #include "store/blob.h"
+#include "store/runlock.h"
 #include "store/store.h"
 #include "store/writer.h"
 #include "util/config.h"
@@ -57,6 +58,7 @@ struct daemon {
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_tick;
     int64_t shutdown_started;
     int stopping;
+    int runlock; /* data_dir/lifeboatd.lock, shared (store/runlock.h); -1 until taken */
 };
 
 static void usage(void)
@@ -144,6 +146,10 @@ static int daemon_start(struct daemon *d, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create the event loop");
         return -1;
     }
+    /* Not while lifeboatctl migrate copies this data_dir (and it will not
+     * start copying while we run). */
+    if ((d->runlock = runlock_daemon(d->cfg.data_dir, err, errlen)) < 0)
+        return -1;
     if (store_open(&d->cfg, &d->store, err, errlen) != 0)
         return -1;
     d->writer = store_writer_start(&d->cfg, d->base, err, errlen);
@@ -224,11 +230,13 @@ static void daemon_free(struct daemon *d)
     if (d->base)
         event_base_free(d->base);
     libevent_global_shutdown();
+    runlock_release(d->runlock);
 }
 
 int main(int argc, char **argv)
 {
     struct daemon d = {0};
+    d.runlock = -1;
     int foreground = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-c") && i + 1 < argc)

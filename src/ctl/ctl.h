@@ -169,5 +169,6 @@ int ctl_user_import(struct ctl *c, int argc, char **argv);
 int ctl_user_unlock(struct ctl *c, int argc, char **argv);
 int ctl_domain_del(struct ctl *c, int argc, char **argv);
 int ctl_customer_del(struct ctl *c, int argc, char **argv);
+int ctl_migrate(struct ctl *c, int argc, char **argv);
 
 #endif

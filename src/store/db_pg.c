@@ -342,6 +342,17 @@ static void p_bind_blob(struct db_stmt *s, int idx, const void *data, size_t len
     p->fmts[i] = 1;
 }
 
+static void p_bind_null(struct db_stmt *s, int idx)
+{
+    struct pg_stmt *p = ps(s);
+    int i = param_slot(p, idx);
+    if (i < 0)
+        return;
+    p->vals[i] = NULL; /* libpq sends a NULL value as SQL NULL */
+    p->lens[i] = 0;
+    p->fmts[i] = 0;
+}
+
 static int p_bind_count(struct db_stmt *s)
 {
     return ps(s)->nparams;
@@ -503,6 +514,27 @@ static size_t p_col_bytes(struct db_stmt *s, int i)
     }
 }
 
+static int p_col_type(struct db_stmt *s, int i)
+{
+    struct pg_stmt *p = ps(s);
+    if (p_null(p, i))
+        return DB_TYPE_NULL;
+    switch (PQftype(p->res, i)) {
+    case OID_INT8:
+    case OID_INT4:
+    case OID_INT2:
+    case OID_BOOL:
+        return DB_TYPE_INT;
+    case OID_FLOAT8:
+    case OID_NUMERIC:
+        return DB_TYPE_FLOAT;
+    case OID_BYTEA:
+        return DB_TYPE_BLOB;
+    default:
+        return DB_TYPE_TEXT;
+    }
+}
+
 /* ------------------------------------------------------------- connections */
 
 static int p_exec(struct store *st, const char *sql)
@@ -603,6 +635,7 @@ const struct db_ops db_pg_ops = {
     .bind_int64 = p_bind_int64,
     .bind_text = p_bind_text,
     .bind_blob = p_bind_blob,
+    .bind_null = p_bind_null,
     .bind_count = p_bind_count,
     .step = p_step,
     .reset = p_reset,
@@ -611,4 +644,5 @@ const struct db_ops db_pg_ops = {
     .col_text = p_col_text,
     .col_blob = p_col_blob,
     .col_bytes = p_col_bytes,
+    .col_type = p_col_type,
 };

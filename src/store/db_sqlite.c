@@ -156,6 +156,11 @@ static void l_bind_blob(struct db_stmt *s, int idx, const void *p, size_t len)
     sqlite3_bind_blob(raw(s), idx, p, (int)len, SQLITE_STATIC);
 }
 
+static void l_bind_null(struct db_stmt *s, int idx)
+{
+    sqlite3_bind_null(raw(s), idx);
+}
+
 static int l_bind_count(struct db_stmt *s)
 {
     return sqlite3_bind_parameter_count(raw(s));
@@ -188,6 +193,22 @@ static const void *l_col_blob(struct db_stmt *s, int i)
 static size_t l_col_bytes(struct db_stmt *s, int i)
 {
     return (size_t)sqlite3_column_bytes(raw(s), i);
+}
+
+static int l_col_type(struct db_stmt *s, int i)
+{
+    switch (sqlite3_column_type(raw(s), i)) {
+    case SQLITE_INTEGER:
+        return DB_TYPE_INT;
+    case SQLITE_FLOAT:
+        return DB_TYPE_FLOAT;
+    case SQLITE_TEXT:
+        return DB_TYPE_TEXT;
+    case SQLITE_BLOB:
+        return DB_TYPE_BLOB;
+    default:
+        return DB_TYPE_NULL;
+    }
 }
 
 /* ---------------------------------------------------------- open and close */
@@ -258,6 +279,7 @@ const struct db_ops db_sqlite_ops = {
     .bind_int64 = l_bind_int64,
     .bind_text = l_bind_text,
     .bind_blob = l_bind_blob,
+    .bind_null = l_bind_null,
     .bind_count = l_bind_count,
     .step = l_step,
     .reset = l_reset,
@@ -266,4 +288,5 @@ const struct db_ops db_sqlite_ops = {
     .col_text = l_col_text,
     .col_blob = l_col_blob,
     .col_bytes = l_col_bytes,
+    .col_type = l_col_type,
 };

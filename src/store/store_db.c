@@ -130,6 +130,11 @@ void db_bind_blob(struct db_stmt *s, int idx, const void *p, size_t len)
     s->ops->bind_blob(s, idx, p, len);
 }
 
+void db_bind_null(struct db_stmt *s, int idx)
+{
+    s->ops->bind_null(s, idx);
+}
+
 int db_bind_count(struct db_stmt *s)
 {
     return s->ops->bind_count(s);
@@ -164,6 +169,11 @@ const void *db_col_blob(struct db_stmt *s, int i)
 size_t db_col_bytes(struct db_stmt *s, int i)
 {
     return s->ops->col_bytes(s, i);
+}
+
+int db_col_type(struct db_stmt *s, int i)
+{
+    return s->ops->col_type(s, i);
 }
 
 void col_text(struct db_stmt *stmt, int i, char *out, size_t outlen)
@@ -411,7 +421,7 @@ int store_prepare_data_dir(const char *data_dir, char *err, size_t errlen)
     return 0;
 }
 
-int store_open(const struct config *cfg, struct store **out, char *err, size_t errlen)
+static int open_store(const struct config *cfg, struct store **out, int migrate, char *err, size_t errlen)
 {
     *out = NULL;
     const struct db_ops *ops;
@@ -435,12 +445,23 @@ int store_open(const struct config *cfg, struct store **out, char *err, size_t e
     st->kind = ops == &db_pg_ops ? DB_PG : DB_SQLITE;
     /* data_dir holds the node's own files whatever the engine (blobs unless
      * they live elsewhere, tmp/, DKIM keys). */
-    if (store_prepare_data_dir(cfg->data_dir, err, errlen) != 0 || ops->open(st, cfg, err, errlen) != 0 || store_migrate(st, err, errlen) != 0) {
+    if (store_prepare_data_dir(cfg->data_dir, err, errlen) != 0 || ops->open(st, cfg, err, errlen) != 0 ||
+        (migrate && store_migrate(st, err, errlen) != 0)) {
         store_close(st);
         return STORE_ERR;
     }
     *out = st;
     return STORE_OK;
+}
+
+int store_open(const struct config *cfg, struct store **out, char *err, size_t errlen)
+{
+    return open_store(cfg, out, 1, err, errlen);
+}
+
+int store_open_unmigrated(const struct config *cfg, struct store **out, char *err, size_t errlen)
+{
+    return open_store(cfg, out, 0, err, errlen);
 }
 
 void store_close(struct store *st)

@@ -71,6 +71,8 @@ void db_bind_int(struct db_stmt *s, int idx, int v);
 void db_bind_text(struct db_stmt *s, int idx, const char *t);
 void db_bind_textn(struct db_stmt *s, int idx, const char *t, size_t len);
 void db_bind_blob(struct db_stmt *s, int idx, const void *p, size_t len);
+/* SQL NULL (the db_bind_* above never bind one). */
+void db_bind_null(struct db_stmt *s, int idx);
 /* How many parameters the statement has. */
 int db_bind_count(struct db_stmt *s);
 
@@ -84,6 +86,11 @@ int db_col_int(struct db_stmt *s, int i);
 const char *db_col_text(struct db_stmt *s, int i);
 const void *db_col_blob(struct db_stmt *s, int i);
 size_t db_col_bytes(struct db_stmt *s, int i);
+/* The type of column i's value in the current row, for code that copies
+ * columns it does not know (store_copy.c): SQLite's type of the value itself,
+ * PostgreSQL's from the column's type (a NULL is DB_TYPE_NULL on both). */
+enum db_type { DB_TYPE_NULL, DB_TYPE_INT, DB_TYPE_FLOAT, DB_TYPE_TEXT, DB_TYPE_BLOB };
+int db_col_type(struct db_stmt *s, int i);
 /* Copies column i into out, truncating to outlen - 1 bytes; NULL gives "". */
 void col_text(struct db_stmt *stmt, int i, char *out, size_t outlen);
 
@@ -161,6 +168,7 @@ struct db_ops {
     void (*bind_int64)(struct db_stmt *s, int idx, int64_t v);
     void (*bind_text)(struct db_stmt *s, int idx, const char *t, size_t len);
     void (*bind_blob)(struct db_stmt *s, int idx, const void *p, size_t len);
+    void (*bind_null)(struct db_stmt *s, int idx);
     int (*bind_count)(struct db_stmt *s);
     int (*step)(struct db_stmt *s);
     void (*reset)(struct db_stmt *s); /* also clears the bindings */
@@ -169,6 +177,7 @@ struct db_ops {
     const char *(*col_text)(struct db_stmt *s, int i); /* never NULL */
     const void *(*col_blob)(struct db_stmt *s, int i);
     size_t (*col_bytes)(struct db_stmt *s, int i);
+    int (*col_type)(struct db_stmt *s, int i); /* enum db_type */
 };
 
 extern const struct db_ops db_sqlite_ops;
@@ -202,6 +211,11 @@ int stats_count_entry(struct store *st, int64_t entry_id, int counter, int64_t a
 
 /* Creates data_dir (mode 0700) with its blobs/ and tmp/ folders as needed. 0 or -1 with err. */
 int store_prepare_data_dir(const char *data_dir, char *err, size_t errlen);
+
+/* store_open without its schema migrations, for a look at a database before
+ * its schema is made (store_copy.c: is the target empty?); store_migrate
+ * then makes it. */
+int store_open_unmigrated(const struct config *cfg, struct store **out, char *err, size_t errlen);
 
 /* store_schema.c: brings the schema to the newest version. 0 or -1 with err. */
 int store_migrate(struct store *st, char *err, size_t errlen);
