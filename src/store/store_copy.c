@@ -673,7 +673,7 @@ int store_copy_open(struct store *src, const struct config *target, const char *
             goto fail;
         }
     }
-    if (store_migrate(dst, err, errlen) != 0 || plan(c, err, errlen) != STORE_OK)
+    if (store_migrate(dst, err, errlen) != 0)
         goto fail;
 
     if (has_progress) {
@@ -690,13 +690,17 @@ int store_copy_open(struct store *src, const struct config *target, const char *
                   "give an empty database");
             goto fail;
         }
-        int same_source = !strcmp(r.source, c->source_id), same = !strcmp(r.summary, c->summary);
-        free(r.summary);
-        if (!same_source) {
+        if (strcmp(r.source, c->source_id) != 0) {
+            free(r.summary);
             failf(err, errlen, "the database holds a copy of another installation (%s), not of %s", r.source,
                   c->source_id);
             goto fail;
         }
+        /* Finished: nothing to plan (the source may have moved on since). */
+        int same = r.done || (plan(c, err, errlen) == STORE_OK && !strcmp(r.summary, c->summary));
+        free(r.summary);
+        if (!r.done && !c->summary)
+            goto fail; /* plan() said why */
         if (r.done) {
             *state = STORE_COPY_DONE;
         } else if (!same) {
@@ -710,6 +714,8 @@ int store_copy_open(struct store *src, const struct config *target, const char *
         return STORE_OK;
     }
 
+    if (plan(c, err, errlen) != STORE_OK)
+        goto fail;
     if (store_begin(dst) != STORE_OK || db_exec(dst, SQL_PROGRESS_TABLE, "create migrate_progress") != STORE_OK) {
         failf(err, errlen, "cannot create migrate_progress: %s", db_errmsg(dst));
         store_rollback(dst);

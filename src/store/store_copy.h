@@ -85,7 +85,8 @@ struct store_copy_count {
  * (store_migrate, as store_open does); then reads both schemas, takes the
  * target's copy lock and finds in what state the target is. source_id names
  * the source (its database file), so that a copy is only ever resumed from
- * where it began. *state says what store_copy_run will do. STORE_OK, or
+ * where it began. *state says what store_copy_run will do (for
+ * STORE_COPY_DONE nothing: no plan is made, close it). STORE_OK, or
  * STORE_ERR with err (the target holds other data or a copy of elsewhere,
  * another copy runs, the schemas differ, no connection...).
  */
