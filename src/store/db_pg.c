@@ -524,6 +524,11 @@ static int p_exec(struct store *st, const char *sql)
     return rc;
 }
 
+static unsigned p_conn_gen(const struct store *st)
+{
+    return pgc(st)->gen + 1;
+}
+
 static int p_in_transaction(struct store *st)
 {
     PGTransactionStatusType t = PQtransactionStatus(pgc(st)->conn);
@@ -559,10 +564,13 @@ static int p_open(struct store *st, const struct config *cfg, char *err, size_t 
     st->conn = c;
     snprintf(c->url, sizeof c->url, "%s", cfg->store);
     char app[96];
-    snprintf(app, sizeof app, "lifeboat@%s", cfg->node_name[0] ? cfg->node_name : "node");
+    snprintf(app, sizeof app, "lifeboat@%s", cfg->node_name);
     /* Defaults first: what the URL says wins. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {PG_CONNECT_TIMEOUT, app, c->url, NULL};
+    /* Keepalives: a node cut off from the database (not just dead) is
+     * noticed within about half a minute, so its lead goes to another. */
+    const char *keys[] = {"connect_timeout", "application_name", "keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "dbname", NULL};
+    const char *vals[] = {PG_CONNECT_TIMEOUT, app, "10", "5", "3", c->url, NULL};
     c->conn = PQconnectdbParams(keys, vals, 1);
     char shown[1100];
     url_redact(cfg->store, shown, sizeof shown);
@@ -599,6 +607,7 @@ const struct db_ops db_pg_ops = {
     .prepare = p_prepare,
     .exec = p_exec,
     .in_transaction = p_in_transaction,
+    .conn_gen = p_conn_gen,
     .begin_sql = "BEGIN",
     .bind_int64 = p_bind_int64,
     .bind_text = p_bind_text,
