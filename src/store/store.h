@@ -879,6 +879,14 @@ int store_lead_try(struct store *st);
 /* Gives the lead up (a node stopping). */
 int store_lead_release(struct store *st);
 
+/* A long piece of work that one node at a time does (an LDAP sync of a
+ * domain): 1 when this connection now holds it, 0 when another node does.
+ * Held until store_work_unlock or the end of the session. Always 1 on the
+ * embedded store. */
+enum store_work { STORE_WORK_LDAP_SYNC = 1 };
+int store_work_lock_try(struct store *st, enum store_work kind, int64_t id);
+int store_work_unlock(struct store *st, enum store_work kind, int64_t id);
+
 /* Renews this node's leases on recipients and, when mailbox is set (the node
  * leads and drains), on mailbox entries, until `until`. */
 int store_claims_renew(struct store *st, int64_t until, int mailbox);

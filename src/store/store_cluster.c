@@ -63,6 +63,37 @@ int store_lead_release(struct store *st)
     return s ? stmt_run(st, sql, s, "lead release") : STORE_ERR;
 }
 
+/* Work locks live in the advisory lock space of LEAD_KEY's neighbour: the
+ * two-key form (kind's class, the id), so they never meet the lead's. */
+#define WORK_CLASS 7311010
+
+int store_work_lock_try(struct store *st, enum store_work kind, int64_t id)
+{
+    static const char sql[] = "SELECT pg_try_advisory_lock(?1, ?2)";
+    if (st->kind != DB_PG)
+        return 1;
+    struct db_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    db_bind_int(s, 1, WORK_CLASS + (int)kind);
+    db_bind_int(s, 2, (int)id);
+    int got = 0;
+    return stmt_fetch_one(st, sql, s, read_col0_int, &got, "work lock") == STORE_OK ? got != 0 : STORE_ERR;
+}
+
+int store_work_unlock(struct store *st, enum store_work kind, int64_t id)
+{
+    static const char sql[] = "SELECT pg_advisory_unlock(?1, ?2)";
+    if (st->kind != DB_PG)
+        return STORE_OK;
+    struct db_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    db_bind_int(s, 1, WORK_CLASS + (int)kind);
+    db_bind_int(s, 2, (int)id);
+    return stmt_run(st, sql, s, "work unlock");
+}
+
 /* ------------------------------------------------------------------ leases */
 
 int store_claims_renew(struct store *st, int64_t until, int mailbox)

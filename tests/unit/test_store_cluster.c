@@ -118,9 +118,16 @@ static void test_lead(void **state)
     assert_int_equal(store_lead_try(f->s.st), 1); /* still ours */
     if (!tmp_is_pg(&f->s.t)) {
         assert_int_equal(store_lead_try(f->n2), 1); /* one node: always */
+        assert_int_equal(store_work_lock_try(f->n2, STORE_WORK_LDAP_SYNC, 7), 1);
         return;
     }
     assert_int_equal(store_lead_try(f->n2), 0);
+    /* Work locks: one node at a time per piece of work, independent of the lead. */
+    assert_int_equal(store_work_lock_try(f->n2, STORE_WORK_LDAP_SYNC, 7), 1);
+    assert_int_equal(store_work_lock_try(f->s.st, STORE_WORK_LDAP_SYNC, 7), 0);
+    assert_int_equal(store_work_lock_try(f->s.st, STORE_WORK_LDAP_SYNC, 8), 1);
+    assert_int_equal(store_work_unlock(f->n2, STORE_WORK_LDAP_SYNC, 7), STORE_OK);
+    assert_int_equal(store_work_lock_try(f->s.st, STORE_WORK_LDAP_SYNC, 7), 1);
     /* The leader's session ends (the node died): n2 takes the lead. */
     store_close(f->s.st);
     assert_int_equal(tmp_store_open(&f->s.t, &f->s.st), 0);
