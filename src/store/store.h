@@ -883,9 +883,11 @@ int store_lead_release(struct store *st);
  * domain): 1 when this connection now holds it, 0 when another node does.
  * Held until store_work_unlock or the end of the session. Always 1 on the
  * embedded store. */
-enum store_work { STORE_WORK_LDAP_SYNC = 1 };
+enum store_work { STORE_WORK_LDAP_SYNC = 1, STORE_WORK_ARCHIVE_PURGE = 2 };
 int store_work_lock_try(struct store *st, enum store_work kind, int64_t id);
 int store_work_unlock(struct store *st, enum store_work kind, int64_t id);
+/* The same for the rest of the caller's transaction (released at its end). */
+int store_work_xact_try(struct store *st, enum store_work kind);
 
 /* Renews this node's leases on recipients and, when mailbox is set (the node
  * leads and drains), on mailbox entries, until `until`. */

@@ -94,6 +94,19 @@ int store_work_unlock(struct store *st, enum store_work kind, int64_t id)
     return stmt_run(st, sql, s, "work unlock");
 }
 
+int store_work_xact_try(struct store *st, enum store_work kind)
+{
+    static const char sql[] = "SELECT pg_try_advisory_xact_lock(?1, 0)";
+    if (st->kind != DB_PG)
+        return 1;
+    struct db_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    db_bind_int(s, 1, WORK_CLASS + (int)kind);
+    int got = 0;
+    return stmt_fetch_one(st, sql, s, read_col0_int, &got, "work lock") == STORE_OK ? got != 0 : STORE_ERR;
+}
+
 /* ------------------------------------------------------------------ leases */
 
 int store_claims_renew(struct store *st, int64_t until, int mailbox)
