@@ -46,6 +46,8 @@ struct pg_conn {
     char url[1024];    /* as configured (may hold a password: never logged) */
     unsigned gen;      /* bumped at each reconnect: server statements are gone */
     unsigned next_id;  /* names of prepared statements */
+    int lost_in_tx;    /* the connection died inside a transaction: every
+                          statement fails until the caller ends it */
 };
 
 struct pg_stmt {
@@ -156,12 +158,14 @@ static int fail(struct store *st, const PGresult *res)
 static int ensure_connected(struct store *st)
 {
     struct pg_conn *c = pgc(st);
-    if (PQstatus(c->conn) == CONNECTION_OK)
-        return 0;
-    if (st->in_tx) {
+    if (c->lost_in_tx || (PQstatus(c->conn) != CONNECTION_OK && st->in_tx)) {
+        /* Reconnecting now would run the rest of the transaction on its own. */
+        c->lost_in_tx = 1;
         snprintf(st->errmsg, sizeof st->errmsg, "the connection to PostgreSQL was lost in a transaction");
         return -1;
     }
+    if (PQstatus(c->conn) == CONNECTION_OK)
+        return 0;
     PQreset(c->conn);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         fail(st, NULL);
@@ -388,6 +392,10 @@ static int p_step(struct db_stmt *s)
     struct pg_stmt *p = ps(s);
     if (!p->res) {
         int rc = execute(p);
+        /* Outside a transaction a statement that met a dead connection (the
+         * server restarted, a failover) runs again once on a new one. */
+        if (rc == DB_RETRY && !s->st->in_tx && PQstatus(pgc(s->st)->conn) != CONNECTION_OK)
+            rc = execute(p);
         if (rc != DB_DONE)
             return rc;
     }
@@ -507,6 +515,13 @@ static size_t p_col_bytes(struct db_stmt *s, int i)
 
 static int p_exec(struct store *st, const char *sql)
 {
+    struct pg_conn *c = pgc(st);
+    if (c->lost_in_tx && (strcmp(sql, "ROLLBACK") == 0 || strcmp(sql, "COMMIT") == 0)) {
+        /* The server rolled the transaction back when the connection died. */
+        c->lost_in_tx = 0;
+        st->in_tx = 0;
+        return sql[0] == 'R' ? DB_DONE : DB_RETRY;
+    }
     if (ensure_connected(st) != 0)
         return DB_RETRY;
     PGresult *res = PQexec(pgc(st)->conn, sql);
@@ -531,6 +546,8 @@ static unsigned p_conn_gen(const struct store *st)
 
 static int p_in_transaction(struct store *st)
 {
+    if (pgc(st)->lost_in_tx)
+        return 1; /* until the caller ends it */
     PGTransactionStatusType t = PQtransactionStatus(pgc(st)->conn);
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }

@@ -173,6 +173,38 @@ static void test_heartbeats(void **state)
     assert_int_equal(store_notify(f->s.st, "queue"), STORE_OK);
 }
 
+/* The server ends a node's session (a restart, a failover): outside a
+ * transaction the next statement runs on a new connection; inside one the
+ * transaction fails as a whole and nothing of it stays. */
+static void test_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    if (!tmp_is_pg(&f->s.t))
+        skip();
+    static const char kill_n1[] =
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'lifeboat@n1'";
+    int64_t id = 0;
+    assert_int_equal(store_customer_add(f->s.st, "before", &id), STORE_OK);
+    assert_int_equal(tmp_raw_count(&f->s.t, kill_n1), 1);
+    struct store_customer c;
+    assert_int_equal(store_customer_get(f->s.st, "before", &c), STORE_OK); /* reconnected */
+    assert_int_equal(store_lead_try(f->s.st), 1);
+
+    assert_int_equal(store_begin(f->s.st), STORE_OK);
+    assert_int_equal(store_customer_add(f->s.st, "lost", NULL), STORE_OK);
+    assert_int_equal(tmp_raw_count(&f->s.t, kill_n1), 1);
+    assert_true(store_customer_add(f->s.st, "after", NULL) != STORE_OK);
+    assert_true(store_customer_add(f->s.st, "after", NULL) != STORE_OK); /* still the dead transaction */
+    assert_true(store_commit(f->s.st) != STORE_OK);
+    store_rollback(f->s.st);
+    assert_int_equal(store_customer_get(f->s.st, "lost", &c), STORE_NOTFOUND);
+    assert_int_equal(store_customer_get(f->s.st, "after", &c), STORE_NOTFOUND);
+    assert_int_equal(store_customer_add(f->s.st, "after", NULL), STORE_OK);
+    /* The lead went with the old session; another node could take it meanwhile. */
+    assert_int_equal(store_lead_try(f->n2), 1);
+    assert_int_equal(store_lead_try(f->s.st), 0);
+}
+
 static void heard(const char *what, void *arg)
 {
     char *got = arg;
@@ -216,6 +248,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
