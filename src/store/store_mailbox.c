@@ -561,12 +561,14 @@ static int entry_op(struct store *st, int (*change)(struct store *, int64_t), in
 int store_mailbox_claim_redelivery(struct store *st, int64_t domain_id, int64_t now, int64_t until, size_t limit,
                                    int (*cb)(const struct store_mailbox_entry *, void *), void *arg)
 {
+    /* As store_rcpt_claim_due: new claims written, our own read back. */
     static const char sql[] =
         "WITH c AS (UPDATE mailbox SET claim_node = ?3, claim_until = ?4 WHERE id IN ("
         "  SELECT id FROM mailbox WHERE domain_id = ?1 AND redeliver = 1"
-        "  AND (claim_until < ?5 OR claim_node = ?3) ORDER BY received, id LIMIT ?2 FOR UPDATE SKIP LOCKED)"
+        "  AND claim_until < ?5 AND claim_node <> ?3 ORDER BY received, id LIMIT ?2 FOR UPDATE SKIP LOCKED)"
         "  RETURNING id) "
-        "SELECT " ENTRY_COLS " FROM mailbox WHERE id IN (SELECT id FROM c) ORDER BY received, id";
+        "SELECT " ENTRY_COLS " FROM mailbox WHERE id IN (SELECT id FROM c) OR (domain_id = ?1 AND redeliver = 1"
+        "  AND claim_node = ?3) ORDER BY received, id LIMIT ?2";
     if (st->kind != DB_PG)
         return store_mailbox_redelivery_due(st, domain_id, limit, cb, arg); /* one node */
     struct db_stmt *s = stmt_get(st, sql);

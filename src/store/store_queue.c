@@ -437,15 +437,18 @@ int store_rcpt_due(struct store *st, int64_t now, size_t limit,
 int store_rcpt_claim_due(struct store *st, int64_t now, int64_t until, size_t limit,
                          int (*cb)(const struct store_rcpt *, void *), void *arg)
 {
-    /* Rows another node is working on are locked (skipped at once) or carry
-     * its live lease; our own claims are ours to take again (the runner's
-     * in-flight set keeps it from running one twice). */
+    /* New claims: rows another node is working on are locked (skipped at
+     * once) or carry its live lease. Our own claims are read back as they are,
+     * not written again (the runner's in-flight set keeps it from running one
+     * twice; cluster.c renews them), so a busy runner's scans do not rewrite
+     * the rows it is sending. */
     static const char sql[] =
         "WITH c AS (UPDATE recipients SET claim_node = ?3, claim_until = ?4 WHERE id IN ("
         "  SELECT id FROM recipients WHERE state = 0 AND next_attempt <= ?1 AND held = 0"
-        "  AND (claim_until < ?1 OR claim_node = ?3) ORDER BY next_attempt, id LIMIT ?2 FOR UPDATE SKIP LOCKED)"
+        "  AND claim_until < ?1 AND claim_node <> ?3 ORDER BY next_attempt, id LIMIT ?2 FOR UPDATE SKIP LOCKED)"
         "  RETURNING id) "
-        "SELECT " RCPT_COLS " WHERE r.id IN (SELECT id FROM c) ORDER BY r.next_attempt, r.id";
+        "SELECT " RCPT_COLS " WHERE r.id IN (SELECT id FROM c) OR (r.claim_node = ?3 AND r.state = 0"
+        "  AND r.next_attempt <= ?1 AND r.held = 0) ORDER BY r.next_attempt, r.id LIMIT ?2";
     if (st->kind != DB_PG)
         return store_rcpt_due(st, now, limit, cb, arg); /* one node: the runner's in-flight set */
     struct db_stmt *s = stmt_get(st, sql);
