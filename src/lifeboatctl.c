@@ -81,6 +81,7 @@ static const struct command commands[] = {
      "[--interval 3h] [--starttls|--no-starttls]"},
     {"ldap", "sync", ctl_ldap_sync, "DOMAIN [--json]"},
     {"ldap", "status", ctl_ldap_status, "[DOMAIN] [--json]"},
+    {"cluster", "status", ctl_cluster_status, "[--json]"},
     {"migrate", "", ctl_migrate, "--to postgresql://... [--batch N] [--json]"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

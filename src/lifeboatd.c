@@ -50,6 +50,7 @@ struct daemon {
     struct store_writer *writer;
     struct delivery *delivery;
     struct continuity *continuity;
+    struct cluster_node *node; /* heartbeat, leases, wake-ups from other nodes */
     struct smtpd *smtpd;
     struct http_server *http; /* on its own threads; writes through the writer */
     struct archive_indexer *indexer; /* its own thread; writes through the writer */
@@ -172,6 +173,9 @@ static int daemon_start(struct daemon *d, char *err, size_t errlen)
     d->continuity = continuity_start(d->base, &d->cfg, d->store, d->writer, d->delivery, err, errlen);
     if (!d->continuity)
         return -1;
+    d->node = cluster_node_start(d->base, &d->cfg, d->store, d->writer, d->delivery, d->continuity, err, errlen);
+    if (!d->node)
+        return -1;
     struct smtpd_deps deps = {
         .store = d->store, .writer = d->writer, .on_queued = on_queued, .on_queued_arg = d};
     d->smtpd = smtpd_start(d->base, &d->cfg, &deps, err, errlen);
@@ -210,6 +214,7 @@ static void daemon_free(struct daemon *d)
     if (d->writer)
         store_writer_stop(d->writer);
     archive_purger_free(d->purger); /* after the writer: a batch's done() refers to it */
+    cluster_node_free(d->node);     /* after the writer: every outcome is committed */
     http_free(d->http);
     if (d->smtpd)
         smtpd_free(d->smtpd);

@@ -141,6 +141,12 @@ static int l_in_transaction(struct store *st)
     return !sqlite3_get_autocommit(lite_db(st));
 }
 
+static unsigned l_conn_gen(const struct store *st)
+{
+    (void)st;
+    return 1;
+}
+
 static void l_bind_int64(struct db_stmt *s, int idx, int64_t v)
 {
     sqlite3_bind_int64(raw(s), idx, v);
@@ -275,6 +281,7 @@ const struct db_ops db_sqlite_ops = {
     .prepare = l_prepare,
     .exec = l_exec,
     .in_transaction = l_in_transaction,
+    .conn_gen = l_conn_gen,
     .begin_sql = "BEGIN IMMEDIATE",
     .bind_int64 = l_bind_int64,
     .bind_text = l_bind_text,

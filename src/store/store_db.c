@@ -443,6 +443,7 @@ static int open_store(const struct config *cfg, struct store **out, int migrate,
     }
     st->ops = ops;
     st->kind = ops == &db_pg_ops ? DB_PG : DB_SQLITE;
+    snprintf(st->node, sizeof st->node, "%s", cfg->node_name);
     /* data_dir holds the node's own files whatever the engine (blobs unless
      * they live elsewhere, tmp/, DKIM keys). */
     if (store_prepare_data_dir(cfg->data_dir, err, errlen) != 0 || ops->open(st, cfg, err, errlen) != 0 ||

@@ -44,6 +44,8 @@ struct store {
     unsigned savepoints; /* open store_savepoint levels (store_savepoint_depth) */
     int in_tx;           /* an explicit transaction is open (store_begin) */
     unsigned changes;    /* rows the last INSERT/UPDATE/DELETE changed */
+    char node[64];       /* config node_name: whose claims these are */
+    unsigned lead_gen;   /* conn_gen when the lead was taken, + 1 (0: not leading) */
     char errmsg[256];    /* the engine's message for the last failure */
 };
 
@@ -163,6 +165,9 @@ struct db_ops {
     struct db_stmt *(*prepare)(struct store *st, const char *sql, int persistent);
     int (*exec)(struct store *st, const char *sql); /* DB_DONE or a failure */
     int (*in_transaction)(struct store *st);
+    /* Counts the connection's (re)connections: session state (prepared
+     * statements, advisory locks) belongs to one value. */
+    unsigned (*conn_gen)(const struct store *st);
     const char *begin_sql; /* the engine's BEGIN of a write transaction */
 
     void (*bind_int64)(struct db_stmt *s, int idx, int64_t v);
