@@ -196,6 +196,11 @@ int ctl_migrate(struct ctl *c, int argc, char **argv)
         if (json)
             ctl_json_print(out);
         out = NULL;
+        for (size_t i = 0; i < ncounts; i++)
+            if (!strcmp(counts[i].item, "blob files") && counts[i].source != counts[i].target)
+                ctl_fail("blob_dir = %s lacks bodies: the nodes read them there; copy the files of %s/blobs "
+                         "into it (same layout, e.g. cp -a %s/blobs/. %s/) and run migrate again",
+                         c->cfg.blob_dir, data_dir, data_dir, c->cfg.blob_dir);
         ctl_fail("the counts differ: the copy is not complete (run again to retry; the rows above name the "
                  "tables)");
         goto done;

@@ -10,8 +10,10 @@ copied into PostgreSQL on a throw-away server (tests/pg/pgserver):
   interrupted (stopped after a few batches, then SIGKILLed mid-copy), run again: it goes on, the
       counts match; a third run has nothing to do: test_interrupted_migration_resumes
   refused: a target with data of its own (left untouched), a target holding another
-      installation's copy, a running daemon, a config already on PostgreSQL, bad usage:
-      test_refusals
+      installation's copy, a running daemon (and a daemon while a copy holds the lock), a config
+      already on PostgreSQL, bad usage: test_refusals
+  with blob_dir set the bodies stay files, and the check wants them all there:
+      test_blob_dir_keeps_bodies_as_files
 
 The populated installation is made once per module and copied (data_dir and all) for each test,
 so that each test migrates an installation of its own.
@@ -376,3 +378,21 @@ def test_refusals(pg, installation, clones, tmp_path):
     # After all that, the right target still takes the copy.
     cp = migrate(lb, url)
     assert cp.returncode == 0 and "copy complete" in cp.stdout, cp.stdout + cp.stderr
+
+
+def test_blob_dir_keeps_bodies_as_files(pg, installation, clones, tmp_path):
+    """With blob_dir set, the bodies stay files there (every node mounts it): nothing goes into
+    blob_data, and the count check wants every body present in blob_dir."""
+    shared = tmp_path / "shared"
+    lb = clones(installation, blob_dir=str(shared))
+    url = pg.createdb("migrate_blob_dir")
+    cp = migrate(lb, url)
+    assert cp.returncode == 1 and "lacks bodies" in cp.stderr, cp.stdout + cp.stderr
+    rows = text_counts(cp.stdout)
+    assert rows["blob files"][0] > 0 and rows["blob files"][1] == 0
+    shutil.copytree(os.path.join(lb.data_dir, "blobs"), shared)
+    cp = migrate(lb, url)
+    assert cp.returncode == 0 and "stay files in blob_dir" in cp.stdout, cp.stdout + cp.stderr
+    rows = text_counts(cp.stdout)
+    assert rows["blob files"][0] == rows["blob files"][1] == rows["blobs"][0]
+    assert pg.psql("migrate_blob_dir", "SELECT count(*) FROM blob_data") == ["0"]
