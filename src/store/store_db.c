@@ -421,6 +421,24 @@ int store_prepare_data_dir(const char *data_dir, char *err, size_t errlen)
     return 0;
 }
 
+/* A database that lifeboatctl migrate began to fill and did not finish
+ * holds half an installation: no node may start on it. 1 when so. */
+static int copy_unfinished(struct store *st)
+{
+    static const char sql[] = "SELECT 1 WHERE to_regclass('migrate_progress') IS NOT NULL";
+    static const char sql_run[] = "SELECT count(*) FROM migrate_progress WHERE item = '' AND done = 0";
+    if (st->kind != DB_PG)
+        return 0;
+    int has = 0;
+    unsigned open = 0;
+    struct db_stmt *s = stmt_get(st, sql);
+    if (!s || stmt_fetch_one(st, sql, s, read_col0_int, &has, "migrate progress") == STORE_ERR)
+        return 0; /* the store's own errors show soon enough */
+    if (!has || !(s = stmt_get(st, sql_run)))
+        return 0;
+    return stmt_fetch_count(st, sql_run, s, &open, "migrate progress") == STORE_OK && open > 0;
+}
+
 static int open_store(const struct config *cfg, struct store **out, int migrate, char *err, size_t errlen)
 {
     *out = NULL;
@@ -448,6 +466,12 @@ static int open_store(const struct config *cfg, struct store **out, int migrate,
      * they live elsewhere, tmp/, DKIM keys). */
     if (store_prepare_data_dir(cfg->data_dir, err, errlen) != 0 || ops->open(st, cfg, err, errlen) != 0 ||
         (migrate && store_migrate(st, err, errlen) != 0)) {
+        store_close(st);
+        return STORE_ERR;
+    }
+    if (migrate && copy_unfinished(st)) {
+        snprintf(err, errlen, "lifeboatctl migrate has not finished copying into this database: run it again "
+                              "until its count check passes, then start the nodes");
         store_close(st);
         return STORE_ERR;
     }

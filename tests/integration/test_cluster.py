@@ -128,7 +128,7 @@ def test_cluster_status_lists_nodes_and_one_leader(cluster):
     for r in rows.values():
         assert r["state"] == "up" and r["heartbeat_age"] <= 6, r
     assert [r["name"] for r in rows.values() if r["lead"]] == [lead.settings["node_name"]]
-    text = nodes[2].ctl_ok("cluster", "status")
+    text = nodes[2].ctl_ok("cluster", "status").stdout
     assert "PostgreSQL" in text and "n1" in text and "yes" in text, text
 
 

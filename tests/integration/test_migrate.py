@@ -315,6 +315,13 @@ def test_interrupted_migration_resumes(pg, installation, clones):
     assert proc.returncode == -signal.SIGKILL, "".join(seen)
     assert "resuming the copy of" in seen[0]
     assert pg.psql(db, "SELECT done FROM migrate_progress WHERE item = ''") == ["0"]
+    # No node (nor lifeboatctl) starts on half an installation.
+    conf = os.path.join(os.path.dirname(lb.conf), "half.conf")
+    with open(conf, "w") as f:
+        f.write(f"data_dir = {lb.data_dir}-half\nstore = {url}\n")
+    cp = subprocess.run([lbtest.LIFEBOATCTL, "-c", conf, "customer", "list"], capture_output=True, text=True,
+                        env=lbtest.sanitizer_env())
+    assert cp.returncode != 0 and "migrate has not finished" in cp.stderr, cp.stdout + cp.stderr
 
     # Run again: it goes on and completes; the counts match.
     cp = migrate(lb, url)
