@@ -3,7 +3,7 @@
 #   make test  install what is missing, build under ASan+UBSan, run every test
 #              (the fuzz targets of tests/fuzz for FUZZ_TIME=20 seconds each among them)
 #   make fuzz  build the fuzz targets and run each for FUZZ_TIME seconds (600 unless told)
-.PHONY: all build run test unit integration fuzz deps test-deps install clean
+.PHONY: all build run test unit integration fuzz bench deps test-deps install clean
 
 BUILD      ?= build
 TESTBUILD  ?= build-test
@@ -47,6 +47,11 @@ test: $(TESTBUILD)/lifeboatd build
 # The fuzz targets, long: FUZZ_TIME seconds each (FUZZ_TARGETS for a subset).
 fuzz: test-deps
 	@FUZZ_TIME=$${FUZZ_TIME:-600} scripts/run-fuzz.sh $(FUZZBUILD)
+
+# Speed and memory next to Postfix (root): the mail path, then several nodes on PostgreSQL.
+bench: build
+	bench/run --no-build --build-dir $(BUILD)
+	bench/cluster --no-build --build-dir $(BUILD)
 
 install: build
 	cmake --install $(BUILD)

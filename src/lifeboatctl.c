@@ -2,11 +2,13 @@
  * lifeboatctl.c — the administration command (SPEC.md "Administration"):
  *
  *   lifeboatctl [-c FILE] [--json] NOUN VERB [ARGS...]
+ *   lifeboatctl [-c FILE] [--json] migrate --to postgresql://...
  *
  * It reads the same config file as lifeboatd, opens the same store and works on
- * it directly, also while the daemon runs (SQLite serialises the writers). The
- * command groups live in src/ctl/; this file parses the global options, loads
- * the config and dispatches.
+ * it directly, also while the daemon runs (SQLite serialises the writers);
+ * migrate, which copies the whole installation, is the one that needs the
+ * daemon stopped. The command groups live in src/ctl/; this file parses the
+ * global options, loads the config and dispatches.
  *
  * Exit status: 0 done, 1 refused or failed (one line on stderr saying why),
  * 2 bad usage or a config file that does not load.
@@ -20,7 +22,7 @@
 #define DEFAULT_CONFIG "/etc/lifeboat/lifeboat.conf"
 
 struct command {
-    const char *noun, *verb;
+    const char *noun, *verb; /* verb "": a command of one word (migrate) */
     int (*run)(struct ctl *c, int argc, char **argv);
     const char *args; /* for the usage line */
 };
@@ -79,8 +81,16 @@ static const struct command commands[] = {
      "[--interval 3h] [--starttls|--no-starttls]"},
     {"ldap", "sync", ctl_ldap_sync, "DOMAIN [--json]"},
     {"ldap", "status", ctl_ldap_status, "[DOMAIN] [--json]"},
+    {"cluster", "status", ctl_cluster_status, "[--json]"},
+    {"migrate", "", ctl_migrate, "--to postgresql://... [--batch N] [--json]"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage_line(FILE *f, const char *prefix, const struct command *cmd)
+{
+    fprintf(f, "%s%s%s%s%s%s\n", prefix, cmd->noun, *cmd->verb ? " " : "", cmd->verb, *cmd->args ? " " : "",
+            cmd->args);
+}
 
 /* Usage of every command, or of one noun's commands when noun is set. */
 static void usage(FILE *f, const char *noun)
@@ -88,8 +98,7 @@ static void usage(FILE *f, const char *noun)
     fprintf(f, "usage: lifeboatctl [-c FILE] [--json] NOUN VERB [ARGS...]\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (!noun || !strcmp(noun, commands[i].noun))
-            fprintf(f, "  %s %s%s%s\n", commands[i].noun, commands[i].verb, *commands[i].args ? " " : "",
-                    commands[i].args);
+            usage_line(f, "  ", &commands[i]);
     if (!noun)
         fprintf(f, "-c FILE defaults to %s. Passwords are read from standard input only.\n"
                    "Exit status: 0 done, 1 refused or failed, 2 bad usage or bad config.\n",
@@ -98,7 +107,7 @@ static void usage(FILE *f, const char *noun)
 
 static void usage_of(FILE *f, const struct command *cmd)
 {
-    fprintf(f, "usage: lifeboatctl %s %s%s%s\n", cmd->noun, cmd->verb, *cmd->args ? " " : "", cmd->args);
+    usage_line(f, "usage: lifeboatctl ", cmd);
 }
 
 int ctl_config_check(struct ctl *c, int argc, char **argv)
@@ -158,9 +167,11 @@ int main(int argc, char **argv)
         if (strcmp(commands[k].noun, noun) != 0)
             continue;
         noun_known = 1;
-        if (verb && !strcmp(commands[k].verb, verb))
+        if (!*commands[k].verb || (verb && !strcmp(commands[k].verb, verb)))
             cmd = &commands[k];
     }
+    /* A command of one word: its arguments start right after it. */
+    int nwords = cmd && !*cmd->verb ? 1 : 2;
     if (!noun_known) {
         fprintf(stderr, "lifeboatctl: unknown command \"%s\"\n", noun);
         usage(stderr, NULL);
@@ -176,7 +187,7 @@ int main(int argc, char **argv)
         usage(stderr, noun);
         return CTL_USAGE;
     }
-    for (int k = i + 2; k < argc; k++) {
+    for (int k = i + nwords; k < argc; k++) {
         if (!strcmp(argv[k], "--"))
             break;
         if (!strcmp(argv[k], "--help")) {
@@ -196,7 +207,7 @@ int main(int argc, char **argv)
     log_init("lifeboatctl", c.cfg.hostname, 1);
     log_set_level(c.cfg.log_level > LOG_LEVEL_WARN ? c.cfg.log_level : LOG_LEVEL_WARN);
 
-    int rc = cmd->run(&c, argc - i - 2, argv + i + 2);
+    int rc = cmd->run(&c, argc - i - nwords, argv + i + nwords);
     if (rc == CTL_USAGE)
         usage_of(stderr, cmd);
     if (c.st)

@@ -33,6 +33,7 @@
 #include "http/http.h"
 #include "smtpd/smtpd.h"
 #include "store/blob.h"
+#include "store/runlock.h"
 #include "store/store.h"
 #include "store/writer.h"
 #include "util/config.h"
@@ -49,6 +50,7 @@ struct daemon {
     struct store_writer *writer;
     struct delivery *delivery;
     struct continuity *continuity;
+    struct cluster_node *node; /* heartbeat, leases, wake-ups from other nodes */
     struct smtpd *smtpd;
     struct http_server *http; /* on its own threads; writes through the writer */
     struct archive_indexer *indexer; /* its own thread; writes through the writer */
@@ -57,6 +59,7 @@ struct daemon {
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_tick;
     int64_t shutdown_started;
     int stopping;
+    int runlock; /* data_dir/lifeboatd.lock, shared (store/runlock.h); -1 until taken */
 };
 
 static void usage(void)
@@ -144,6 +147,10 @@ static int daemon_start(struct daemon *d, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create the event loop");
         return -1;
     }
+    /* Not while lifeboatctl migrate copies this data_dir (and it will not
+     * start copying while we run). */
+    if ((d->runlock = runlock_daemon(d->cfg.data_dir, err, errlen)) < 0)
+        return -1;
     if (store_open(&d->cfg, &d->store, err, errlen) != 0)
         return -1;
     d->writer = store_writer_start(&d->cfg, d->base, err, errlen);
@@ -165,6 +172,9 @@ static int daemon_start(struct daemon *d, char *err, size_t errlen)
         return -1;
     d->continuity = continuity_start(d->base, &d->cfg, d->store, d->writer, d->delivery, err, errlen);
     if (!d->continuity)
+        return -1;
+    d->node = cluster_node_start(d->base, &d->cfg, d->store, d->writer, d->delivery, d->continuity, err, errlen);
+    if (!d->node)
         return -1;
     struct smtpd_deps deps = {
         .store = d->store, .writer = d->writer, .on_queued = on_queued, .on_queued_arg = d};
@@ -204,6 +214,7 @@ static void daemon_free(struct daemon *d)
     if (d->writer)
         store_writer_stop(d->writer);
     archive_purger_free(d->purger); /* after the writer: a batch's done() refers to it */
+    cluster_node_free(d->node);     /* after the writer: every outcome is committed */
     http_free(d->http);
     if (d->smtpd)
         smtpd_free(d->smtpd);
@@ -224,11 +235,13 @@ static void daemon_free(struct daemon *d)
     if (d->base)
         event_base_free(d->base);
     libevent_global_shutdown();
+    runlock_release(d->runlock);
 }
 
 int main(int argc, char **argv)
 {
     struct daemon d = {0};
+    d.runlock = -1;
     int foreground = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-c") && i + 1 < argc)

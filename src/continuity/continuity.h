@@ -76,4 +76,25 @@ int continuity_idle(const struct continuity *c);
  * before delivery_free (the engine's sessions use the delivery's resolver). */
 void continuity_free(struct continuity *c);
 
+/* 1 while this node leads (probes and drives the domains; always on one node). */
+int continuity_leading(const struct continuity *c);
+/* Reads the domains again now (another node changed one). */
+void continuity_kick(struct continuity *c);
+
+/*
+ * The node's membership of a cluster (cluster.c): a heartbeat in the store,
+ * its leases renewed while it lives, and a listener that turns the other
+ * nodes' wake-ups into a queue scan or a fresh look at the domains. At start
+ * it frees the claims a previous run of the same node left; at the end it
+ * gives up the lead and its claims so that the others take over at once.
+ * With the embedded store (one node) it keeps the heartbeat only.
+ */
+struct cluster_node;
+struct cluster_node *cluster_node_start(struct event_base *base, const struct config *cfg, struct store *read_store,
+                                        struct store_writer *writer, struct delivery *delivery,
+                                        struct continuity *continuity, char *err, size_t errlen);
+/* After store_writer_stop (outcomes are committed): frees the lead and the
+ * claims, tells the other nodes, and frees the node. */
+void cluster_node_free(struct cluster_node *n);
+
 #endif

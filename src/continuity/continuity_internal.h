@@ -43,6 +43,8 @@ struct continuity {
     unsigned probe_interval;    /* seconds */
     unsigned drain_concurrency; /* sessions per domain */
     unsigned drain_rate;        /* per second, 0: no limit */
+    unsigned claim_lease;       /* seconds a drain's claim on an entry lasts unless renewed */
+    int leading;                /* this node probes and drives the domains (store_lead_try) */
     struct store *st;           /* the loop thread's read connection */
     struct store_writer *writer;
     struct blobstore *blobs;

@@ -177,7 +177,9 @@ static size_t drain_scan(struct drain *dr)
     struct continuity *c = dr->cd->c;
     struct scan sc = {dr, 0};
     size_t limit = g_hash_table_size(c->inflight) + g_hash_table_size(dr->skipped) + DRAIN_BATCH;
-    if (store_mailbox_redelivery_due(c->st, dr->cd->id, limit, scan_one, &sc) < 0)
+    int64_t now = time_now();
+    if (store_mailbox_claim_redelivery(c->st, dr->cd->id, now, now + (int64_t)c->claim_lease, limit, scan_one, &sc) <
+        0)
         log_err("continuity: domain %s: cannot read the mailbox entries waiting for re-delivery",
                 dr->cd->row.name);
     return sc.added;

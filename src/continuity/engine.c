@@ -5,6 +5,13 @@
  * and the tick that keeps every domain doing what its state says: probing in
  * outage, draining when recovering, sweeping leftovers when normal.
  *
+ * With several nodes (PostgreSQL) one of them leads (store_lead_try, asked
+ * every tick): only the leader probes, drains and sweeps; every node still
+ * reports its own deliveries' faults (a state change is a compare-and-set on
+ * the locked domain row, so two nodes seeing the same fault make one event)
+ * and diverts by the state it reads. A leader that dies loses the lead with
+ * its database session, and the next node's tick takes it over.
+ *
  * The store is the truth. The table is a cache of it, read again every tick
  * (so `lifeboatctl continuity enable|disable` and `domain set --route` are
  * seen within a second) and updated at once when one of our own state changes
@@ -102,7 +109,7 @@ static void reconcile(struct cdomain *cd, int64_t now_ms)
     struct continuity *c = cd->c;
     if (c->stopping)
         return;
-    if (cd->gone) {
+    if (cd->gone || !c->leading) {
         if (cd->probe)
             probe_abort(cd->probe);
         if (cd->drain)
@@ -144,6 +151,31 @@ static void reconcile(struct cdomain *cd, int64_t now_ms)
     }
 }
 
+/* Takes the lead when it is free; notices when it was lost. */
+static void update_lead(struct continuity *c)
+{
+    int was = c->leading;
+    c->leading = store_lead_try(c->st) == 1;
+    if (c->leading == was)
+        return;
+    if (c->leading) {
+        log_info("continuity: node %s leads: it probes and drives the domains' states", store_node(c->st));
+        /* What the last leader left: probe and sweep now. */
+        GHashTableIter it;
+        gpointer key, value;
+        g_hash_table_iter_init(&it, c->domains);
+        while (g_hash_table_iter_next(&it, &key, &value)) {
+            struct cdomain *cd = value;
+            cd->next_probe_ms = cd->next_sweep_ms = 0;
+        }
+    } else {
+        log_warn("continuity: node %s no longer leads (another node does, or the database cannot tell)",
+                 store_node(c->st));
+        /* Our drains stop (reconcile); what they held is free for the leader now. */
+        store_claims_release(c->st, 0, 1);
+    }
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct continuity *c = arg;
@@ -151,6 +183,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (c->stopping)
         return;
+    update_lead(c);
     if (refresh(c) == 0) {
         int64_t now = time_mono_ms();
         GHashTableIter it;
@@ -161,6 +194,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     struct timeval tv = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
     evtimer_add(c->tick_ev, &tv);
+}
+
+int continuity_leading(const struct continuity *c)
+{
+    return c->leading;
+}
+
+void continuity_kick(struct continuity *c)
+{
+    cont_kick(c);
 }
 
 void cont_kick(struct continuity *c)
@@ -191,7 +234,7 @@ static int transition_write(struct store *st, struct blobstore *bs, void *arg)
     struct transition *t = arg;
     (void)bs;
     struct store_domain dom;
-    int rc = store_domain_get_by_id(st, t->domain_id, &dom);
+    int rc = store_domain_get_locked(st, t->domain_id, &dom);
     if (rc != STORE_OK)
         return rc;
     cont_fsm_step(dom.state, dom.continuity, t->input, &t->step);
@@ -362,6 +405,7 @@ static void take_config(struct continuity *c, const struct config *cfg)
     c->probe_interval = cfg->dr_probe_interval ? cfg->dr_probe_interval : 30;
     c->drain_concurrency = cfg->drain_concurrency ? cfg->drain_concurrency : 1;
     c->drain_rate = cfg->drain_rate;
+    c->claim_lease = cfg->claim_lease ? cfg->claim_lease : 60;
 }
 
 struct continuity *continuity_start(struct event_base *base, const struct config *cfg,

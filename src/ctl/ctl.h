@@ -164,10 +164,12 @@ int ctl_config_check(struct ctl *c, int argc, char **argv);
 int ctl_ldap_set(struct ctl *c, int argc, char **argv);
 int ctl_ldap_sync(struct ctl *c, int argc, char **argv);
 int ctl_ldap_status(struct ctl *c, int argc, char **argv);
+int ctl_cluster_status(struct ctl *c, int argc, char **argv);
 int ctl_user_readiness(struct ctl *c, int argc, char **argv);
 int ctl_user_import(struct ctl *c, int argc, char **argv);
 int ctl_user_unlock(struct ctl *c, int argc, char **argv);
 int ctl_domain_del(struct ctl *c, int argc, char **argv);
 int ctl_customer_del(struct ctl *c, int argc, char **argv);
+int ctl_migrate(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -465,7 +465,9 @@ static void scan(struct delivery *d)
     int64_t now = time_now();
     struct scan sc = {d, g_array_new(FALSE, FALSE, sizeof(struct store_rcpt)), 0};
     size_t limit = g_hash_table_size(d->inflight) + SCAN_BATCH;
-    if (store_rcpt_due(d->st, now, limit, collect_due, &sc) < 0)
+    /* Claimed for this node: with several nodes, the others leave these
+     * alone while our lease lives (cluster.c renews it). */
+    if (store_rcpt_claim_due(d->st, now, now + (int64_t)d->cfg->claim_lease, limit, collect_due, &sc) < 0)
         log_err("queue runner: cannot read due recipients; trying again in %d s", POLL_SECONDS);
     d->scan_truncated = sc.truncated;
 

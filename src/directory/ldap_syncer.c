@@ -40,14 +40,22 @@ struct due {
     int64_t now;
 };
 
+/* 1 when the domain's directory is due for a sync, 0 if not, -1 on a store error. */
+static int is_due(struct store *st, const struct store_ldap_settings *s, int64_t now)
+{
+    struct store_ldap_report r;
+    int rc = store_ldap_report_get(st, s->domain_id, &r);
+    if (rc == STORE_ERR)
+        return -1;
+    return rc == STORE_NOTFOUND || s->updated > r.at || now - r.at >= s->interval;
+}
+
 static int collect_due(const struct store_ldap_settings *s, void *arg)
 {
     struct due *d = arg;
-    struct store_ldap_report r;
-    int rc = store_ldap_report_get(d->st, s->domain_id, &r);
-    if (rc == STORE_ERR)
+    int due = is_due(d->st, s, d->now);
+    if (due < 0)
         return 1;
-    int due = rc == STORE_NOTFOUND || s->updated > r.at || d->now - r.at >= s->interval;
     if (!due)
         return 0;
     if (d->n == d->cap) {
@@ -85,13 +93,20 @@ static void sync_due(struct directory_ldap_syncer *s)
     }
     struct directory_writer w = {writer_run, s->w};
     for (size_t i = 0; i < d.n && !stopping(s); i++) {
-        struct store_domain dom;
-        if (store_domain_get_by_id(s->st, d.ids[i], &dom) != STORE_OK)
+        /* With several nodes, one syncs a domain; the others see its report. */
+        if (store_work_lock_try(s->st, STORE_WORK_LDAP_SYNC, d.ids[i]) != 1)
             continue;
-        struct store_ldap_report rep;
-        char err[512];
-        /* directory_ldap_sync logs the outcome and stores the report. */
-        directory_ldap_sync(s->st, &w, dom.name, &rep, err, sizeof err);
+        struct store_domain dom;
+        struct store_ldap_settings set;
+        if (store_domain_get_by_id(s->st, d.ids[i], &dom) == STORE_OK &&
+            store_ldap_settings_get(s->st, d.ids[i], &set) == STORE_OK && is_due(s->st, &set, time_now()) == 1) {
+            struct store_ldap_report rep;
+            char err[512];
+            /* directory_ldap_sync logs the outcome and stores the report. */
+            directory_ldap_sync(s->st, &w, dom.name, &rep, err, sizeof err);
+        }
+        memset(set.bind_password, 0, sizeof set.bind_password);
+        store_work_unlock(s->st, STORE_WORK_LDAP_SYNC, d.ids[i]);
     }
     free(d.ids);
 }

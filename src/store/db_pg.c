@@ -46,6 +46,8 @@ struct pg_conn {
     char url[1024];    /* as configured (may hold a password: never logged) */
     unsigned gen;      /* bumped at each reconnect: server statements are gone */
     unsigned next_id;  /* names of prepared statements */
+    int lost_in_tx;    /* the connection died inside a transaction: every
+                          statement fails until the caller ends it */
 };
 
 struct pg_stmt {
@@ -156,12 +158,14 @@ static int fail(struct store *st, const PGresult *res)
 static int ensure_connected(struct store *st)
 {
     struct pg_conn *c = pgc(st);
-    if (PQstatus(c->conn) == CONNECTION_OK)
-        return 0;
-    if (st->in_tx) {
+    if (c->lost_in_tx || (PQstatus(c->conn) != CONNECTION_OK && st->in_tx)) {
+        /* Reconnecting now would run the rest of the transaction on its own. */
+        c->lost_in_tx = 1;
         snprintf(st->errmsg, sizeof st->errmsg, "the connection to PostgreSQL was lost in a transaction");
         return -1;
     }
+    if (PQstatus(c->conn) == CONNECTION_OK)
+        return 0;
     PQreset(c->conn);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         fail(st, NULL);
@@ -342,6 +346,17 @@ static void p_bind_blob(struct db_stmt *s, int idx, const void *data, size_t len
     p->fmts[i] = 1;
 }
 
+static void p_bind_null(struct db_stmt *s, int idx)
+{
+    struct pg_stmt *p = ps(s);
+    int i = param_slot(p, idx);
+    if (i < 0)
+        return;
+    p->vals[i] = NULL; /* libpq sends a NULL value as SQL NULL */
+    p->lens[i] = 0;
+    p->fmts[i] = 0;
+}
+
 static int p_bind_count(struct db_stmt *s)
 {
     return ps(s)->nparams;
@@ -388,6 +403,10 @@ static int p_step(struct db_stmt *s)
     struct pg_stmt *p = ps(s);
     if (!p->res) {
         int rc = execute(p);
+        /* Outside a transaction a statement that met a dead connection (the
+         * server restarted, a failover) runs again once on a new one. */
+        if (rc == DB_RETRY && !s->st->in_tx && PQstatus(pgc(s->st)->conn) != CONNECTION_OK)
+            rc = execute(p);
         if (rc != DB_DONE)
             return rc;
     }
@@ -503,10 +522,38 @@ static size_t p_col_bytes(struct db_stmt *s, int i)
     }
 }
 
+static int p_col_type(struct db_stmt *s, int i)
+{
+    struct pg_stmt *p = ps(s);
+    if (p_null(p, i))
+        return DB_TYPE_NULL;
+    switch (PQftype(p->res, i)) {
+    case OID_INT8:
+    case OID_INT4:
+    case OID_INT2:
+    case OID_BOOL:
+        return DB_TYPE_INT;
+    case OID_FLOAT8:
+    case OID_NUMERIC:
+        return DB_TYPE_FLOAT;
+    case OID_BYTEA:
+        return DB_TYPE_BLOB;
+    default:
+        return DB_TYPE_TEXT;
+    }
+}
+
 /* ------------------------------------------------------------- connections */
 
 static int p_exec(struct store *st, const char *sql)
 {
+    struct pg_conn *c = pgc(st);
+    if (c->lost_in_tx && (strcmp(sql, "ROLLBACK") == 0 || strcmp(sql, "COMMIT") == 0)) {
+        /* The server rolled the transaction back when the connection died. */
+        c->lost_in_tx = 0;
+        st->in_tx = 0;
+        return sql[0] == 'R' ? DB_DONE : DB_RETRY;
+    }
     if (ensure_connected(st) != 0)
         return DB_RETRY;
     PGresult *res = PQexec(pgc(st)->conn, sql);
@@ -524,8 +571,15 @@ static int p_exec(struct store *st, const char *sql)
     return rc;
 }
 
+static unsigned p_conn_gen(const struct store *st)
+{
+    return pgc(st)->gen + 1;
+}
+
 static int p_in_transaction(struct store *st)
 {
+    if (pgc(st)->lost_in_tx)
+        return 1; /* until the caller ends it */
     PGTransactionStatusType t = PQtransactionStatus(pgc(st)->conn);
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
@@ -559,10 +613,13 @@ static int p_open(struct store *st, const struct config *cfg, char *err, size_t 
     st->conn = c;
     snprintf(c->url, sizeof c->url, "%s", cfg->store);
     char app[96];
-    snprintf(app, sizeof app, "lifeboat@%s", cfg->node_name[0] ? cfg->node_name : "node");
+    snprintf(app, sizeof app, "lifeboat@%s", cfg->node_name);
     /* Defaults first: what the URL says wins. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {PG_CONNECT_TIMEOUT, app, c->url, NULL};
+    /* Keepalives: a node cut off from the database (not just dead) is
+     * noticed within about half a minute, so its lead goes to another. */
+    const char *keys[] = {"connect_timeout", "application_name", "keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "dbname", NULL};
+    const char *vals[] = {PG_CONNECT_TIMEOUT, app, "10", "5", "3", c->url, NULL};
     c->conn = PQconnectdbParams(keys, vals, 1);
     char shown[1100];
     url_redact(cfg->store, shown, sizeof shown);
@@ -599,10 +656,12 @@ const struct db_ops db_pg_ops = {
     .prepare = p_prepare,
     .exec = p_exec,
     .in_transaction = p_in_transaction,
+    .conn_gen = p_conn_gen,
     .begin_sql = "BEGIN",
     .bind_int64 = p_bind_int64,
     .bind_text = p_bind_text,
     .bind_blob = p_bind_blob,
+    .bind_null = p_bind_null,
     .bind_count = p_bind_count,
     .step = p_step,
     .reset = p_reset,
@@ -611,4 +670,5 @@ const struct db_ops db_pg_ops = {
     .col_text = p_col_text,
     .col_blob = p_col_blob,
     .col_bytes = p_col_bytes,
+    .col_type = p_col_type,
 };

@@ -141,6 +141,12 @@ static int l_in_transaction(struct store *st)
     return !sqlite3_get_autocommit(lite_db(st));
 }
 
+static unsigned l_conn_gen(const struct store *st)
+{
+    (void)st;
+    return 1;
+}
+
 static void l_bind_int64(struct db_stmt *s, int idx, int64_t v)
 {
     sqlite3_bind_int64(raw(s), idx, v);
@@ -154,6 +160,11 @@ static void l_bind_text(struct db_stmt *s, int idx, const char *t, size_t len)
 static void l_bind_blob(struct db_stmt *s, int idx, const void *p, size_t len)
 {
     sqlite3_bind_blob(raw(s), idx, p, (int)len, SQLITE_STATIC);
+}
+
+static void l_bind_null(struct db_stmt *s, int idx)
+{
+    sqlite3_bind_null(raw(s), idx);
 }
 
 static int l_bind_count(struct db_stmt *s)
@@ -188,6 +199,22 @@ static const void *l_col_blob(struct db_stmt *s, int i)
 static size_t l_col_bytes(struct db_stmt *s, int i)
 {
     return (size_t)sqlite3_column_bytes(raw(s), i);
+}
+
+static int l_col_type(struct db_stmt *s, int i)
+{
+    switch (sqlite3_column_type(raw(s), i)) {
+    case SQLITE_INTEGER:
+        return DB_TYPE_INT;
+    case SQLITE_FLOAT:
+        return DB_TYPE_FLOAT;
+    case SQLITE_TEXT:
+        return DB_TYPE_TEXT;
+    case SQLITE_BLOB:
+        return DB_TYPE_BLOB;
+    default:
+        return DB_TYPE_NULL;
+    }
 }
 
 /* ---------------------------------------------------------- open and close */
@@ -254,10 +281,12 @@ const struct db_ops db_sqlite_ops = {
     .prepare = l_prepare,
     .exec = l_exec,
     .in_transaction = l_in_transaction,
+    .conn_gen = l_conn_gen,
     .begin_sql = "BEGIN IMMEDIATE",
     .bind_int64 = l_bind_int64,
     .bind_text = l_bind_text,
     .bind_blob = l_bind_blob,
+    .bind_null = l_bind_null,
     .bind_count = l_bind_count,
     .step = l_step,
     .reset = l_reset,
@@ -266,4 +295,5 @@ const struct db_ops db_sqlite_ops = {
     .col_text = l_col_text,
     .col_blob = l_col_blob,
     .col_bytes = l_col_bytes,
+    .col_type = l_col_type,
 };

@@ -108,6 +108,9 @@ int store_domain_add(struct store *st, const struct store_domain *d, int64_t *id
 int store_domain_update(struct store *st, const struct store_domain *d); /* by d->id */
 int store_domain_get(struct store *st, const char *name, struct store_domain *out);
 int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain *out);
+/* The same inside a write transaction, locking the row until it ends: what
+ * several nodes changing one domain's state at once take turns on. */
+int store_domain_get_locked(struct store *st, int64_t id, struct store_domain *out);
 int store_domain_list(struct store *st, int (*cb)(const struct store_domain *, void *), void *arg);
 /* Sets the continuity settings of a domain: enabled, --outgoing-to-own-server,
  * and continuity_since (the caller keeps the old value when it only changes
@@ -236,6 +239,11 @@ int store_message_get(struct store *st, const char *id, struct store_msg *out);
 int store_rcpt_due(struct store *st, int64_t now, size_t limit,
                    int (*cb)(const struct store_rcpt *, void *), void *arg);
 /* Earliest next_attempt among queued recipients not held; STORE_NOTFOUND when none. */
+/* The runner's store_rcpt_due: the same rows, claimed for this node until
+ * `until` (see "several nodes" below); what another node holds under a live
+ * lease is left out. */
+int store_rcpt_claim_due(struct store *st, int64_t now, int64_t until, size_t limit,
+                         int (*cb)(const struct store_rcpt *, void *), void *arg);
 int store_rcpt_next_due(struct store *st, int64_t *when_out);
 int store_rcpt_get(struct store *st, int64_t id, struct store_rcpt *out);
 /* Records an attempt's outcome: one transition. RCPT_SENT, RCPT_QUEUED (a
@@ -426,6 +434,10 @@ int store_mailbox_redelivery_due(struct store *st, int64_t domain_id, size_t lim
  * STORE_OK also when it was done already; STORE_NOTFOUND when there is no such
  * entry or it is not waiting (deleted or marked meanwhile: nothing changes). */
 int store_mailbox_redelivered(struct store *st, int64_t entry_id);
+/* The drain's store_mailbox_redelivery_due: the same entries, claimed for this
+ * node until `until`; what another node holds under a live lease is left out. */
+int store_mailbox_claim_redelivery(struct store *st, int64_t domain_id, int64_t now, int64_t until, size_t limit,
+                                   int (*cb)(const struct store_mailbox_entry *, void *), void *arg);
 /* Moves an entry between folders; moving to Trash keeps it re-deliverable. */
 int store_mailbox_move(struct store *st, int64_t entry_id, int folder);
 /* Sets seen and flagged (-1: leave alone). */
@@ -839,5 +851,85 @@ int store_user_readiness_get(struct store *st, int64_t user_id, struct store_use
  * by address. */
 int store_user_readiness_list(struct store *st, int64_t domain_id, int64_t customer_id,
                               int (*cb)(const struct store_user_readiness *, void *), void *arg);
+
+/* ------------------------------------------------------------ several nodes */
+
+/*
+ * With PostgreSQL any number of lifeboatd nodes share the store. Work is
+ * claimed: store_rcpt_due and store_mailbox_redelivery_due mark what they
+ * return with this connection's node (config node_name) and a lease expiry
+ * (`until`), skip what another node holds under a live lease, and take over
+ * expired ones (a dead node's work); the node renews its leases while it lives
+ * (store_claims_renew). The outcome of a claimed row (store_rcpt_update,
+ * store_mailbox_redelivered) is recorded only while the claim is still this
+ * node's or free, and frees it. One node at a time leads (store_lead_try):
+ * it probes routes and drives the domains' states. With the embedded SQLite
+ * store there is one node: the claims and the lead are implicit (nothing is
+ * written, store_lead_try is always 1, store_notify does nothing).
+ */
+
+/* This connection's node name. */
+const char *store_node(const struct store *st);
+
+/* 1 when this connection holds the lead (taking it if free), 0 when another
+ * node does, STORE_ERR when the database cannot tell. On PostgreSQL a
+ * session-level advisory lock: it is released when the node's connection
+ * ends, so a node that dies loses it at once. */
+int store_lead_try(struct store *st);
+/* Gives the lead up (a node stopping). */
+int store_lead_release(struct store *st);
+
+/* A long piece of work that one node at a time does (an LDAP sync of a
+ * domain): 1 when this connection now holds it, 0 when another node does.
+ * Held until store_work_unlock or the end of the session. Always 1 on the
+ * embedded store. */
+enum store_work { STORE_WORK_LDAP_SYNC = 1, STORE_WORK_ARCHIVE_PURGE = 2 };
+int store_work_lock_try(struct store *st, enum store_work kind, int64_t id);
+int store_work_unlock(struct store *st, enum store_work kind, int64_t id);
+/* The same for the rest of the caller's transaction (released at its end). */
+int store_work_xact_try(struct store *st, enum store_work kind);
+
+/* Renews this node's leases on recipients and, when mailbox is set (the node
+ * leads and drains), on mailbox entries, until `until`. */
+int store_claims_renew(struct store *st, int64_t until, int mailbox);
+/* Frees this node's claims: all of them at start-up (a restarted node takes
+ * its work again), its mailbox entries when it stops leading. */
+int store_claims_release(struct store *st, int recipients, int mailbox);
+
+/* A node's row in the nodes table (lifeboatctl cluster status). */
+struct store_node_info {
+    char name[64];
+    int64_t started;
+    int64_t heartbeat;
+    char version[32];
+    char addr[128];
+    int lead;        /* holds the lead now */
+    unsigned claims; /* recipients and mailbox entries it holds under a live lease */
+};
+/* Records this node's heartbeat (the row is made on the first one). */
+int store_node_heartbeat(struct store *st, int64_t started, int64_t now, const char *version,
+                         const char *addr);
+/* Every node that ever ran, by name; lead and claims as of now. */
+int store_node_list(struct store *st, int64_t now, int (*cb)(const struct store_node_info *, void *),
+                    void *arg);
+/* Forgets a node's row (a node retired for good); STORE_NOTFOUND if none. */
+int store_node_del(struct store *st, const char *name);
+
+/* Wake-ups between nodes: store_notify sends `what` ("queue", "domain",
+ * "config") to every node's listener when the caller's transaction commits
+ * (at once outside one). Nothing on SQLite. */
+int store_notify(struct store *st, const char *what);
+
+/* A node's listener: its own connection that LISTENs. store_listen_open gives
+ * NULL in *out (and STORE_OK) with the embedded store, which has no other
+ * nodes. The file descriptor becomes readable when something arrived;
+ * store_listen_read calls cb for each wake-up, and returns STORE_ERR when the
+ * connection was lost (close it and open a new one later: what was sent
+ * meanwhile is lost, so the caller then acts as if everything arrived). */
+struct store_listener;
+int store_listen_open(const struct config *cfg, struct store_listener **out, char *err, size_t errlen);
+int store_listen_fd(const struct store_listener *l);
+int store_listen_read(struct store_listener *l, void (*cb)(const char *what, void *arg), void *arg);
+void store_listen_close(struct store_listener *l);
 
 #endif

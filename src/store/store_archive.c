@@ -699,7 +699,14 @@ int store_archive_purge(struct store *st, int64_t before, size_t limit, uint64_t
         free(l.v);
         return rc;
     }
-    struct db_stmt *s = stmt_get(st, sql_old);
+    /* Every node runs the daily purge: one of them does a batch at a time
+     * (the others find nothing to do and come back tomorrow). */
+    int mine = store_work_xact_try(st, STORE_WORK_ARCHIVE_PURGE);
+    struct db_stmt *s = mine == 1 ? stmt_get(st, sql_old) : NULL;
+    if (mine == 0) {
+        free(l.v);
+        return op_end(st, &op, STORE_OK);
+    }
     if (s) {
         db_bind_int64(s, 1, before);
         db_bind_int64(s, 2, (int64_t)limit);

@@ -130,6 +130,11 @@ void db_bind_blob(struct db_stmt *s, int idx, const void *p, size_t len)
     s->ops->bind_blob(s, idx, p, len);
 }
 
+void db_bind_null(struct db_stmt *s, int idx)
+{
+    s->ops->bind_null(s, idx);
+}
+
 int db_bind_count(struct db_stmt *s)
 {
     return s->ops->bind_count(s);
@@ -164,6 +169,11 @@ const void *db_col_blob(struct db_stmt *s, int i)
 size_t db_col_bytes(struct db_stmt *s, int i)
 {
     return s->ops->col_bytes(s, i);
+}
+
+int db_col_type(struct db_stmt *s, int i)
+{
+    return s->ops->col_type(s, i);
 }
 
 void col_text(struct db_stmt *stmt, int i, char *out, size_t outlen)
@@ -424,7 +434,25 @@ int store_config_is_pg(const struct config *cfg)
     return strncmp(cfg->store, "postgresql://", 13) == 0 || strncmp(cfg->store, "postgres://", 11) == 0;
 }
 
-int store_open(const struct config *cfg, struct store **out, char *err, size_t errlen)
+/* A database that lifeboatctl migrate began to fill and did not finish
+ * holds half an installation: no node may start on it. 1 when so. */
+static int copy_unfinished(struct store *st)
+{
+    static const char sql[] = "SELECT 1 WHERE to_regclass('migrate_progress') IS NOT NULL";
+    static const char sql_run[] = "SELECT count(*) FROM migrate_progress WHERE item = '' AND done = 0";
+    if (st->kind != DB_PG)
+        return 0;
+    int has = 0;
+    unsigned open = 0;
+    struct db_stmt *s = stmt_get(st, sql);
+    if (!s || stmt_fetch_one(st, sql, s, read_col0_int, &has, "migrate progress") == STORE_ERR)
+        return 0; /* the store's own errors show soon enough */
+    if (!has || !(s = stmt_get(st, sql_run)))
+        return 0;
+    return stmt_fetch_count(st, sql_run, s, &open, "migrate progress") == STORE_OK && open > 0;
+}
+
+static int open_store(const struct config *cfg, struct store **out, int migrate, char *err, size_t errlen)
 {
     *out = NULL;
     const struct db_ops *ops;
@@ -446,14 +474,32 @@ int store_open(const struct config *cfg, struct store **out, char *err, size_t e
     }
     st->ops = ops;
     st->kind = ops == &db_pg_ops ? DB_PG : DB_SQLITE;
+    snprintf(st->node, sizeof st->node, "%s", cfg->node_name);
     /* data_dir holds the node's own files whatever the engine (blobs unless
      * they live elsewhere, tmp/, DKIM keys). */
-    if (store_prepare_data_dir(cfg->data_dir, err, errlen) != 0 || ops->open(st, cfg, err, errlen) != 0 || store_migrate(st, err, errlen) != 0) {
+    if (store_prepare_data_dir(cfg->data_dir, err, errlen) != 0 || ops->open(st, cfg, err, errlen) != 0 ||
+        (migrate && store_migrate(st, err, errlen) != 0)) {
+        store_close(st);
+        return STORE_ERR;
+    }
+    if (migrate && copy_unfinished(st)) {
+        snprintf(err, errlen, "lifeboatctl migrate has not finished copying into this database: run it again "
+                              "until its count check passes, then start the nodes");
         store_close(st);
         return STORE_ERR;
     }
     *out = st;
     return STORE_OK;
+}
+
+int store_open(const struct config *cfg, struct store **out, char *err, size_t errlen)
+{
+    return open_store(cfg, out, 1, err, errlen);
+}
+
+int store_open_unmigrated(const struct config *cfg, struct store **out, char *err, size_t errlen)
+{
+    return open_store(cfg, out, 0, err, errlen);
 }
 
 void store_close(struct store *st)

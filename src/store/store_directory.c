@@ -240,6 +240,16 @@ int store_domain_get_by_id(struct store *st, int64_t id, struct store_domain *ou
     return stmt_fetch_one(st, sql, s, read_domain, out, "domain get");
 }
 
+int store_domain_get_locked(struct store *st, int64_t id, struct store_domain *out)
+{
+    static const char sql[] = "SELECT " DOMAIN_READ_COLS " FROM domains WHERE id = ?1 FOR UPDATE";
+    struct db_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    db_bind_int64(s, 1, id);
+    return stmt_fetch_one(st, sql, s, read_domain, out, "domain get for update");
+}
+
 struct domain_each {
     int (*cb)(const struct store_domain *, void *);
     void *arg;

@@ -29,7 +29,7 @@ static size_t utf8_cut(const char *s, size_t max)
 int store_domain_set_state(struct store *st, int64_t domain_id, int state, const char *cause, int64_t now,
                            int64_t *event_id_out)
 {
-    static const char sql_get[] = "SELECT state FROM domains WHERE id = ?1";
+    static const char sql_get[] = "SELECT state FROM domains WHERE id = ?1 FOR UPDATE";
     static const char sql_event[] = "INSERT INTO domain_events (domain_id, at, from_state, to_state, cause) "
                                     "VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
     static const char sql_set[] = "UPDATE domains SET state = ?2, state_since = ?3, state_cause = ?4, "
@@ -94,6 +94,8 @@ int store_domain_set_state(struct store *st, int64_t domain_id, int state, const
     db_bind_int64(s, 1, domain_id);
     rc = stmt_run(st, sql_prune, s, "prune mailbox tombstones");
 out:
+    if (rc == STORE_OK && event_id)
+        rc = store_notify(st, "domain"); /* the other nodes see the new state now */
     rc = op_end(st, &op, rc);
     if (rc == STORE_OK && event_id_out)
         *event_id_out = event_id;

@@ -44,6 +44,8 @@ struct store {
     unsigned savepoints; /* open store_savepoint levels (store_savepoint_depth) */
     int in_tx;           /* an explicit transaction is open (store_begin) */
     unsigned changes;    /* rows the last INSERT/UPDATE/DELETE changed */
+    char node[64];       /* config node_name: whose claims these are */
+    unsigned lead_gen;   /* conn_gen when the lead was taken, + 1 (0: not leading) */
     char errmsg[256];    /* the engine's message for the last failure */
 };
 
@@ -71,6 +73,8 @@ void db_bind_int(struct db_stmt *s, int idx, int v);
 void db_bind_text(struct db_stmt *s, int idx, const char *t);
 void db_bind_textn(struct db_stmt *s, int idx, const char *t, size_t len);
 void db_bind_blob(struct db_stmt *s, int idx, const void *p, size_t len);
+/* SQL NULL (the db_bind_* above never bind one). */
+void db_bind_null(struct db_stmt *s, int idx);
 /* How many parameters the statement has. */
 int db_bind_count(struct db_stmt *s);
 
@@ -84,6 +88,11 @@ int db_col_int(struct db_stmt *s, int i);
 const char *db_col_text(struct db_stmt *s, int i);
 const void *db_col_blob(struct db_stmt *s, int i);
 size_t db_col_bytes(struct db_stmt *s, int i);
+/* The type of column i's value in the current row, for code that copies
+ * columns it does not know (store_copy.c): SQLite's type of the value itself,
+ * PostgreSQL's from the column's type (a NULL is DB_TYPE_NULL on both). */
+enum db_type { DB_TYPE_NULL, DB_TYPE_INT, DB_TYPE_FLOAT, DB_TYPE_TEXT, DB_TYPE_BLOB };
+int db_col_type(struct db_stmt *s, int i);
 /* Copies column i into out, truncating to outlen - 1 bytes; NULL gives "". */
 void col_text(struct db_stmt *stmt, int i, char *out, size_t outlen);
 
@@ -156,11 +165,15 @@ struct db_ops {
     struct db_stmt *(*prepare)(struct store *st, const char *sql, int persistent);
     int (*exec)(struct store *st, const char *sql); /* DB_DONE or a failure */
     int (*in_transaction)(struct store *st);
+    /* Counts the connection's (re)connections: session state (prepared
+     * statements, advisory locks) belongs to one value. */
+    unsigned (*conn_gen)(const struct store *st);
     const char *begin_sql; /* the engine's BEGIN of a write transaction */
 
     void (*bind_int64)(struct db_stmt *s, int idx, int64_t v);
     void (*bind_text)(struct db_stmt *s, int idx, const char *t, size_t len);
     void (*bind_blob)(struct db_stmt *s, int idx, const void *p, size_t len);
+    void (*bind_null)(struct db_stmt *s, int idx);
     int (*bind_count)(struct db_stmt *s);
     int (*step)(struct db_stmt *s);
     void (*reset)(struct db_stmt *s); /* also clears the bindings */
@@ -169,6 +182,7 @@ struct db_ops {
     const char *(*col_text)(struct db_stmt *s, int i); /* never NULL */
     const void *(*col_blob)(struct db_stmt *s, int i);
     size_t (*col_bytes)(struct db_stmt *s, int i);
+    int (*col_type)(struct db_stmt *s, int i); /* enum db_type */
 };
 
 extern const struct db_ops db_sqlite_ops;
@@ -237,6 +251,11 @@ int store_blob_data_get(struct store *st, const char *blob_id,
 int store_blob_data_delete(struct store *st, const char *blob_id);
 int store_blob_data_each(struct store *st, int (*cb)(const char *blob_id, void *), void *arg);
 int store_blob_data_orphans_delete(struct store *st, unsigned *removed);
+
+/* store_open without its schema migrations, for a look at a database before
+ * its schema is made (store_copy.c: is the target empty?); store_migrate
+ * then makes it. */
+int store_open_unmigrated(const struct config *cfg, struct store **out, char *err, size_t errlen);
 
 /* store_schema.c: brings the schema to the newest version. 0 or -1 with err. */
 int store_migrate(struct store *st, char *err, size_t errlen);

@@ -89,7 +89,9 @@ static void read_entry_state(struct db_stmt *s, void *out)
 /* The entry, tombstone or not. */
 static int entry_state_get(struct store *st, int64_t id, struct entry_state *out)
 {
-    static const char sql[] = "SELECT " ENTRY_STATE_COLS " FROM mailbox WHERE id = ?1";
+    /* Every caller changes the entry next: the row stays locked until the
+     * transaction ends, so a user's delete and another node's drain take turns. */
+    static const char sql[] = "SELECT " ENTRY_STATE_COLS " FROM mailbox WHERE id = ?1 FOR UPDATE";
     struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
@@ -513,7 +515,10 @@ int store_mailbox_folder_counts(struct store *st, int64_t user_id, struct store_
 
 static int redelivered(struct store *st, int64_t entry_id)
 {
-    static const char sql_done[] = "UPDATE mailbox SET redeliver = 2 WHERE id = ?1";
+    /* Only while the claim is ours or free: after another node took our
+     * expired lease over, its drain records the entry, not ours. */
+    static const char sql_done[] = "UPDATE mailbox SET redeliver = 2, claim_node = '', claim_until = 0 "
+                                   "WHERE id = ?1 AND claim_node IN ('', ?2)";
     struct entry_state e;
     int rc = entry_live_get(st, entry_id, &e);
     if (rc != STORE_OK || e.redeliver == REDELIVER_DONE)
@@ -524,7 +529,17 @@ static int redelivered(struct store *st, int64_t entry_id)
         return STORE_NOTFOUND;
     }
     int changed = 0;
-    if ((rc = entry_exec(st, sql_done, entry_id, NULL, "mailbox entry redelivered")) == STORE_OK)
+    struct db_stmt *s = stmt_get(st, sql_done);
+    if (!s)
+        return STORE_ERR;
+    db_bind_int64(s, 1, entry_id);
+    db_bind_text(s, 2, store_node(st));
+    if ((rc = stmt_run(st, sql_done, s, "mailbox entry redelivered")) == STORE_OK && db_changes(st) == 0) {
+        log_warn("%s: store: mailbox entry %lld: another node holds its re-delivery now", e.msg_id,
+                 (long long)entry_id);
+        return STORE_NOTFOUND;
+    }
+    if (rc == STORE_OK)
         rc = entry_rcpts_move(st, entry_id, RCPT_CONTINUITY, RCPT_REDELIVERED, &changed);
     if (rc == STORE_OK) /* the drain sent it to each address of its list */
         rc = stats_count_entry(st, entry_id, STAT_REDELIVERED, time_now(), list_count(e.rcpts));
@@ -541,6 +556,31 @@ static int entry_op(struct store *st, int (*change)(struct store *, int64_t), in
     if (rc != STORE_OK)
         return rc;
     return op_end(st, &op, change(st, entry_id));
+}
+
+int store_mailbox_claim_redelivery(struct store *st, int64_t domain_id, int64_t now, int64_t until, size_t limit,
+                                   int (*cb)(const struct store_mailbox_entry *, void *), void *arg)
+{
+    /* As store_rcpt_claim_due: new claims written, our own read back. */
+    static const char sql[] =
+        "WITH c AS (UPDATE mailbox SET claim_node = ?3, claim_until = ?4 WHERE id IN ("
+        "  SELECT id FROM mailbox WHERE domain_id = ?1 AND redeliver = 1"
+        "  AND claim_until < ?5 AND claim_node <> ?3 ORDER BY received, id LIMIT ?2 FOR UPDATE SKIP LOCKED)"
+        "  RETURNING id) "
+        "SELECT " ENTRY_COLS " FROM mailbox WHERE id IN (SELECT id FROM c) OR (domain_id = ?1 AND redeliver = 1"
+        "  AND claim_node = ?3) ORDER BY received, id LIMIT ?2";
+    if (st->kind != DB_PG)
+        return store_mailbox_redelivery_due(st, domain_id, limit, cb, arg); /* one node */
+    struct db_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    db_bind_int64(s, 1, domain_id);
+    db_bind_int64(s, 2, limit ? (int64_t)limit : INT64_MAX);
+    db_bind_text(s, 3, store_node(st));
+    db_bind_int64(s, 4, until);
+    db_bind_int64(s, 5, now);
+    struct entry_each e = {cb, arg};
+    return stmt_each(st, sql, s, entry_each, &e, "claim mailbox redelivery");
 }
 
 int store_mailbox_redelivered(struct store *st, int64_t entry_id)

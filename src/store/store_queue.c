@@ -434,6 +434,34 @@ int store_rcpt_due(struct store *st, int64_t now, size_t limit,
     return stmt_each(st, sql, s, rcpt_each, &e, "due recipients");
 }
 
+int store_rcpt_claim_due(struct store *st, int64_t now, int64_t until, size_t limit,
+                         int (*cb)(const struct store_rcpt *, void *), void *arg)
+{
+    /* New claims: rows another node is working on are locked (skipped at
+     * once) or carry its live lease. Our own claims are read back as they are,
+     * not written again (the runner's in-flight set keeps it from running one
+     * twice; cluster.c renews them), so a busy runner's scans do not rewrite
+     * the rows it is sending. */
+    static const char sql[] =
+        "WITH c AS (UPDATE recipients SET claim_node = ?3, claim_until = ?4 WHERE id IN ("
+        "  SELECT id FROM recipients WHERE state = 0 AND next_attempt <= ?1 AND held = 0"
+        "  AND claim_until < ?1 AND claim_node <> ?3 ORDER BY next_attempt, id LIMIT ?2 FOR UPDATE SKIP LOCKED)"
+        "  RETURNING id) "
+        "SELECT " RCPT_COLS " WHERE r.id IN (SELECT id FROM c) OR (r.claim_node = ?3 AND r.state = 0"
+        "  AND r.next_attempt <= ?1 AND r.held = 0) ORDER BY r.next_attempt, r.id LIMIT ?2";
+    if (st->kind != DB_PG)
+        return store_rcpt_due(st, now, limit, cb, arg); /* one node: the runner's in-flight set */
+    struct db_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    db_bind_int64(s, 1, now);
+    db_bind_int64(s, 2, limit ? (int64_t)limit : INT64_MAX);
+    db_bind_text(s, 3, store_node(st));
+    db_bind_int64(s, 4, until);
+    struct rcpt_each e = {cb, arg};
+    return stmt_each(st, sql, s, rcpt_each, &e, "claim due recipients");
+}
+
 int store_rcpt_next_due(struct store *st, int64_t *when_out)
 {
     static const char sql[] = "SELECT next_attempt FROM recipients WHERE state = 0 AND held = 0 "
@@ -457,8 +485,11 @@ int store_rcpt_get(struct store *st, int64_t id, struct store_rcpt *out)
 int store_rcpt_update(struct store *st, int64_t id, int state, unsigned attempts, int64_t next_attempt,
                       const char *last_reply)
 {
+    /* Only while the claim is ours (or free): a node whose lease another
+     * took over must not overwrite what that node records. */
     static const char sql[] = "UPDATE recipients SET state = ?2, attempts = ?3, next_attempt = ?4, "
-                              "last_reply = ?5 WHERE id = ?1";
+                              "last_reply = ?5, claim_node = '', claim_until = 0 "
+                              "WHERE id = ?1 AND claim_node IN ('', ?6)";
     const struct store_rcpt *none = NULL;
     int counter = state == RCPT_SENT ? STAT_DELIVERED : state == RCPT_QUEUED ? STAT_DEFERRED
                 : state == RCPT_BOUNCED ? STAT_BOUNCED : -1;
@@ -474,6 +505,7 @@ int store_rcpt_update(struct store *st, int64_t id, int state, unsigned attempts
     db_bind_int64(s, 3, attempts);
     db_bind_int64(s, 4, next_attempt);
     bind_text_max(s, 5, last_reply, sizeof none->last_reply);
+    db_bind_text(s, 6, store_node(st));
     rc = stmt_run(st, sql, s, "recipient update");
     if (rc == STORE_OK && db_changes(st) == 0)
         rc = STORE_NOTFOUND;
@@ -631,6 +663,8 @@ int store_queue_hold(struct store *st, const char *msg_id, int64_t customer_id, 
     rc = share_get(st, msg_id, customer_id, &c);
     if (rc == STORE_OK)
         rc = share_exec(st, sql, msg_id, customer_id, hold ? 1 : 0, changed, hold ? "queue hold" : "queue release");
+    if (rc == STORE_OK && !hold)
+        rc = store_notify(st, "queue"); /* the nodes' runners look now */
     rc = op_end(st, &op, rc);
     if (rc != STORE_OK && changed)
         *changed = 0;
@@ -681,6 +715,7 @@ int store_queue_flush_scoped(struct store *st, int64_t customer_id, const char *
         log_info("queue flush%s%s: %u recipient(s) made due now", canon[0] ? " of " : "", canon, n);
         if (flushed)
             *flushed = n;
+        rc = store_notify(st, "queue"); /* every node's runner looks now */
     }
     return rc;
 }

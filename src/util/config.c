@@ -48,6 +48,7 @@ void config_defaults(struct config *cfg)
     cfg->delivery_timeout = 300;
     cfg->drain_concurrency = 4;
     cfg->drain_rate = 20;
+    cfg->claim_lease = 60;
     cfg->log_level = LOG_LEVEL_INFO;
 }
 
@@ -208,6 +209,7 @@ static const struct key_def keys[] = {
     {"outbound_relay", K_HOSTPORT, F(outbound_relay), "25", "host:port or none"},
     {"store", K_STORE, F(store), NULL, "sqlite or a postgresql:// URL"},
     {"blob_dir", K_PATH, F(blob_dir), NULL, "a directory path"},
+    {"claim_lease", K_DURATION, F(claim_lease), NULL, "a duration like 60s (5s at least)"},
     {"node_name", K_NODE, F(node_name), NULL, "a name of letters, digits, '.', '-' and '_' (up to 63)"},
     {"smtp_invalid_line_endings", K_LINE_ENDINGS, F(smtp_invalid_line_endings), NULL, "reject or fix"},
     {"smtp_timeout", K_DURATION, F(smtp_timeout), NULL, "a duration like 5m"},
@@ -409,6 +411,11 @@ int config_parse(struct config *cfg, const char *name, const char *text, size_t 
     }
     if (cfg->drain_concurrency == 0) {
         snprintf(err, errlen, "%s: drain_concurrency must be above 0", name);
+        return -1;
+    }
+    if (cfg->claim_lease < 5) {
+        snprintf(err, errlen, "%s: claim_lease must be 5s at least (nodes renew their claims every third of it)",
+                 name);
         return -1;
     }
     return 0;

@@ -52,6 +52,7 @@ struct config {
     char store[1024];                    /* "sqlite" or a postgresql:// URL */
     char blob_dir[1024];                 /* "": data_dir/blobs (SQLite) or in the database (PostgreSQL) */
     char node_name[64];                  /* this node's name in a cluster (claims, leases, logs) */
+    unsigned claim_lease;                /* seconds a node's claim on queued work lasts unless renewed */
     int smtp_invalid_line_endings;       /* enum config_line_endings */
 
     /* Extensions beyond SPEC.md's table, documented in docs/OPERATIONS.md. */
