@@ -563,14 +563,18 @@ static int put_db(struct blobstore *bs, struct store *st, const void *data, size
     int e = errno;
     pthread_mutex_unlock(&bs->lock);
     if (rc == 0 && !batch) {
-        rc = store_blob_data_put(st, id, frame, n, 0) == STORE_OK ? 0 : -1;
-        e = EIO;
+        if (store_blob_data_put(st, id, frame, n, 0) != STORE_OK) {
+            rc = -1;
+            e = EIO;
+        }
         free(frame);
     }
-    if (rc == 0)
+    if (rc == 0) {
         *stored_size = n;
+        return 0;
+    }
     errno = e;
-    return rc;
+    return -1;
 }
 
 int blob_put(struct blobstore *bs, struct store *st, const void *data, size_t len, char id[BLOB_ID_SIZE],

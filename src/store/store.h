@@ -317,7 +317,7 @@ int store_queue_stats(struct store *st, struct store_queue_stats *out);
 
 /* -------------------------------------------------------------------- blobs */
 
-/* Reference counts of blobs (the files live in blob.h's store).
+/* Reference counts of blobs (the bodies live in blob.h's store).
  *
  * store_blob_add records a blob just written by blob_put (no reference yet; a
  * no-op when it is known). The row that uses it must then take its reference
@@ -327,7 +327,9 @@ int store_queue_stats(struct store *st, struct store_queue_stats *out);
 int store_blob_add(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size);
 int store_blob_ref(struct store *st, const char *blob_id, uint64_t size, uint64_t stored_size);
 int store_blob_unref(struct store *st, const char *blob_id);
-/* Blobs whose count fell to zero: the caller unlinks the files, then forgets them. */
+/* Blobs whose count fell to zero, and the deletion of such a row (refs = 0
+ * still): the writer's GC, through blob.h's blob_forget, which removes the
+ * body too. */
 int store_blob_unreferenced(struct store *st, size_t limit, int (*cb)(const char *blob_id, void *),
                             void *arg);
 int store_blob_forget(struct store *st, const char *blob_id);

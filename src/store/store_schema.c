@@ -384,8 +384,9 @@ static const struct migration migrations[] = {
      "  addr TEXT NOT NULL DEFAULT ''"
      ") WITHOUT ROWID;"
      /* Message bodies kept in the database (PostgreSQL without blob_dir; the
-      * same table here keeps both schemas one). No foreign key: a body is
-      * made durable before the rows naming it commit, as a blob file is. */
+      * same table here keeps both schemas one). No foreign key: blob.c
+      * writes a body in the transaction that records its blobs row and
+      * deletes it with that row, in its own order (blob.c explains why). */
      "CREATE TABLE blob_data ("
      "  id TEXT PRIMARY KEY,"
      "  data BLOB NOT NULL"

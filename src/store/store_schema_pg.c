@@ -354,8 +354,9 @@ static const char schema[] =
     "  heartbeat BIGINT NOT NULL,"
     "  version TEXT NOT NULL DEFAULT '',"
     "  addr TEXT NOT NULL DEFAULT '');"
-    /* No foreign key: a body is made durable before the rows naming it
-     * commit, as a blob file is (start-up recovery removes orphans). */
+    /* No foreign key: blob.c writes a body in the transaction that records
+     * its blobs row and deletes it with that row, in its own order (blob.c
+     * explains why; start-up recovery removes orphans). */
     "CREATE TABLE blob_data ("
     "  id TEXT PRIMARY KEY,"
     "  data BYTEA NOT NULL);"

@@ -26,8 +26,10 @@ struct store_writer;
 
 /* Runs on the writer thread inside the group's transaction (and its own
  * savepoint: do not begin or commit). Return STORE_OK, or an error and the job's
- * writes are rolled back. Blobs it blob_put()s are made durable with the group
- * (blob.h batches); the ones no row references in the end are removed. */
+ * writes are rolled back. Blobs it blob_put()s (with st) are made durable with
+ * the group (blob.h batches; bodies for the database are written at the end of
+ * the job, in its savepoint); the ones no row references in the end are
+ * removed or never written. */
 typedef int (*store_job_fn)(struct store *st, struct blobstore *bs, void *arg);
 /* Runs on the submitting event loop with the job's final result (STORE_ERR if the
  * group's commit failed). May be NULL. */
