@@ -163,7 +163,9 @@ static int release(struct store *st, struct archive_release *r, int64_t now, str
     struct copy *copies = NULL;
     if (!e)
         return STORE_ERR;
-    int rc = store_archive_get(st, r->entry_id, e);
+    /* Locked: a purge on another node cannot drop the entry's blob between
+     * this read and the references the copies take. */
+    int rc = store_archive_get_locked(st, r->entry_id, e);
     if (rc == STORE_OK) {
         if (r->to) {
             for (size_t i = 0; i < r->nto; i++)

@@ -66,20 +66,20 @@ static int map_rc(struct store *st, int rc)
 }
 
 /*
- * The shared dialect's row locks (FOR UPDATE [SKIP LOCKED], which several
+ * The shared dialect's row locks (FOR UPDATE [SKIP LOCKED], FOR SHARE, which several
  * PostgreSQL nodes need) mean nothing here: a write transaction holds the
  * whole database from BEGIN IMMEDIATE on. Returns sql without them, in buf
  * when there were any.
  */
 static const char *without_row_locks(const char *sql, char *buf, size_t buflen)
 {
-    static const char *const clauses[] = {" FOR UPDATE SKIP LOCKED", " FOR UPDATE"};
-    if (!strstr(sql, " FOR UPDATE") || strlen(sql) >= buflen)
+    static const char *const clauses[] = {" FOR UPDATE SKIP LOCKED", " FOR UPDATE", " FOR SHARE"};
+    if ((!strstr(sql, " FOR UPDATE") && !strstr(sql, " FOR SHARE")) || strlen(sql) >= buflen)
         return sql;
     char *o = buf;
     for (const char *p = sql; *p;) {
         size_t skip = 0;
-        for (size_t i = 0; i < 2 && !skip; i++)
+        for (size_t i = 0; i < sizeof clauses / sizeof clauses[0] && !skip; i++)
             if (strncmp(p, clauses[i], strlen(clauses[i])) == 0)
                 skip = strlen(clauses[i]);
         if (skip)

@@ -564,6 +564,10 @@ int store_archive_add(struct store *st, const struct store_archive_entry *e, con
                       size_t nrcpt, int64_t *id_out);
 /* STORE_NOTFOUND when purged or never there. */
 int store_archive_get(struct store *st, int64_t id, struct store_archive_entry *out);
+/* The same inside a write transaction, keeping the entry (and so its blob
+ * reference) from a purge on another node until the transaction ends: what a
+ * release that takes new references on the blob needs. */
+int store_archive_get_locked(struct store *st, int64_t id, struct store_archive_entry *out);
 /* The entry's participants of one kind, in insertion order. */
 int store_archive_addrs(struct store *st, int64_t id, int kind, int (*cb)(const char *addr, void *), void *arg);
 

@@ -188,6 +188,16 @@ int store_archive_get(struct store *st, int64_t id, struct store_archive_entry *
     return stmt_fetch_one(st, sql, s, read_entry, out, "archive entry get");
 }
 
+int store_archive_get_locked(struct store *st, int64_t id, struct store_archive_entry *out)
+{
+    static const char sql[] = "SELECT " ENTRY_COLS " FROM archive a WHERE a.id = ?1 FOR SHARE";
+    struct db_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    db_bind_int64(s, 1, id);
+    return stmt_fetch_one(st, sql, s, read_entry, out, "archive entry get for share");
+}
+
 struct addr_each {
     int (*cb)(const char *, void *);
     void *arg;
