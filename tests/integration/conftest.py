@@ -9,6 +9,10 @@ conftest.py — pytest fixtures for the end-to-end suite (see README.md here).
   acme             lifeboat + sink with customer acme, domain acme.test routed to sink.
   postfix_dest     a private Postfix as the customer's server (Maildir for acme.test).
   postfix_sender   factory: a private Postfix whose relayhost is a given lifeboatd.
+
+LB_TEST_STORE=pg runs the suite against PostgreSQL: one throw-away server for the session
+(tests/pg/pgserver start --fast; stopped at the end, also after failures), a database per
+daemon. @pytest.mark.sqlite_only("reason") skips a test that is about SQLite itself on that pass.
 """
 import os
 import sys
@@ -22,6 +26,52 @@ import lbtest  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "lifeboat_config(**settings): config keys for the lifeboat fixture")
+    config.addinivalue_line("markers", "sqlite_only(reason): the test is about SQLite itself; skipped on "
+                                       "the PostgreSQL pass")
+    if lbtest.STORE == "invalid":
+        raise pytest.UsageError(f"LB_TEST_STORE={os.environ.get('LB_TEST_STORE')!r}: use sqlite or pg")
+
+
+def pytest_report_header(config):
+    if lbtest.on_pg():
+        return "lifeboat store: PostgreSQL (LB_TEST_STORE=pg; one tests/pg/pgserver for the session, " \
+               "a database per daemon)"
+    return "lifeboat store: SQLite (LB_TEST_STORE=pg for the PostgreSQL pass)"
+
+
+def pytest_terminal_summary(terminalreporter):
+    # Printed just above pytest's own last line, also under -q: which pass this was.
+    terminalreporter.write_line("lifeboat store of this pass: " + (
+        "PostgreSQL (LB_TEST_STORE=pg)" if lbtest.on_pg() else "SQLite"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if not lbtest.on_pg():
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker:
+            reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "about SQLite itself")
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pg_server(tmp_path_factory):
+    """LB_TEST_STORE=pg: the session's PostgreSQL server (lbtest.PG)."""
+    if not lbtest.on_pg():
+        yield None
+        return
+    server = lbtest.PgServer(tmp_path_factory.mktemp("pgserver"))
+    try:
+        server.start()
+    except AssertionError as e:
+        pytest.exit(f"LB_TEST_STORE=pg: the PostgreSQL server did not start: {e}", returncode=3)
+    lbtest.PG = server
+    try:
+        yield server
+    finally:
+        lbtest.PG = None
+        server.stop()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -5,6 +5,11 @@ aiosmtpd destinations, private Postfix instances, a raw SMTP client and message 
 conftest.py turns these into pytest fixtures; the test files use the helpers directly.
 Everything listens on 127.0.0.1 on free ports, and everything a test starts is stopped
 by its fixture, also when the test fails.
+
+The store: SQLite in each daemon's data_dir, or with LB_TEST_STORE=pg a PostgreSQL database
+of its own per data_dir on the one throw-away server of the pytest session (PgServer below,
+started and stopped by conftest.py). Tests that look behind the API at the store use the
+backend-neutral sql(), store_locked() and store_bytes(), never sqlite3 directly.
 """
 import asyncio
 import email
@@ -16,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -29,6 +35,18 @@ LIFEBOATD = os.path.join(BUILD, "lifeboatd")
 LIFEBOATCTL = os.path.join(BUILD, "lifeboatctl")
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+# LB_TEST_STORE: "sqlite" (the default) or "pg" (also "postgresql"): which engine the daemons of
+# this run use. Read once: a run is one pass on one engine.
+STORE = {"": "sqlite", "sqlite": "sqlite", "pg": "pg", "postgresql": "pg"}.get(
+    os.environ.get("LB_TEST_STORE", "").strip().lower(), "invalid")
+PGSERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pg", "pgserver")
+PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
+
+
+def on_pg():
+    """True when this run's daemons keep their store in PostgreSQL."""
+    return STORE == "pg"
 
 
 def sanitizer_env():
@@ -81,6 +99,232 @@ def read_banner(port, host="127.0.0.1", timeout=2.0):
         return None
 
 
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+class PgServer:
+    """The session's throw-away PostgreSQL (tests/pg/pgserver start --fast): one server for the
+    whole run, a database per daemon data_dir. conftest.py starts it (PG below) when
+    LB_TEST_STORE=pg and stops it at the end of the session, also when tests failed.
+
+    CREATE DATABASE and DROP DATABASE take a quarter of a second each, and a run makes some 240
+    databases: a thread of this class makes the next ones ahead (AHEAD of them) and drops the
+    ones finished with while the tests go on, so that neither waits on a test's path."""
+
+    AHEAD = 2
+
+    def __init__(self, dir):
+        self.dir = str(dir)
+        self._named = 0
+        self._cond = threading.Condition()
+        self._ready = []  # made ahead, not handed out yet
+        self._drops = []  # handed out and finished with: to drop
+        self._dropped = set()
+        self._stopping = False
+        self._error = None
+        self._thread = None
+
+    def _pgserver(self, *args, timeout=60):
+        cp = subprocess.run([PGSERVER, *args], capture_output=True, text=True, timeout=timeout)
+        if cp.returncode != 0:
+            raise AssertionError(f"tests/pg/pgserver {' '.join(args)} exited {cp.returncode}:\n{cp.stderr}")
+        return cp.stdout.strip()
+
+    def start(self):
+        self.url = self._pgserver("start", "--fast", self.dir, timeout=120).splitlines()[-1]
+        with open(os.path.join(self.dir, "port")) as f:
+            self.port = f.read().strip()
+        home = os.path.join(self.dir, "home")
+        if os.path.exists(home):
+            with open(home) as f:
+                self.socket_dir = f.read().strip()
+        else:
+            self.socket_dir = self.dir
+        self._thread = threading.Thread(target=self._housekeeper, name="pg-housekeeper", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self):
+        """Stops the server and deletes its cluster, with every database left in it."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=120)
+        self._pgserver("stop", "--rm", self.dir)
+
+    def _housekeeper(self):
+        while True:
+            with self._cond:
+                while not self._stopping and not self._drops and len(self._ready) >= self.AHEAD:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                # A test may be waiting for a database: making one goes before dropping.
+                if len(self._ready) < self.AHEAD:
+                    self._named += 1
+                    task, name = "create", f"lb{self._named:04d}"
+                else:
+                    task, name = "drop", self._drops.pop(0)
+            try:
+                if task == "create":
+                    url = self._pgserver("createdb", self.dir, name).splitlines()[-1]
+                else:
+                    self._pgserver("dropdb", self.dir, name)
+            except Exception as e:  # noqa: BLE001 (handed to the test that waits)
+                with self._cond:
+                    self._error = e
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                if task == "create":
+                    self._ready.append((name, url))
+                else:
+                    self._dropped.add(name)
+                self._cond.notify_all()
+
+    def createdb(self):
+        """A new, empty database of the test's own: (name, URL)."""
+        with self._cond:
+            while not self._ready and self._error is None:
+                if not self._cond.wait(timeout=60):
+                    raise AssertionError("no PostgreSQL database made within 60 s")
+            if self._error is not None:
+                raise AssertionError(f"making a PostgreSQL database failed: {self._error}")
+            name, url = self._ready.pop(0)
+            self._cond.notify_all()
+            return name, url
+
+    def dropdb(self, name):
+        """Drops name in the background; a second call for the same name does nothing."""
+        with self._cond:
+            if name not in self._drops and name not in self._dropped:
+                self._drops.append(name)
+                self._cond.notify_all()
+
+    def psql_argv(self, dbname, *args):
+        return [os.path.join(PGBIN, "psql"), "-h", self.socket_dir, "-p", self.port, "-U", "postgres",
+                "-d", dbname, "-X", "-q", "-v", "ON_ERROR_STOP=1", *args]
+
+    def log(self):
+        for p in (os.path.join(self.socket_dir, "log"), os.path.join(self.dir, "log")):
+            try:
+                with open(p, errors="replace") as f:
+                    return f.read()
+            except OSError:
+                pass
+        return ""
+
+
+PG = None  # the session's PgServer when on_pg(); set by conftest.py
+
+
+def _pg_query_text(query, params):
+    """query with its ? placeholders as psql variables (:'p0', ...), outside string literals;
+    returns (text, psql -v arguments). psql quotes each value as a literal, which PostgreSQL
+    then reads as the column's type, as SQLite's binding would."""
+    out, args, n, quoted = [], [], 0, False
+    for ch in query:
+        if ch == "'":
+            quoted = not quoted
+        if ch == "?" and not quoted:
+            if n >= len(params):
+                raise ValueError(f"more placeholders than parameters in {query!r}")
+            value = params[n]
+            if value is None:
+                out.append("NULL")
+            else:
+                args += ["-v", f"p{n}={value}"]
+                out.append(f":'p{n}'")
+            n += 1
+        else:
+            out.append(ch)
+    if n != len(params):
+        raise ValueError(f"{len(params)} parameters for {n} placeholders in {query!r}")
+    return "".join(out), args
+
+
+def sql(lb, query, params=()):
+    """Runs one statement on lb's store and returns its rows as tuples (ints for integers,
+    str for text, None for NULL), as Python's sqlite3 would. SQL in the dialect both engines
+    accept (? placeholders). A statement other than SELECT/WITH is committed at once."""
+    if lb.pg_database is None:
+        db = sqlite3.connect(os.path.join(lb.data_dir, "lifeboat.db"), timeout=10)
+        try:
+            rows = db.execute(query, tuple(params)).fetchall()
+            db.commit()
+            return rows
+        finally:
+            db.close()
+    text, args = _pg_query_text(query.strip().rstrip(";"), tuple(params))
+    select = re.match(r"(?is)\s*(select|with)\b", text) is not None
+    if select:
+        # One JSON object per row (a JSON text has no raw line end), in the query's order;
+        # the keys' order is the columns' order, and json keeps repeated names.
+        text = f"SELECT row_to_json(lbtest_row) FROM ({text}) lbtest_row"
+    cp = subprocess.run(PG.psql_argv(lb.pg_database, "-At", *args, "-f", "-"), input=text, capture_output=True,
+                        text=True, timeout=60)
+    if cp.returncode != 0:
+        raise AssertionError(f"psql on {lb.pg_database}: {query!r} failed: {cp.stderr}")
+    if not select:
+        return []
+    return [tuple(v for _k, v in json.loads(line, object_pairs_hook=list))
+            for line in cp.stdout.splitlines() if line]
+
+
+class store_locked:
+    """with store_locked(lb): another process holds lb's store for writing (SQLite: BEGIN
+    EXCLUSIVE, which in WAL mode stops writers and lets readers read; PostgreSQL: every table
+    locked IN EXCLUSIVE MODE, which does the same) until the block ends."""
+
+    def __init__(self, lb):
+        self.lb = lb
+
+    def __enter__(self):
+        if self.lb.pg_database is None:
+            self.db = sqlite3.connect(os.path.join(self.lb.data_dir, "lifeboat.db"), timeout=10,
+                                      isolation_level=None)
+            self.db.execute("BEGIN EXCLUSIVE")
+            return self
+        tables = [r[0] for r in sql(self.lb, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        self.proc = subprocess.Popen(PG.psql_argv(self.lb.pg_database, "-At"), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc.stdin.write(f"BEGIN;\nLOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE;\n\\echo locked\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if line.strip() != "locked":
+            self.proc.kill()
+            raise AssertionError(f"could not lock the store: {line!r} {self.proc.stderr.read()}")
+        return self
+
+    def __exit__(self, *exc):
+        if self.lb.pg_database is None:
+            self.db.execute("ROLLBACK")
+            self.db.close()
+            return
+        self.proc.stdin.write("ROLLBACK;\n")
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def store_bytes(lb):
+    """Everything lb's store holds, as bytes, to show that something is NOT in it: SQLite's
+    database file and its WAL; PostgreSQL's pg_dump of the daemon's database."""
+    if lb.pg_database is None:
+        out = b""
+        for suffix in ("", "-wal"):
+            try:
+                with open(os.path.join(lb.data_dir, f"lifeboat.db{suffix}"), "rb") as f:
+                    out += f.read()
+            except FileNotFoundError:
+                pass
+        return out
+    cp = subprocess.run([os.path.join(PGBIN, "pg_dump"), "-h", PG.socket_dir, "-p", PG.port, "-U", "postgres",
+                         "--data-only", lb.pg_database], capture_output=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr.decode(errors="replace")
+    return cp.stdout
+
+
 # --------------------------------------------------------------------------- lifeboatd
 
 
@@ -115,6 +359,11 @@ class Lifeboat:
             }
         )
         self.settings.update(overrides or {})
+        # LB_TEST_STORE=pg: a database of this daemon's own on the session's server.
+        self.pg_database = None
+        if on_pg() and "store" not in (overrides or {}):
+            assert PG is not None, "LB_TEST_STORE=pg but no PostgreSQL server runs (conftest.py starts it)"
+            self.pg_database, self.settings["store"] = PG.createdb()
         self.write_config()
         self.proc = None
         self.runs = 0
@@ -201,6 +450,11 @@ class Lifeboat:
             except FileNotFoundError:
                 pass
         return "".join(out)
+
+    def drop_store(self):
+        """Drops this daemon's PostgreSQL database once it is done with (finish() does)."""
+        if self.pg_database is not None and not self.running() and PG is not None:
+            PG.dropdb(self.pg_database)
 
     def check_sanitizers(self):
         found = sanitizer_findings(self.log())
@@ -314,6 +568,7 @@ def finish(lbs):
             lb.check_sanitizers()
         except AssertionError as e:
             problems.append(str(e))
+        lb.drop_store()
     return problems
 
 

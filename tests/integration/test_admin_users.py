@@ -9,7 +9,6 @@ them stays queued) with admin ann, globex (globex.test) with admin gina, and the
 with operator oscar; acme is subscribed, so its mail is archived.
 """
 import json
-import sqlite3
 from urllib.parse import quote
 
 import pytest
@@ -83,8 +82,7 @@ def users_of(lb, domain):
 
 
 def audit(lb, action):
-    with sqlite3.connect(f"{lb.data_dir}/lifeboat.db", timeout=10) as db:
-        return db.execute("SELECT actor, target, detail FROM audit WHERE action = ? ORDER BY id", (action,)).fetchall()
+    return lbtest.sql(lb, "SELECT actor, target, detail FROM audit WHERE action = ? ORDER BY id", (action,))
 
 
 def test_import_same_report_from_ctl_and_api(lb, tmp_path):
@@ -223,8 +221,7 @@ def test_domain_del(lb):
     assert "q.test" not in [d["name"] for d in lb.ctl_json("domain", "list")]
     assert queued_for(lb, "q.test") == []
     assert [a for a in lb.ctl_json("alias", "list") if a["alias"] == "quinn@acme.test"] == []
-    with sqlite3.connect(f"{lb.data_dir}/lifeboat.db", timeout=10) as db:
-        assert db.execute("SELECT count(*) FROM archive_addrs WHERE addr = 'quinn@q.test'").fetchone()[0] == 1
+    assert lbtest.sql(lb, "SELECT count(*) FROM archive_addrs WHERE addr = 'quinn@q.test'") == [(1,)]
     (row,) = audit(lb, "domain.delete")
     assert row[:2] == ("oscar@ops.test", "domain:q.test") and row[2].startswith("force; users 1")
     assert oscar.request("DELETE", "/api/v1/admin/domains/q.test").status == 404

@@ -24,12 +24,12 @@ import hashlib
 import html.parser
 import os
 import re
-import sqlite3
 import time
 import unicodedata
 
 import pytest
 
+import lbtest
 from lbtest import make_message, new_msgid, submit, submit_many, wait_for
 from test_http_api import Client
 
@@ -665,13 +665,11 @@ def test_indexer_catches_up_after_sigkill(lifeboat, sink):
     lb.kill()  # whatever the indexer had not done yet is left for the next start
 
     # and to be sure there is a backlog: forget the index of half of them
-    db = sqlite3.connect(os.path.join(lb.data_dir, "lifeboat.db"))
-    with db:
-        ids = [r[0] for r in db.execute("SELECT id FROM archive WHERE id % 2 = 0")]
-        db.executemany("DELETE FROM archive_fts WHERE rowid = ?", [(i,) for i in ids])
-        db.execute("UPDATE archive SET indexed = 0 WHERE id % 2 = 0")
-    backlog = db.execute("SELECT count(*) FROM archive WHERE indexed = 0").fetchone()[0]
-    db.close()
+    # (archive_fts is keyed by its FTS5 rowid on SQLite, by an id column on PostgreSQL)
+    fts_key = "id" if lbtest.on_pg() else "rowid"
+    lbtest.sql(lb, f"DELETE FROM archive_fts WHERE {fts_key} IN (SELECT id FROM archive WHERE id % 2 = 0)")
+    lbtest.sql(lb, "UPDATE archive SET indexed = 0 WHERE id % 2 = 0")
+    ((backlog,),) = lbtest.sql(lb, "SELECT count(*) FROM archive WHERE indexed = 0")
     assert backlog >= n // 2
 
     lb.start()

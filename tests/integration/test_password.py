@@ -16,11 +16,11 @@ import hashlib
 import http.client
 import json
 import re
-import sqlite3
 import time
 
 import pytest
 
+import lbtest
 from test_http_api import PASSWORD, Client, web  # noqa: F401  (the fixture is used by name)
 
 NEW_PASSWORD = "a new password 42"
@@ -34,11 +34,6 @@ def lifeboat(make_lifeboat, sink):
     lb = make_lifeboat(outbound_relay=sink.route)
     lb.start()
     return lb
-
-
-def db(lb):
-    conn = sqlite3.connect(f"{lb.data_dir}/lifeboat.db", timeout=10)
-    return conn
 
 
 def reset_request(lb, email, source=None, headers=None):
@@ -246,8 +241,7 @@ def test_reset_by_mail_then_login_with_the_new_password(web, sink):  # noqa: F81
     assert "bob@acme.test" in msg["Subject"]
     assert base == f"http://lifeboat.test:{web.http_port}/"
     # Only the token's SHA-256 is stored.
-    with db(web) as conn:
-        rows = conn.execute("SELECT token_hash FROM password_resets").fetchall()
+    rows = lbtest.sql(web, "SELECT token_hash FROM password_resets")
     assert rows == [(hashlib.sha256(token.encode()).hexdigest(),)]
     assert token not in web.log()
 
@@ -301,8 +295,7 @@ def test_expired_and_voided_tokens_are_refused(web, sink):  # noqa: F811
     r = confirm(web, first, NEW_PASSWORD)
     assert r.status == 400 and r.json == {"error": "invalid or expired reset token", "code": "invalid_token"}
     # An hour later the newer one has expired too (moved back in the store rather than waited for).
-    with db(web) as conn:
-        conn.execute("UPDATE password_resets SET created = created - 3601, expires = expires - 3601")
+    lbtest.sql(web, "UPDATE password_resets SET created = created - 3601, expires = expires - 3601")
     r = confirm(web, second, NEW_PASSWORD)
     assert r.status == 400 and r.json == {"error": "invalid or expired reset token", "code": "invalid_token"}
     assert logs_in(web, "bob@acme.test", PASSWORD) == 200

@@ -19,7 +19,6 @@ the sink too, so every message that leaves is seen there.
 """
 import json
 import smtplib
-import sqlite3
 import time
 import urllib.request
 
@@ -56,15 +55,14 @@ def lb(tmp_path_factory, sink):
 def archive(lb, customer):
     """The archive entries a customer keeps, as (direction, envelope sender, [recipients]), read from
     the store itself: whatever a search or a filter would show, this is what is there."""
-    with sqlite3.connect(f"{lb.data_dir}/lifeboat.db", timeout=10) as db:
-        rows = db.execute("SELECT a.id, a.direction, a.sender FROM archive a JOIN customers c "
-                          "ON c.id = a.customer_id WHERE c.name = ? ORDER BY a.id", (customer,)).fetchall()
-        out = []
-        for entry_id, direction, sender in rows:
-            rcpts = [r[0] for r in db.execute("SELECT addr FROM archive_addrs WHERE entry_id = ? AND kind = 1",
-                                              (entry_id,))]
-            out.append(("outbound" if direction == 1 else "inbound", sender, rcpts))
-        return out
+    rows = lbtest.sql(lb, "SELECT a.id, a.direction, a.sender FROM archive a JOIN customers c "
+                          "ON c.id = a.customer_id WHERE c.name = ? ORDER BY a.id", (customer,))
+    out = []
+    for entry_id, direction, sender in rows:
+        rcpts = [r[0] for r in lbtest.sql(lb, "SELECT addr FROM archive_addrs WHERE entry_id = ? AND kind = 1 "
+                                              "ORDER BY addr", (entry_id,))]
+        out.append(("outbound" if direction == 1 else "inbound", sender, rcpts))
+    return out
 
 
 def arrived(sink, subject):
@@ -143,17 +141,12 @@ def test_reset_answer_comes_before_any_work(lb, sink):
     goes out once the lock is gone."""
     lb.add_user("dora@acme.test")
     lb.ctl_ok("user", "set", "dora@acme.test", "--alt-email", "dora.home@example.net")
-    db = sqlite3.connect(f"{lb.data_dir}/lifeboat.db", timeout=10, isolation_level=None)
-    db.execute("BEGIN EXCLUSIVE")
-    try:
+    with lbtest.store_locked(lb):
         for who in ("dora@acme.test", "nobody@acme.test"):
             t0 = time.monotonic()
             status, _ = reset_request(lb, who)
             assert status == 202
             assert time.monotonic() - t0 < 1.0, f"the answer for {who} waited for the store"
         time.sleep(0.5)
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
     wait_for(lambda: [m for m in sink.messages if "dora.home@example.net" in m.rcpt_tos],
              what="the reset mail once the store is free again")
