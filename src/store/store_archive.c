@@ -405,23 +405,29 @@ static void fts_string(const char *v, size_t len, struct sbuf *out)
     sb_add(out, "\"");
 }
 
+/* The next word of a search text at *p (runs of anything but white space):
+ * its start in *w and its length, *p moved past it; 0 at the end. */
+static size_t next_word(const char **p, const char **w)
+{
+    while (is_space(**p))
+        (*p)++;
+    *w = *p;
+    while (**p && !is_space(**p))
+        (*p)++;
+    return (size_t)(*p - *w);
+}
+
 /* The FTS5 query for the user's words: "w1" "w2" ... (implicitly ANDed).
  * Returns the number of words. */
 static int fts_query(const char *text, struct sbuf *out)
 {
     int words = 0;
-    const char *p = text;
-    while (*p && words < SEARCH_WORDS_MAX) {
-        while (is_space(*p))
-            p++;
-        if (!*p)
-            break;
-        const char *w = p;
-        while (*p && !is_space(*p))
-            p++;
+    const char *p = text, *w;
+    size_t n;
+    while (words < SEARCH_WORDS_MAX && (n = next_word(&p, &w)) > 0) {
         if (words)
             sb_add(out, " ");
-        fts_string(w, (size_t)(p - w), out);
+        fts_string(w, n, out);
         words++;
     }
     return words;
@@ -467,16 +473,10 @@ static void participant_filter(struct search *q, const char *addr, int kind, con
 static void pg_text_filter(struct search *q, const char *text)
 {
     int words = 0;
-    const char *p = text;
-    while (*p && words < SEARCH_WORDS_MAX) {
-        while (is_space(*p))
-            p++;
-        if (!*p)
-            break;
-        const char *w = p;
-        while (*p && !is_space(*p))
-            p++;
-        if (!(q->words[words] = strndup(w, (size_t)(p - w)))) {
+    const char *p = text, *w;
+    size_t n;
+    while (words < SEARCH_WORDS_MAX && (n = next_word(&p, &w)) > 0) {
+        if (!(q->words[words] = strndup(w, n))) {
             q->where.oom = 1;
             return;
         }

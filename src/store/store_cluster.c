@@ -67,18 +67,23 @@ int store_lead_release(struct store *st)
  * two-key form (kind's class, the id), so they never meet the lead's. */
 #define WORK_CLASS 7311010
 
-int store_work_lock_try(struct store *st, enum store_work kind, int64_t id)
+/* Runs one of the advisory lock functions with the keys (kind's class, id):
+ * 1 or 0 as the function answers, STORE_ERR on a store error. */
+static int advisory(struct store *st, const char *sql, enum store_work kind, int64_t id, const char *what)
 {
-    static const char sql[] = "SELECT pg_try_advisory_lock(?1, ?2)";
-    if (st->kind != DB_PG)
-        return 1;
     struct db_stmt *s = stmt_get(st, sql);
     if (!s)
         return STORE_ERR;
     db_bind_int(s, 1, WORK_CLASS + (int)kind);
     db_bind_int(s, 2, (int)id);
     int got = 0;
-    return stmt_fetch_one(st, sql, s, read_col0_int, &got, "work lock") == STORE_OK ? got != 0 : STORE_ERR;
+    return stmt_fetch_one(st, sql, s, read_col0_int, &got, what) == STORE_OK ? got != 0 : STORE_ERR;
+}
+
+int store_work_lock_try(struct store *st, enum store_work kind, int64_t id)
+{
+    static const char sql[] = "SELECT pg_try_advisory_lock(?1, ?2)";
+    return st->kind != DB_PG ? 1 : advisory(st, sql, kind, id, "work lock");
 }
 
 int store_work_unlock(struct store *st, enum store_work kind, int64_t id)
@@ -86,28 +91,28 @@ int store_work_unlock(struct store *st, enum store_work kind, int64_t id)
     static const char sql[] = "SELECT pg_advisory_unlock(?1, ?2)";
     if (st->kind != DB_PG)
         return STORE_OK;
-    struct db_stmt *s = stmt_get(st, sql);
-    if (!s)
-        return STORE_ERR;
-    db_bind_int(s, 1, WORK_CLASS + (int)kind);
-    db_bind_int(s, 2, (int)id);
-    return stmt_run(st, sql, s, "work unlock");
+    return advisory(st, sql, kind, id, "work unlock") == STORE_ERR ? STORE_ERR : STORE_OK;
 }
 
 int store_work_xact_try(struct store *st, enum store_work kind)
 {
-    static const char sql[] = "SELECT pg_try_advisory_xact_lock(?1, 0)";
-    if (st->kind != DB_PG)
-        return 1;
-    struct db_stmt *s = stmt_get(st, sql);
-    if (!s)
-        return STORE_ERR;
-    db_bind_int(s, 1, WORK_CLASS + (int)kind);
-    int got = 0;
-    return stmt_fetch_one(st, sql, s, read_col0_int, &got, "work lock") == STORE_OK ? got != 0 : STORE_ERR;
+    static const char sql[] = "SELECT pg_try_advisory_xact_lock(?1, ?2)";
+    return st->kind != DB_PG ? 1 : advisory(st, sql, kind, 0, "work lock");
 }
 
 /* ------------------------------------------------------------------ leases */
+
+/* Runs sql for this node (?1 the node, ?2 until when it uses one). */
+static int node_update(struct store *st, const char *sql, int64_t until, const char *what)
+{
+    struct db_stmt *s = stmt_get(st, sql);
+    if (!s)
+        return STORE_ERR;
+    db_bind_text(s, 1, st->node);
+    if (db_bind_count(s) >= 2)
+        db_bind_int64(s, 2, until);
+    return stmt_run(st, sql, s, what);
+}
 
 int store_claims_renew(struct store *st, int64_t until, int mailbox)
 {
@@ -115,18 +120,9 @@ int store_claims_renew(struct store *st, int64_t until, int mailbox)
     static const char sql_mbox[] = "UPDATE mailbox SET claim_until = ?2 WHERE claim_node = ?1 AND redeliver = 1";
     if (st->kind != DB_PG)
         return STORE_OK;
-    int rc = STORE_OK;
-    for (int i = 0; i < 2 && rc == STORE_OK; i++) {
-        const char *sql = i ? sql_mbox : sql_rcpt;
-        if (i && !mailbox)
-            break;
-        struct db_stmt *s = stmt_get(st, sql);
-        if (!s)
-            return STORE_ERR;
-        db_bind_text(s, 1, st->node);
-        db_bind_int64(s, 2, until);
-        rc = stmt_run(st, sql, s, "lease renewal");
-    }
+    int rc = node_update(st, sql_rcpt, until, "lease renewal");
+    if (rc == STORE_OK && mailbox)
+        rc = node_update(st, sql_mbox, until, "lease renewal");
     return rc;
 }
 
@@ -137,16 +133,10 @@ int store_claims_release(struct store *st, int recipients, int mailbox)
     if (st->kind != DB_PG)
         return STORE_OK;
     int rc = STORE_OK;
-    for (int i = 0; i < 2 && rc == STORE_OK; i++) {
-        if (!(i ? mailbox : recipients))
-            continue;
-        const char *sql = i ? sql_mbox : sql_rcpt;
-        struct db_stmt *s = stmt_get(st, sql);
-        if (!s)
-            return STORE_ERR;
-        db_bind_text(s, 1, st->node);
-        rc = stmt_run(st, sql, s, "lease release");
-    }
+    if (recipients)
+        rc = node_update(st, sql_rcpt, 0, "lease release");
+    if (rc == STORE_OK && mailbox)
+        rc = node_update(st, sql_mbox, 0, "lease release");
     return rc;
 }
 
