@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "store/store_internal.h"
+#include "util/sbuf.h"
 #include "util/log.h"
 
 /* A search uses at most this many words and this many user addresses; the
@@ -308,48 +309,7 @@ int store_archive_index(struct store *st, const struct store_archive_text *t)
 
 /* ------------------------------------------------------------------- search */
 
-/* A growing string for the SQL text and the list of values to bind to it. */
-struct sbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-};
-
-static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(struct sbuf *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 256) + (size_t)n;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-}
-
-/* Appends len bytes of s literally. */
-static void sb_addn(struct sbuf *b, const char *s, size_t len)
-{
-    sb_add(b, "%.*s", (int)len, s);
-}
-
+/* The SQL text (util/sbuf.h) and the list of values to bind to it. */
 #define SEARCH_BINDS_MAX (SEARCH_ADDRS_MAX + 16)
 
 struct bindv {

@@ -31,6 +31,7 @@
 
 #include "store/blob.h"
 #include "store/store_internal.h"
+#include "util/sbuf.h"
 
 /* A batch also ends at this many bytes of values (bodies, long texts) or
  * bound parameters (PostgreSQL takes at most 65535 per statement). */
@@ -99,50 +100,6 @@ static double now_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* A growing string; on out of memory it stays NULL and sb_take says so. */
-struct sbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-};
-
-static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(struct sbuf *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (n >= 0 && b->len + (size_t)n + 1 > cap)
-            cap *= 2;
-        char *s = n < 0 ? NULL : realloc(b->s, cap);
-        if (!s) {
-            free(b->s);
-            *b = (struct sbuf){.oom = 1};
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-/* The string built (the caller frees it), or NULL when out of memory. */
-static char *sb_take(struct sbuf *b)
-{
-    if (!b->oom && !b->s)
-        sb_add(b, "%s", "");
-    char *s = b->oom ? NULL : b->s;
-    *b = (struct sbuf){0};
-    return s;
-}
 
 /* A catalog name we are willing to put in SQL (quoted). */
 static int plain_name(const char *s)
