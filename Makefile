@@ -3,7 +3,7 @@
 #   make test  install what is missing, build under ASan+UBSan, run every test
 #              (the fuzz targets of tests/fuzz for FUZZ_TIME=20 seconds each among them)
 #   make fuzz  build the fuzz targets and run each for FUZZ_TIME seconds (600 unless told)
-.PHONY: all build run test unit integration fuzz bench deps test-deps install clean
+.PHONY: all build run test unit integration integration-pg fuzz bench deps test-deps install clean
 
 BUILD      ?= build
 TESTBUILD  ?= build-test
@@ -38,6 +38,10 @@ unit: $(TESTBUILD)/lifeboatd
 
 integration: $(TESTBUILD)/lifeboatd
 	LIFEBOAT_BUILD=$(abspath $(TESTBUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+# The same suite with every daemon on PostgreSQL (a throw-away server; make test runs both).
+integration-pg: $(TESTBUILD)/lifeboatd
+	LB_TEST_STORE=pg LIFEBOAT_BUILD=$(abspath $(TESTBUILD)) $(PYTHON) -m pytest -q -rs -p no:cacheprovider tests/integration
 
 # The release build is compiled too: -O2 finds warnings (-Werror) that the
 # Debug build under the sanitizers does not, and `make run` uses it.
