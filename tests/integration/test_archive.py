@@ -600,9 +600,12 @@ def test_release_normal_and_during_outage(lifeboat, sink):
 # --------------------------------------------------------------------------- retention
 
 
-def blob_path(lb, data):
+def body_stored(lb, data):
+    """Whether lb keeps the body of data: its blob file (SQLite), its blob_data row (PostgreSQL)."""
     h = hashlib.sha256(data).hexdigest()
-    return os.path.join(lb.data_dir, "blobs", h[:2], h)
+    if lb.pg_database is None:
+        return os.path.exists(os.path.join(lb.data_dir, "blobs", h[:2], h))
+    return lbtest.sql(lb, "SELECT count(*) FROM blob_data WHERE id = ?", (h,))[0][0] == 1
 
 
 @pytest.mark.lifeboat_config(archive_retention="3s")
@@ -622,7 +625,7 @@ def test_purge_with_short_retention(lifeboat, sink):
     sink.wait_messages(2)
     lb.wait_queue_empty()
     for _q, data in msgs.values():
-        assert os.path.exists(blob_path(lb, data))
+        assert body_stored(lb, data)
     time.sleep(4)  # older than the retention now
 
     young = make_message(new_msgid("young"), subject="Retention young")
@@ -632,9 +635,9 @@ def test_purge_with_short_retention(lifeboat, sink):
     left = {e["msg_id"] for e in search(lb)}
     assert left == {msgs["held"][0], msgs["young"][0]}
     # the daemon's blob GC unlinks the body nothing references any more
-    wait_for(lambda: not os.path.exists(blob_path(lb, msgs["old"][1])), timeout=15, what="the old blob unlinked")
-    assert os.path.exists(blob_path(lb, msgs["held"][1]))
-    assert os.path.exists(blob_path(lb, young))
+    wait_for(lambda: not body_stored(lb, msgs["old"][1]), timeout=15, what="the old body removed")
+    assert body_stored(lb, msgs["held"][1])
+    assert body_stored(lb, young)
 
     # the hold goes; the daemon's own pass at start purges what it kept
     lb.ctl_ok("archive", "hold", "--user", "carol@acme.test", "--release")
@@ -643,7 +646,7 @@ def test_purge_with_short_retention(lifeboat, sink):
     lb.restart()
     wait_for(lambda: {e["msg_id"] for e in search(lb)} == set(), timeout=15, what="the start-up purge")
     assert re.search(r"archive: purged [12] entries older than \d{4}-\d\d-\d\dT", lb.log())
-    wait_for(lambda: not os.path.exists(blob_path(lb, msgs["held"][1])), timeout=15, what="the held blob unlinked")
+    wait_for(lambda: not body_stored(lb, msgs["held"][1]), timeout=15, what="the held body removed")
 
     actions = [a["action"] for a in lb.ctl_json("audit", "list")]
     assert actions.count("archive.purge") == 1
