@@ -35,7 +35,8 @@ from test_http_api import Client
 
 PGSERVER = os.path.join(os.path.dirname(__file__), "..", "pg", "pgserver")
 PASSWORD = "correct horse 9 battery"
-CONFIG = {"dr_probe_interval": "1s", "delivery_timeout": "3s"}
+# The installation to move is a SQLite one, also in the suite's PostgreSQL pass.
+CONFIG = {"dr_probe_interval": "1s", "delivery_timeout": "3s", "store": "sqlite"}
 
 
 # --------------------------------------------------------------------------- PostgreSQL
