@@ -11,6 +11,8 @@ import smtplib
 import subprocess
 import time
 
+import pytest
+
 import lbtest
 from lbtest import make_message, new_msgid, wait_for
 
@@ -111,6 +113,8 @@ def ehlo_size(lb):
     return None
 
 
+@pytest.mark.sqlite_only("fills data_dir's file system, where SQLite keeps rows and bodies; on PostgreSQL "
+                        "both live in the database server (test_pg_blobs covers bodies there)")
 def test_full_disk_gets_451_and_nothing_half_written(make_lifeboat, sink):
     """data_dir on a small tmpfs, filled up: DATA gets 451 4.3.0 (the sender will retry),
     the daemon carries on, and once there is room again mail flows; the refused message
