@@ -9,9 +9,11 @@
  * without lifeboat's tables; a source that changed under an interrupted copy;
  * another source; a second copy at once).
  *
- * The target is the test's PostgreSQL database, so the cases run in the _pg
- * pass only (ctest test_store_copy_pg) and skip themselves on SQLite.
+ * The target is the test's PostgreSQL database, so it is registered for the
+ * PostgreSQL pass only (ctest test_store_copy_pg); run by hand without
+ * LB_TEST_PG its cases skip themselves.
  */
+/* store-test: pg-only */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
